@@ -1,0 +1,199 @@
+import * as pulumi from "@pulumi/pulumi";
+import { isCpuQuantity, isMemoryQuantity } from "../platform/quantity";
+import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
+import { renderDemoApp } from "./render/demo-app";
+
+/**
+ * The default app image: the official nginx image serving {@link renderDemoApp}'s config, which
+ * answers on the health path and names the replica that served each request.
+ */
+export const DEMO_APP_IMAGE = "nginx:1.28.0-alpine";
+/** The official nginx image's unprivileged `nginx` user. */
+const DEMO_APP_UID = 101;
+const DEMO_APP_CONFIG = "/etc/ha-backend/app/nginx.conf";
+
+export interface ServerClusterArgs {
+  /** Where the members run. */
+  readonly platform: Platform;
+  /**
+   * Number of app servers. Two or more survive the loss of one.
+   * @default 2
+   */
+  readonly replicas?: number;
+  /**
+   * App image, pinned by tag. Without it, a small demo server (official nginx image) answers.
+   * @default {@link DEMO_APP_IMAGE}
+   */
+  readonly image?: string;
+  /**
+   * Port the app listens on.
+   * @default 8080
+   */
+  readonly port?: number;
+  /**
+   * HTTP path that answers 2xx while a member can serve traffic.
+   * @default "/healthz"
+   */
+  readonly healthCheckPath?: string;
+  /** Overrides the entrypoint of a custom image. */
+  readonly command?: string[];
+  /** Plain environment for the app. */
+  readonly env?: Record<string, pulumi.Input<string>>;
+  /** Credentials for the app (database URLs, session keys); never shown in plain text. */
+  readonly secretEnv?: Record<string, pulumi.Input<string>>;
+  /** CPU and memory per member. @default none (no requests or limits) */
+  readonly resources?: ResourceSpec;
+  /** Tiers allowed to call the app (the load balancer's tier). @default ["edge"] */
+  readonly allowFrom?: string[];
+  /** Publish the app port to outside clients on this port (until a balancer fronts it). */
+  readonly publicPort?: number;
+  /** Health-check cadence: seconds between checks. @default 5 */
+  readonly healthCheckIntervalSeconds?: number;
+  /**
+   * Docker only: the command that checks health inside a custom image (Docker has no HTTP
+   * probe). @default busybox `wget` against the health path
+   */
+  readonly dockerHealthCommand?: string[];
+}
+
+/** Arguments after defaults and validation; what {@link ServerCluster} builds from. */
+export interface ResolvedServerClusterArgs {
+  readonly replicas: number;
+  readonly image: string;
+  readonly port: number;
+  readonly healthCheckPath: string;
+  readonly usesDemoApp: boolean;
+}
+
+function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
+  throw new Error(
+    `ServerCluster "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
+  );
+}
+
+/** Defaults and validation, before any resource exists (pure; tests call it directly). */
+export function resolveServerClusterArgs(name: string, args: ServerClusterArgs): ResolvedServerClusterArgs {
+  const replicas = args.replicas ?? 2;
+  const port = args.port ?? 8080;
+  const healthCheckPath = args.healthCheckPath ?? "/healthz";
+  const image = args.image ?? DEMO_APP_IMAGE;
+  if (!Number.isInteger(replicas) || replicas < 1) {
+    fail(
+      name,
+      "replicas",
+      "be a whole number of at least 1",
+      replicas,
+      "Set replicas: 2 or more for high availability.",
+    );
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    fail(
+      name,
+      "port",
+      "be a whole number from 1 to 65535",
+      port,
+      "Use the port the app listens on, e.g. 8080.",
+    );
+  }
+  if (!/^\/[A-Za-z0-9/_.-]*$/.test(healthCheckPath)) {
+    fail(
+      name,
+      "healthCheckPath",
+      "be a URL path starting with / (letters, digits, / _ . -)",
+      healthCheckPath,
+      "Use e.g. /healthz.",
+    );
+  }
+  if (args.resources !== undefined) {
+    if (!isCpuQuantity(args.resources.cpu)) {
+      fail(
+        name,
+        "resources.cpu",
+        "be a CPU quantity such as 250m or 1",
+        args.resources.cpu,
+        "Fix the quantity.",
+      );
+    }
+    if (!isMemoryQuantity(args.resources.memory)) {
+      fail(
+        name,
+        "resources.memory",
+        "be a memory quantity such as 256Mi or 1Gi",
+        args.resources.memory,
+        "Fix the quantity.",
+      );
+    }
+  }
+  const usesDemoApp = args.image === undefined;
+  if (usesDemoApp && port < 1024) {
+    fail(name, "port", "be 1024 or above for the demo app (it runs unprivileged)", port, "Use e.g. 8080.");
+  }
+  return { replicas, image, port, healthCheckPath, usesDemoApp };
+}
+
+/**
+ * N identical app servers with health checks, env and secret env, rolled one at a time on
+ * Kubernetes. Outputs the addresses a load balancer needs.
+ */
+export class ServerCluster extends pulumi.ComponentResource {
+  /** Host name that reaches any ready member. */
+  public readonly serviceHost: pulumi.Output<string>;
+  /** DNS name that resolves to every ready member (for balancers that discover members). */
+  public readonly discoveryHost: pulumi.Output<string>;
+  /** Stable per-member addresses (every Docker member; empty on Kubernetes, see `discoveryHost`). */
+  public readonly members: pulumi.Output<MemberAddress[]>;
+  /** Port every member listens on. */
+  public readonly port: pulumi.Output<number>;
+  /** Health-check path a balancer should probe. */
+  public readonly healthCheckPath: pulumi.Output<string>;
+  /** Number of members. */
+  public readonly replicas: pulumi.Output<number>;
+  /** URL for outside clients, when `publicPort` was set. */
+  public readonly publicUrl: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: ServerClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:cluster:ServerCluster", name, {}, opts);
+    const r = resolveServerClusterArgs(name, args);
+
+    const spec: WorkloadSpec = {
+      kind: "stateless",
+      replicas: r.replicas,
+      image: r.image,
+      command: r.usesDemoApp ? ["nginx", "-g", "daemon off;", "-c", DEMO_APP_CONFIG] : args.command,
+      env: args.env,
+      secretEnv: args.secretEnv,
+      files: r.usesDemoApp
+        ? { [DEMO_APP_CONFIG]: renderDemoApp({ port: r.port, healthPath: r.healthCheckPath, service: name }) }
+        : undefined,
+      ports: { http: r.port },
+      healthCheck: {
+        httpGet: { path: r.healthCheckPath, port: "http" },
+        intervalSeconds: args.healthCheckIntervalSeconds,
+        dockerCommand: args.dockerHealthCommand,
+      },
+      resources: args.resources,
+      tier: "app",
+      allowFrom: args.allowFrom ?? ["edge"],
+      publicPort: args.publicPort === undefined ? undefined : { target: "http", port: args.publicPort },
+      runAsUser: r.usesDemoApp ? DEMO_APP_UID : undefined,
+    };
+    const workload = args.platform.deploy(`${name}-app`, spec, { parent: this });
+
+    this.serviceHost = pulumi.output(workload.serviceHost);
+    this.discoveryHost = pulumi.output(workload.discoveryHost);
+    this.members = pulumi.output([...workload.members]);
+    this.port = pulumi.output(r.port);
+    this.healthCheckPath = pulumi.output(r.healthCheckPath);
+    this.replicas = pulumi.output(r.replicas);
+    this.publicUrl = workload.publicUrl ?? pulumi.output(undefined);
+    this.registerOutputs({
+      serviceHost: this.serviceHost,
+      discoveryHost: this.discoveryHost,
+      members: this.members,
+      port: this.port,
+      healthCheckPath: this.healthCheckPath,
+      replicas: this.replicas,
+      publicUrl: this.publicUrl,
+    });
+  }
+}

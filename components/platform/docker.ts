@@ -1,0 +1,192 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { cpuCores, dockerMemoryMb } from "./quantity";
+import {
+  dockerHealthCommand,
+  filesDigest,
+  resolveHealthCheck,
+  sortedEntries,
+  validateWorkloadSpec,
+} from "./spec";
+import type { MemberAddress, Platform, Workload, WorkloadSpec } from "./types";
+
+export interface DockerPlatformArgs {
+  /**
+   * Prefix for every container, network and volume name on the Docker host, so two stacks can
+   * share one engine (e.g. `ecommerce-dev`).
+   */
+  readonly prefix: string;
+}
+
+/**
+ * Runs workloads as containers on one Docker engine.
+ *
+ * Networks: every tier gets an internal network (`<prefix>-<tier>`, no route out). A workload's
+ * members join their own tier's network (peers) and the network of every tier in `allowFrom`,
+ * so exactly those tiers can resolve and reach them. Only workloads with a public port also
+ * join `<prefix>-public`, the one network with a route to the host.
+ */
+export class DockerPlatform extends pulumi.ComponentResource implements Platform {
+  public readonly kind = "docker" as const;
+  private readonly prefix: string;
+  private readonly networks = new Map<string, docker.Network>();
+  private readonly images = new Map<string, docker.RemoteImage>();
+
+  constructor(name: string, args: DockerPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:platform:DockerPlatform", name, {}, opts);
+    if (!/^[a-z0-9][a-z0-9_.-]*$/.test(args.prefix)) {
+      throw new Error(
+        `DockerPlatform "${name}": prefix must be lowercase letters, digits, '.', '_' or '-', but ` +
+          `${JSON.stringify(args.prefix)} was provided. Use the stack name, e.g. ecommerce-dev.`,
+      );
+    }
+    this.prefix = args.prefix;
+    this.registerOutputs({});
+  }
+
+  /** The tier's internal network, created on first use so deploy order never matters. */
+  private network(tier: string): docker.Network {
+    let net = this.networks.get(tier);
+    if (net === undefined) {
+      const isPublic = tier === "public";
+      net = new docker.Network(
+        `${this.prefix}-${tier}`,
+        {
+          name: `${this.prefix}-${tier}`,
+          // Internal networks have no gateway: a data tier cannot be reached from, or reach, outside.
+          internal: !isPublic,
+          labels: [
+            { label: "ha-backend.stack", value: this.prefix },
+            { label: "ha-backend.tier", value: tier },
+          ],
+        },
+        { parent: this },
+      );
+      this.networks.set(tier, net);
+    }
+    return net;
+  }
+
+  /** One pull per image, shared by every workload that uses it; kept locally for fast re-creates. */
+  private image(ref: string): docker.RemoteImage {
+    let img = this.images.get(ref);
+    if (img === undefined) {
+      img = new docker.RemoteImage(
+        `${this.prefix}-image-${ref.replace(/[^a-zA-Z0-9.-]/g, "-")}`,
+        { name: ref, keepLocally: true },
+        { parent: this },
+      );
+      this.images.set(ref, img);
+    }
+    return img;
+  }
+
+  deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
+    validateWorkloadSpec(name, spec);
+    const parent = opts?.parent ?? this;
+    const image = this.image(spec.image);
+    // "public" is reserved for the edge network; a tier of that name would share it.
+    const tiers = [...new Set([spec.tier, ...(spec.allowFrom ?? [])])].filter((t) => t !== "public");
+    const networkNames = [
+      ...tiers.map((t) => this.network(t)),
+      ...(spec.publicPort ? [this.network("public")] : []),
+    ];
+
+    const files = pulumi.output(spec.files ?? {});
+    const digest = files.apply((f) => filesDigest(f));
+    const envs = dockerEnv(spec);
+    const health = spec.healthCheck ? resolveHealthCheck(spec.healthCheck) : undefined;
+
+    const members: MemberAddress[] = [];
+    for (let i = 0; i < spec.replicas; i++) {
+      const member = `${name}-${i}`;
+      members.push({ name: member, host: member });
+      const volume =
+        spec.volume === undefined
+          ? undefined
+          : new docker.Volume(
+              `${member}-data`,
+              {
+                name: `${this.prefix}-${member}-data`,
+                labels: [
+                  { label: "ha-backend.stack", value: this.prefix },
+                  { label: "ha-backend.workload", value: name },
+                ],
+              },
+              // Replacing or destroying the stack must not silently drop a database's files.
+              { parent, protect: spec.volume.protect ?? false },
+            );
+
+      new docker.Container(
+        member,
+        {
+          name: `${this.prefix}-${member}`,
+          hostname: member,
+          image: image.imageId,
+          entrypoints: spec.command ? [...spec.command] : undefined,
+          command: spec.args ? [...spec.args] : undefined,
+          envs,
+          user: spec.runAsUser !== undefined ? String(spec.runAsUser) : undefined,
+          restart: "unless-stopped",
+          mustRun: true,
+          networksAdvanced: networkNames.map((net) => ({
+            name: net.name,
+            // The member's own name, and the workload's name shared by all members (DNS round robin).
+            aliases: [member, name],
+          })),
+          uploads: files.apply((f) =>
+            sortedEntries(f).map(([path, content]) => ({ file: path, content, permissions: "0444" })),
+          ),
+          volumes:
+            volume && spec.volume ? [{ volumeName: volume.name, containerPath: spec.volume.mountPath }] : [],
+          // One host port can be bound once: the first member is the entry point on a single host.
+          ports:
+            spec.publicPort && i === 0
+              ? [{ internal: spec.ports[spec.publicPort.target], external: spec.publicPort.port }]
+              : [],
+          healthcheck: health && {
+            tests: dockerHealthCommand(health, spec.ports),
+            interval: `${health.intervalSeconds}s`,
+            timeout: `${health.timeoutSeconds}s`,
+            retries: health.failureThreshold,
+            startPeriod: `${health.startPeriodSeconds}s`,
+          },
+          memory: spec.resources ? dockerMemoryMb(spec.resources.memory) : undefined,
+          cpus: spec.resources ? String(cpuCores(spec.resources.cpu)) : undefined,
+          // Labels are shown by `docker inspect` to anyone on the host: names and digests only.
+          labels: digest.apply((d) => [
+            { label: "ha-backend.config-digest", value: d },
+            { label: "ha-backend.member", value: member },
+            { label: "ha-backend.stack", value: this.prefix },
+            { label: "ha-backend.tier", value: spec.tier },
+            { label: "ha-backend.workload", value: name },
+          ]),
+        },
+        // Container names are fixed (they are addresses), so a replacement must delete first.
+        { parent, deleteBeforeReplace: true, dependsOn: networkNames },
+      );
+    }
+
+    return {
+      name,
+      serviceHost: name,
+      discoveryHost: name,
+      members,
+      ports: { ...spec.ports },
+      publicUrl: spec.publicPort ? pulumi.output(`http://localhost:${spec.publicPort.port}`) : undefined,
+    };
+  }
+}
+
+/**
+ * `KEY=value` strings, sorted. Docker has no secret store outside Swarm: when any secret is
+ * present the whole list is marked secret, so state, previews and synth output never show it.
+ */
+function dockerEnv(spec: WorkloadSpec): pulumi.Output<string[]> {
+  const plain = pulumi.output(spec.env ?? {});
+  const secret = pulumi.output(spec.secretEnv ?? {});
+  const all = pulumi
+    .all([plain, secret])
+    .apply(([p, s]) => sortedEntries({ ...p, ...s }).map(([k, v]) => `${k}=${v}`));
+  return Object.keys(spec.secretEnv ?? {}).length > 0 ? pulumi.secret(all) : all;
+}

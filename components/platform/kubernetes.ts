@@ -1,0 +1,370 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { fileKey, filesDigest, resolveHealthCheck, sortedEntries, validateWorkloadSpec } from "./spec";
+import type { HealthCheck, MemberAddress, Platform, Workload, WorkloadSpec } from "./types";
+
+import Inputs = k8s.types.input.core.v1;
+
+export interface KubernetesPlatformArgs {
+  /** Namespace every workload goes into; created by the platform. */
+  readonly namespace: string;
+  /** StorageClass for persistent volumes. @default the cluster's default class */
+  readonly storageClass?: string;
+  /** Cluster DNS domain used in member addresses. @default "cluster.local" */
+  readonly clusterDomain?: string;
+}
+
+/** Label keys shared by every object, so `kubectl get -l app.kubernetes.io/part-of=ha-backend` finds them. */
+const PART_OF = "app.kubernetes.io/part-of";
+const NAME = "app.kubernetes.io/name";
+const TIER = "ha-backend/tier";
+const DIGEST = "ha-backend/config-digest";
+/** Annotation on a workload's ConfigMap: JSON map from data key to the file's path in the container. */
+export const PATHS = "ha-backend/file-paths";
+
+/**
+ * Runs workloads on a Kubernetes cluster: Deployments for stateless tiers and StatefulSets
+ * (with a headless Service and one PersistentVolumeClaim per member) for stateful ones, plus
+ * Services, PodDisruptionBudgets, NetworkPolicies, ConfigMaps and Secrets.
+ */
+export class KubernetesPlatform extends pulumi.ComponentResource implements Platform {
+  public readonly kind = "kubernetes" as const;
+  /** The namespace name, as an output so every object waits for the namespace to exist. */
+  public readonly namespace: pulumi.Output<string>;
+  private readonly args: KubernetesPlatformArgs;
+  private readonly domain: string;
+
+  constructor(name: string, args: KubernetesPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:platform:KubernetesPlatform", name, {}, opts);
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(args.namespace)) {
+      throw new Error(
+        `KubernetesPlatform "${name}": namespace must be a DNS label (a-z, 0-9, '-', at most 63), but ` +
+          `${JSON.stringify(args.namespace)} was provided. Use e.g. ecommerce-prod.`,
+      );
+    }
+    this.args = args;
+    this.domain = args.clusterDomain ?? "cluster.local";
+    const ns = new k8s.core.v1.Namespace(
+      `${name}-namespace`,
+      { metadata: { name: args.namespace, labels: { [PART_OF]: "ha-backend" } } },
+      { parent: this },
+    );
+    this.namespace = ns.metadata.name;
+    this.registerOutputs({ namespace: this.namespace });
+  }
+
+  deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
+    validateWorkloadSpec(name, spec);
+    const parent = opts?.parent ?? this;
+    const ns = this.args.namespace;
+    const selector = { [NAME]: name, [PART_OF]: "ha-backend" };
+    const labels = { ...selector, [TIER]: spec.tier, "app.kubernetes.io/managed-by": "pulumi" };
+    const meta = (suffix: string) => ({ name: `${name}${suffix}`, namespace: this.namespace, labels });
+    const ports = sortedEntries(spec.ports);
+    const headless = `${name}-headless`;
+
+    const files = pulumi.output(spec.files ?? {});
+    const configMap =
+      Object.keys(spec.files ?? {}).length === 0
+        ? undefined
+        : new k8s.core.v1.ConfigMap(
+            `${name}-files`,
+            {
+              // Key -> path, so a reader (and `npm run synth`) can tell where each file lands.
+              metadata: {
+                ...meta("-files"),
+                annotations: {
+                  [PATHS]: JSON.stringify(
+                    Object.fromEntries(sortedEntries(spec.files).map(([p]) => [fileKey(p), p])),
+                  ),
+                },
+              },
+              data: files.apply((f) => Object.fromEntries(sortedEntries(f).map(([p, c]) => [fileKey(p), c]))),
+            },
+            { parent },
+          );
+    const secret =
+      Object.keys(spec.secretEnv ?? {}).length === 0
+        ? undefined
+        : new k8s.core.v1.Secret(
+            `${name}-env`,
+            {
+              metadata: meta("-env"),
+              type: "Opaque",
+              // Each value secret on its own: keys stay readable in a diff, values never.
+              stringData: Object.fromEntries(
+                sortedEntries(spec.secretEnv).map(([k, v]) => [k, pulumi.secret(v)]),
+              ),
+            },
+            { parent },
+          );
+
+    const env: Inputs.EnvVar[] = [
+      ...sortedEntries(spec.env).map(([k, v]) => ({ name: k, value: v })),
+      // References only: the value lives in the Secret, so the pod spec stays reviewable.
+      ...sortedEntries(spec.secretEnv).map(([k]) => ({
+        name: k,
+        valueFrom: { secretKeyRef: { name: `${name}-env`, key: k } },
+      })),
+    ];
+    const mounts: Inputs.VolumeMount[] = sortedEntries(spec.files).map(([path]) => ({
+      name: "files",
+      mountPath: path,
+      subPath: fileKey(path),
+      readOnly: true,
+    }));
+    if (spec.volume) mounts.push({ name: "data", mountPath: spec.volume.mountPath });
+
+    const health = spec.healthCheck ? resolveHealthCheck(spec.healthCheck) : undefined;
+    const nonRoot = spec.runAsUser !== undefined;
+    const container: Inputs.Container = {
+      name,
+      image: spec.image,
+      command: spec.command ? [...spec.command] : undefined,
+      args: spec.args ? [...spec.args] : undefined,
+      ports: ports.map(([portName, port]) => ({ name: portName, containerPort: port, protocol: "TCP" })),
+      env,
+      volumeMounts: mounts,
+      readinessProbe: health && probe(health, health.failureThreshold, 0),
+      // Liveness restarts the container: give it twice the readiness budget and the start period,
+      // so a slow member is taken out of rotation long before it is killed.
+      livenessProbe: health && probe(health, health.failureThreshold * 2, health.startPeriodSeconds),
+      // Memory request = limit (no OOM surprises under pressure); no CPU limit, which only throttles.
+      resources: spec.resources && {
+        requests: { cpu: spec.resources.cpu, memory: spec.resources.memory },
+        limits: { memory: spec.resources.memory },
+      },
+      securityContext: {
+        allowPrivilegeEscalation: false,
+        // Images that start as root (database entrypoints chown their data) need their capabilities.
+        ...(nonRoot
+          ? { runAsNonRoot: true, runAsUser: spec.runAsUser, capabilities: { drop: ["ALL"] } }
+          : {}),
+      },
+    };
+
+    const volumes: Inputs.Volume[] = configMap
+      ? [{ name: "files", configMap: { name: `${name}-files` } }]
+      : [];
+    const podSpec: Inputs.PodSpec = {
+      containers: [container],
+      volumes,
+      securityContext: {
+        seccompProfile: { type: "RuntimeDefault" },
+        ...(nonRoot ? { runAsNonRoot: true, runAsUser: spec.runAsUser, fsGroup: spec.runAsUser } : {}),
+      },
+      affinity: {
+        // Preferred, not required: a small cluster still schedules every member.
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            {
+              weight: 100,
+              podAffinityTerm: {
+                topologyKey: "kubernetes.io/hostname",
+                labelSelector: { matchLabels: selector },
+              },
+            },
+          ],
+        },
+      },
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: "topology.kubernetes.io/zone",
+          whenUnsatisfiable: "ScheduleAnyway",
+          labelSelector: { matchLabels: selector },
+        },
+      ],
+    };
+    const template = {
+      // A changed config file changes the digest, which rolls the pods (subPath mounts never refresh).
+      metadata: { labels, annotations: { [DIGEST]: files.apply((f) => filesDigest(f)) } },
+      spec: podSpec,
+    };
+    const dependsOn = [configMap, secret].filter(
+      (r): r is k8s.core.v1.ConfigMap | k8s.core.v1.Secret => r !== undefined,
+    );
+
+    new k8s.core.v1.Service(
+      `${name}-headless`,
+      {
+        metadata: meta("-headless"),
+        spec: {
+          clusterIP: "None",
+          selector,
+          ports: ports.map(([portName, port]) => ({ name: portName, port, targetPort: portName })),
+          // Stateful peers must find each other before they are ready (cluster bootstrap).
+          publishNotReadyAddresses: spec.kind === "stateful",
+        },
+      },
+      { parent },
+    );
+    new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: meta(""),
+        spec: {
+          type: "ClusterIP",
+          selector,
+          ports: ports.map(([portName, port]) => ({ name: portName, port, targetPort: portName })),
+        },
+      },
+      { parent },
+    );
+
+    if (spec.kind === "stateless") {
+      new k8s.apps.v1.Deployment(
+        `${name}-deployment`,
+        {
+          metadata: meta(""),
+          spec: {
+            replicas: spec.replicas,
+            selector: { matchLabels: selector },
+            // Never fewer ready members than asked for during a rollout.
+            strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+            minReadySeconds: 5,
+            revisionHistoryLimit: 5,
+            template,
+          },
+        },
+        { parent, dependsOn },
+      );
+    } else {
+      const volume = spec.volume;
+      new k8s.apps.v1.StatefulSet(
+        `${name}-statefulset`,
+        {
+          metadata: meta(""),
+          spec: {
+            replicas: spec.replicas,
+            serviceName: headless,
+            selector: { matchLabels: selector },
+            updateStrategy: { type: "RollingUpdate" },
+            template,
+            volumeClaimTemplates: volume
+              ? [
+                  {
+                    metadata: { name: "data", labels: selector },
+                    spec: {
+                      accessModes: ["ReadWriteOnce"],
+                      storageClassName: volume.storageClass ?? this.args.storageClass,
+                      resources: { requests: { storage: `${volume.sizeGi}Gi` } },
+                    },
+                  },
+                ]
+              : undefined,
+            persistentVolumeClaimRetentionPolicy: {
+              whenDeleted: volume?.protect ? "Retain" : "Delete",
+              whenScaled: "Retain",
+            },
+          },
+        },
+        // Protected data: `pulumi destroy` stops here instead of deleting the claims' owner.
+        { parent, dependsOn, protect: volume?.protect ?? false },
+      );
+    }
+
+    if (spec.replicas >= 2) {
+      new k8s.policy.v1.PodDisruptionBudget(
+        `${name}-pdb`,
+        { metadata: meta(""), spec: { maxUnavailable: 1, selector: { matchLabels: selector } } },
+        { parent },
+      );
+    }
+
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-netpol`,
+      { metadata: meta(""), spec: networkPolicySpec(spec, selector) },
+      { parent },
+    );
+
+    let publicUrl: pulumi.Output<string> | undefined;
+    if (spec.publicPort) {
+      const pub = new k8s.core.v1.Service(
+        `${name}-public`,
+        {
+          metadata: meta("-public"),
+          spec: {
+            type: "LoadBalancer",
+            selector,
+            ports: [
+              {
+                name: spec.publicPort.target,
+                port: spec.publicPort.port,
+                targetPort: spec.publicPort.target,
+              },
+            ],
+          },
+        },
+        { parent },
+      );
+      const port = spec.publicPort.port;
+      publicUrl = pub.status.apply((s) => {
+        const ingress = s?.loadBalancer?.ingress?.[0];
+        const host = ingress?.hostname ?? ingress?.ip ?? "pending";
+        return `http://${host}:${port}`;
+      });
+    }
+
+    const svc = `${ns}.svc.${this.domain}`;
+    const members: MemberAddress[] =
+      spec.kind === "stateful"
+        ? Array.from({ length: spec.replicas }, (_, i) => ({
+            name: `${name}-${i}`,
+            host: `${name}-${i}.${headless}.${svc}`,
+          }))
+        : [];
+    return {
+      name,
+      serviceHost: `${name}.${svc}`,
+      discoveryHost: `${headless}.${svc}`,
+      members,
+      ports: { ...spec.ports },
+      publicUrl,
+    };
+  }
+}
+
+function probe(
+  h: HealthCheck & { intervalSeconds: number; timeoutSeconds: number },
+  failures: number,
+  delay: number,
+): Inputs.Probe {
+  return {
+    httpGet: h.httpGet ? { path: h.httpGet.path, port: h.httpGet.port } : undefined,
+    exec: h.exec ? { command: [...h.exec] } : undefined,
+    tcpSocket: h.tcpPort ? { port: h.tcpPort } : undefined,
+    periodSeconds: h.intervalSeconds,
+    timeoutSeconds: h.timeoutSeconds,
+    failureThreshold: failures,
+    initialDelaySeconds: delay,
+  };
+}
+
+/**
+ * Default deny for ingress, then: peers of the same workload on any port, the tiers in
+ * `allowFrom` on the workload's ports, and anyone on the public port.
+ */
+function networkPolicySpec(
+  spec: WorkloadSpec,
+  selector: Record<string, string>,
+): k8s.types.input.networking.v1.NetworkPolicySpec {
+  const ports = sortedEntries(spec.ports).map(([, port]) => ({ port, protocol: "TCP" }));
+  const allowFrom = [...new Set(spec.allowFrom ?? [])].sort();
+  const ingress: k8s.types.input.networking.v1.NetworkPolicyIngressRule[] = [
+    { from: [{ podSelector: { matchLabels: selector } }] },
+  ];
+  if (allowFrom.length > 0) {
+    ingress.push({
+      from: [{ podSelector: { matchExpressions: [{ key: TIER, operator: "In", values: allowFrom }] } }],
+      ports,
+    });
+  }
+  if (spec.publicPort) {
+    ingress.push({
+      from: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+      ports: [{ port: spec.ports[spec.publicPort.target], protocol: "TCP" }],
+    });
+  }
+  return { podSelector: { matchLabels: selector }, policyTypes: ["Ingress"], ingress };
+}

@@ -1,0 +1,282 @@
+import { createHash } from "node:crypto";
+import type { HealthCheck, WorkloadSpec } from "./types";
+
+/** Kubernetes object names and port names double as DNS labels: keep both platforms to that rule. */
+const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+/** Kubernetes port names: at most 15 characters (IANA_SVC_NAME). */
+const PORT_NAME = /^[a-z]([-a-z0-9]{0,13}[a-z0-9])?$/;
+/** POSIX-portable environment variable names. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Health-check timing defaults, shared so Docker and Kubernetes probe the same way. */
+export const HEALTH_DEFAULTS = {
+  intervalSeconds: 5,
+  timeoutSeconds: 3,
+  failureThreshold: 3,
+  startPeriodSeconds: 10,
+} as const;
+
+export type ResolvedHealthCheck = HealthCheck & {
+  readonly intervalSeconds: number;
+  readonly timeoutSeconds: number;
+  readonly failureThreshold: number;
+  readonly startPeriodSeconds: number;
+};
+
+/** Fills the timing defaults of a health check (`??`, so an explicit 0 is kept and then rejected). */
+export function resolveHealthCheck(h: HealthCheck): ResolvedHealthCheck {
+  return {
+    ...h,
+    intervalSeconds: h.intervalSeconds ?? HEALTH_DEFAULTS.intervalSeconds,
+    timeoutSeconds: h.timeoutSeconds ?? HEALTH_DEFAULTS.timeoutSeconds,
+    failureThreshold: h.failureThreshold ?? HEALTH_DEFAULTS.failureThreshold,
+    startPeriodSeconds: h.startPeriodSeconds ?? HEALTH_DEFAULTS.startPeriodSeconds,
+  };
+}
+
+function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
+  throw new Error(
+    `Workload "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
+  );
+}
+
+function isPort(n: unknown): boolean {
+  return Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+}
+
+/**
+ * Checks a workload spec before a platform creates anything for it. Both platforms call this,
+ * so a spec that works on Docker cannot fail later on Kubernetes for a naming rule.
+ */
+export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
+  if (!DNS_LABEL.test(name) || name.length > 52) {
+    // 52: StatefulSet pods append "-<ordinal>" and a controller hash label to a 63-character limit.
+    fail(
+      name,
+      "the workload name",
+      "be a DNS label of at most 52 characters (a-z, 0-9, '-')",
+      name,
+      "Rename the component to lowercase letters, digits and dashes.",
+    );
+  }
+  if (!Number.isInteger(spec.replicas) || spec.replicas < 1) {
+    fail(name, "replicas", "be a whole number of at least 1", spec.replicas, "Set replicas to 1 or more.");
+  }
+  if (spec.image.trim() === "" || !spec.image.includes(":") || spec.image.endsWith(":latest")) {
+    fail(
+      name,
+      "image",
+      "be pinned by a tag other than latest (name:tag)",
+      spec.image,
+      "Give the image with an explicit version tag, e.g. nginx:1.28.0-alpine.",
+    );
+  }
+  if (!DNS_LABEL.test(spec.tier)) {
+    fail(
+      name,
+      "tier",
+      "be a DNS label (a-z, 0-9, '-')",
+      spec.tier,
+      "Use a short lowercase name such as app or db.",
+    );
+  }
+  for (const t of spec.allowFrom ?? []) {
+    if (!DNS_LABEL.test(t)) {
+      fail(
+        name,
+        "allowFrom",
+        "list tier names that are DNS labels",
+        t,
+        "Use the tier names other workloads declare.",
+      );
+    }
+  }
+  const portNames = Object.keys(spec.ports);
+  if (portNames.length === 0) {
+    fail(name, "ports", "name at least one port", spec.ports, "Add e.g. { http: 8080 }.");
+  }
+  for (const [portName, port] of Object.entries(spec.ports)) {
+    if (!PORT_NAME.test(portName)) {
+      fail(
+        name,
+        `ports.${portName}`,
+        "have a name of at most 15 characters (a-z, 0-9, '-')",
+        portName,
+        "Rename the port, e.g. http or metrics.",
+      );
+    }
+    if (!isPort(port)) {
+      fail(name, `ports.${portName}`, "be a whole number from 1 to 65535", port, "Use a valid TCP port.");
+    }
+  }
+  for (const key of [...Object.keys(spec.env ?? {}), ...Object.keys(spec.secretEnv ?? {})]) {
+    if (!ENV_NAME.test(key)) {
+      fail(
+        name,
+        "env",
+        "use variable names of letters, digits and '_' (not starting with a digit)",
+        key,
+        "Rename the variable.",
+      );
+    }
+  }
+  for (const key of Object.keys(spec.secretEnv ?? {})) {
+    if (spec.env !== undefined && key in spec.env) {
+      fail(
+        name,
+        "secretEnv",
+        "not repeat a name that env also sets",
+        key,
+        "Set the variable in one of the two only.",
+      );
+    }
+  }
+  for (const path of Object.keys(spec.files ?? {})) {
+    if (!path.startsWith("/") || path.endsWith("/") || path.includes("..")) {
+      fail(name, "files", "be keyed by absolute file paths", path, "Use a path such as /etc/app/app.conf.");
+    }
+  }
+  if (spec.healthCheck !== undefined) validateHealthCheck(name, spec.healthCheck, spec.ports);
+  if (spec.volume !== undefined) {
+    if (spec.kind !== "stateful") {
+      fail(
+        name,
+        "volume",
+        "only be set on stateful workloads",
+        spec.kind,
+        "Set kind: stateful, or drop the volume (stateless members are replaceable).",
+      );
+    }
+    if (!Number.isInteger(spec.volume.sizeGi) || spec.volume.sizeGi < 1) {
+      fail(
+        name,
+        "volume.sizeGi",
+        "be a whole number of at least 1",
+        spec.volume.sizeGi,
+        "Set a size in GiB.",
+      );
+    }
+    if (!spec.volume.mountPath.startsWith("/")) {
+      fail(name, "volume.mountPath", "be an absolute path", spec.volume.mountPath, "Use e.g. /var/lib/data.");
+    }
+  }
+  if (spec.publicPort !== undefined) {
+    if (!(spec.publicPort.target in spec.ports)) {
+      fail(
+        name,
+        "publicPort.target",
+        `name one of the ports (${portNames.join(", ")})`,
+        spec.publicPort.target,
+        "Use a key of ports.",
+      );
+    }
+    if (!isPort(spec.publicPort.port)) {
+      fail(
+        name,
+        "publicPort.port",
+        "be a whole number from 1 to 65535",
+        spec.publicPort.port,
+        "Use a valid TCP port.",
+      );
+    }
+  }
+  if (spec.runAsUser !== undefined && (!Number.isInteger(spec.runAsUser) || spec.runAsUser < 1)) {
+    fail(
+      name,
+      "runAsUser",
+      "be a non-root numeric user id (1 or more)",
+      spec.runAsUser,
+      "Use the image's unprivileged user id, or leave it unset.",
+    );
+  }
+}
+
+function validateHealthCheck(name: string, h: HealthCheck, ports: Readonly<Record<string, number>>): void {
+  const kinds = [h.httpGet, h.exec, h.tcpPort].filter((k) => k !== undefined).length;
+  if (kinds !== 1) {
+    fail(
+      name,
+      "healthCheck",
+      "set exactly one of httpGet, exec or tcpPort",
+      kinds,
+      "Keep one way of checking the member.",
+    );
+  }
+  const port = h.httpGet?.port ?? h.tcpPort;
+  if (port !== undefined && !(port in ports)) {
+    fail(
+      name,
+      "healthCheck port",
+      `name one of the ports (${Object.keys(ports).join(", ")})`,
+      port,
+      "Use a key of ports.",
+    );
+  }
+  if (h.httpGet !== undefined && !h.httpGet.path.startsWith("/")) {
+    fail(name, "healthCheck.httpGet.path", "start with /", h.httpGet.path, "Use e.g. /healthz.");
+  }
+  const r = resolveHealthCheck(h);
+  for (const key of ["intervalSeconds", "timeoutSeconds", "failureThreshold"] as const) {
+    if (!Number.isInteger(r[key]) || r[key] < 1) {
+      fail(name, `healthCheck.${key}`, "be a whole number of at least 1", r[key], "Raise it.");
+    }
+  }
+  if (!Number.isInteger(r.startPeriodSeconds) || r.startPeriodSeconds < 0) {
+    fail(
+      name,
+      "healthCheck.startPeriodSeconds",
+      "be a whole number of at least 0",
+      r.startPeriodSeconds,
+      "Use 0 or more.",
+    );
+  }
+  if (r.timeoutSeconds > r.intervalSeconds) {
+    fail(
+      name,
+      "healthCheck.timeoutSeconds",
+      `not exceed intervalSeconds (${r.intervalSeconds})`,
+      r.timeoutSeconds,
+      "Lower the timeout or raise the interval, or checks overlap.",
+    );
+  }
+}
+
+/**
+ * The command Docker runs for an HTTP check: Docker has no HTTP probe of its own. busybox
+ * `wget` ships in the alpine images this project uses by default.
+ */
+export function dockerHealthCommand(h: HealthCheck, ports: Readonly<Record<string, number>>): string[] {
+  if (h.dockerCommand !== undefined) return ["CMD", ...h.dockerCommand];
+  if (h.exec !== undefined) return ["CMD", ...h.exec];
+  if (h.httpGet !== undefined) {
+    return [
+      "CMD",
+      "wget",
+      "-q",
+      "-O",
+      "/dev/null",
+      `http://127.0.0.1:${ports[h.httpGet.port]}${h.httpGet.path}`,
+    ];
+  }
+  // A TCP check without curl/nc in the image: bash's /dev/tcp is not in busybox, so use nc -z.
+  return ["CMD", "nc", "-z", "127.0.0.1", String(ports[h.tcpPort as string])];
+}
+
+/** SHA-256 over files sorted by path, so a changed config file changes the digest and nothing else does. */
+export function filesDigest(files: Readonly<Record<string, string>>): string {
+  const hash = createHash("sha256");
+  for (const path of Object.keys(files).sort()) {
+    hash.update(path).update("\0").update(files[path]).update("\0");
+  }
+  return hash.digest("hex");
+}
+
+/** ConfigMap keys allow [-._a-zA-Z0-9]: derive a stable, readable key from a file path. */
+export function fileKey(path: string): string {
+  return path.replace(/^\/+/, "").replace(/[^-._a-zA-Z0-9]/g, "_");
+}
+
+/** Entries of a record sorted by key, so generated lists never depend on insertion order. */
+export function sortedEntries<T>(record: Readonly<Record<string, T>> | undefined): [string, T][] {
+  return Object.entries(record ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}

@@ -1,0 +1,143 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * The platform-neutral description of one workload (a tier of identical members). Components
+ * build it; a {@link Platform} turns it into Docker containers or Kubernetes objects. Plain
+ * data wherever a value decides *which* resources exist; `pulumi.Input` where a value is only
+ * passed through.
+ */
+export interface WorkloadSpec {
+  /**
+   * `stateless`: interchangeable members (Kubernetes Deployment). `stateful`: members with a
+   * stable identity and address (`<name>-0`, `<name>-1`, …) and their own volume (StatefulSet).
+   */
+  readonly kind: "stateless" | "stateful";
+  /** Number of members; at least 1. */
+  readonly replicas: number;
+  /** Container image, pinned by tag (`nginx:1.28.0-alpine`). */
+  readonly image: string;
+  /** Replaces the image's entrypoint. */
+  readonly command?: readonly string[];
+  /** Arguments to the entrypoint. */
+  readonly args?: readonly string[];
+  /** Plain environment; never put credentials here (use `secretEnv`). */
+  readonly env?: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * Credentials and other secret environment. Docker: marked secret in state. Kubernetes:
+   * stored in a `Secret` and referenced with `secretKeyRef`, so no spec ever holds the value.
+   */
+  readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Config files by absolute path in the container; the content must not hold secrets. */
+  readonly files?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Named ports the members listen on, e.g. `{ http: 8080 }`. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** How the platform decides a member is ready and alive. */
+  readonly healthCheck?: HealthCheck;
+  /** A persistent volume per member (stateful workloads only). */
+  readonly volume?: VolumeSpec;
+  /** CPU and memory per member. */
+  readonly resources?: ResourceSpec;
+  /**
+   * The network tier this workload belongs to (`app`, `edge`, `db`…). Other workloads name it
+   * in `allowFrom`.
+   */
+  readonly tier: string;
+  /** Tiers whose members may open connections to this workload. Members always reach their peers. */
+  readonly allowFrom?: readonly string[];
+  /** Expose one named port to clients outside the platform. */
+  readonly publicPort?: PublicPort;
+  /** Numeric user id to run as when the image supports running unprivileged. */
+  readonly runAsUser?: number;
+}
+
+/** A readiness/liveness check. Exactly one of `httpGet`, `exec` or `tcpPort` is set. */
+export interface HealthCheck {
+  /** HTTP GET on a named port; any 2xx/3xx is healthy. */
+  readonly httpGet?: { readonly path: string; readonly port: string };
+  /** A command run inside the container; exit 0 is healthy. */
+  readonly exec?: readonly string[];
+  /** A TCP connect to a named port. */
+  readonly tcpPort?: string;
+  /**
+   * Docker has no built-in HTTP check: this command runs instead of `httpGet` there.
+   * @default `wget -q -O /dev/null http://127.0.0.1:<port><path>` (busybox/alpine images have it)
+   */
+  readonly dockerCommand?: readonly string[];
+  /** @default 5 */
+  readonly intervalSeconds?: number;
+  /** @default 3 */
+  readonly timeoutSeconds?: number;
+  /** Consecutive failures before a member is marked unhealthy. @default 3 */
+  readonly failureThreshold?: number;
+  /** Grace period after start during which failures do not count. @default 10 */
+  readonly startPeriodSeconds?: number;
+}
+
+/** A persistent volume mounted into each member. */
+export interface VolumeSpec {
+  readonly mountPath: string;
+  /** Requested size (Kubernetes). Docker volumes are not size-limited. */
+  readonly sizeGi: number;
+  /** Kubernetes StorageClass. @default the cluster default */
+  readonly storageClass?: string;
+  /** Keep the data when the stack is destroyed or the workload replaced (`protect`). @default false */
+  readonly protect?: boolean;
+}
+
+/** Requests equal limits for memory (no overcommit surprises); CPU is a request with a limit. */
+export interface ResourceSpec {
+  /** Kubernetes quantity, e.g. `250m` or `1`. */
+  readonly cpu: string;
+  /** Kubernetes quantity, e.g. `256Mi`. */
+  readonly memory: string;
+}
+
+/** A port published to clients outside the platform. */
+export interface PublicPort {
+  /** Named port of the workload. */
+  readonly target: string;
+  /** Port clients connect to (Docker host port, Kubernetes Service port). */
+  readonly port: number;
+}
+
+/** One member's stable address. */
+export interface MemberAddress {
+  /** Member name, e.g. `shop-app-0`. */
+  readonly name: string;
+  /** Host name other workloads on the platform use to reach this member. */
+  readonly host: string;
+}
+
+/** What a platform returns for a deployed workload. */
+export interface Workload {
+  /** The workload's name as given to `deploy`. */
+  readonly name: string;
+  /** One host name that reaches any ready member (Kubernetes Service; Docker network alias). */
+  readonly serviceHost: string;
+  /**
+   * A DNS name that resolves to every ready member's address, for balancers that discover
+   * members (Kubernetes headless Service; on Docker the shared alias does the same).
+   */
+  readonly discoveryHost: string;
+  /**
+   * Per-member addresses where members have a stable identity: every Docker member, and
+   * Kubernetes StatefulSet members. Empty for Kubernetes Deployments (use `discoveryHost`).
+   */
+  readonly members: readonly MemberAddress[];
+  /** The named ports, as given. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** URL for outside clients when `publicPort` was set. */
+  readonly publicUrl?: pulumi.Output<string>;
+}
+
+/**
+ * Where workloads run. A component hands a {@link WorkloadSpec} to `deploy` and gets addresses
+ * back; it never imports a provider SDK. A new platform is one new class.
+ */
+export interface Platform {
+  /** `docker` or `kubernetes`: for outputs and messages, never for branching in components. */
+  readonly kind: PlatformKind;
+  deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload;
+}
+
+export type PlatformKind = "docker" | "kubernetes";

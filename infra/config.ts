@@ -1,0 +1,246 @@
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { isCpuQuantity, isMemoryQuantity } from "../components/platform/quantity";
+
+/** The stack-config namespace: every key in `stacks/Pulumi.<stack>.yaml` that this program reads. */
+export const NAMESPACE = "ha-backend";
+
+/**
+ * A check with its own rule and fix text. zod carries `params` on custom issues, so the error
+ * formatter can say *how to fix* a specific rule instead of a generic hint.
+ */
+function rule<T>(check: (v: T) => boolean, ruleText: string, fix: string) {
+  return [check, { message: ruleText, params: { fix } }] as const;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const PORT = z.int().min(1).max(65535);
+
+const ResourcesSchema = z.strictObject({
+  cpu: z
+    .string()
+    .refine(...rule(isCpuQuantity, "be a CPU quantity such as 250m, 0.5 or 2", "Write e.g. cpu: 250m.")),
+  memory: z
+    .string()
+    .refine(
+      ...rule(isMemoryQuantity, "be a memory quantity such as 256Mi or 1Gi", "Write e.g. memory: 256Mi."),
+    ),
+});
+
+const AppSchema = z.strictObject({
+  image: z
+    .string()
+    .refine(
+      ...rule(
+        (s: string) => /^[^\s:]+(:[A-Za-z0-9_][A-Za-z0-9_.-]*)$/.test(s) && !s.endsWith(":latest"),
+        "be an image pinned by a tag other than latest (name:tag)",
+        "Give an explicit version, e.g. image: nginx:1.28.0-alpine, or remove it to use the demo app.",
+      ),
+    )
+    // Unset: the demo app (official nginx image with a generated config) serves.
+    .optional(),
+  replicas: z.int().min(1).max(50).default(2),
+  port: PORT.default(8080),
+  healthCheckPath: z
+    .string()
+    .refine(
+      ...rule(
+        (s: string) => /^\/[A-Za-z0-9/_.-]*$/.test(s),
+        "be a URL path starting with /",
+        "Write e.g. /healthz.",
+      ),
+    )
+    .default("/healthz"),
+  resources: ResourcesSchema.optional(),
+  env: z
+    .record(
+      z
+        .string()
+        .refine(
+          ...rule(
+            (s: string) => ENV_NAME.test(s),
+            "use names of letters, digits and _ that do not start with a digit",
+            "Rename the variable, e.g. LOG_LEVEL.",
+          ),
+        ),
+      z.string(),
+    )
+    .default({}),
+});
+
+const DockerSchema = z.strictObject({
+  publicPort: PORT.default(8080),
+});
+
+const KubernetesSchema = z.strictObject({
+  namespace: z
+    .string()
+    .refine(
+      ...rule((s: string) => DNS_LABEL.test(s), "be a DNS label (a-z, 0-9, -)", "Write e.g. ecommerce-prod."),
+    )
+    .optional(),
+  storageClass: z.string().min(1).optional(),
+});
+
+export const StackConfigSchema = z
+  .strictObject({
+    topology: z.enum(["ecommerce", "blog"]),
+    platform: z.enum(["docker", "kubernetes"]),
+    app: AppSchema.prefault({}),
+    docker: DockerSchema.optional(),
+    kubernetes: KubernetesSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    // A platform section that the chosen platform ignores is almost always a copy-paste slip.
+    const other = c.platform === "docker" ? "kubernetes" : "docker";
+    if (c[other] !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [other],
+        input: c[other],
+        message: `only be set when platform is ${other} (platform is ${c.platform})`,
+        params: { fix: `Remove ${NAMESPACE}:${other}, or set ${NAMESPACE}:platform: ${other}.` },
+      });
+    }
+  });
+
+/** The validated stack config, with every default filled in. */
+export type StackConfig = z.infer<typeof StackConfigSchema>;
+export type Topology = StackConfig["topology"];
+
+/**
+ * Thrown for invalid stack config; `problems` holds one complete sentence per problem. A
+ * `RunError`, so `pulumi up` prints the sentences without a stack trace.
+ */
+export class StackConfigError extends pulumi.RunError {
+  constructor(
+    public readonly problems: string[],
+    source: string,
+  ) {
+    super(
+      `Invalid ${source} (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  - ${p}`).join("\n"),
+    );
+    this.name = "StackConfigError";
+  }
+}
+
+function keyName(path: readonly PropertyKey[]): string {
+  return path.length === 0 ? `${NAMESPACE} config` : `${NAMESPACE}:${path.map(String).join(".")}`;
+}
+
+function shown(v: unknown): string {
+  return v === undefined ? "nothing" : JSON.stringify(v);
+}
+
+/** zod's type names as a stack-file author would say them. */
+const TYPE_WORDS: Record<string, string> = {
+  int: "a whole number",
+  number: "a number",
+  string: "a string",
+  boolean: "true or false",
+  object: "a map of settings (key: value lines)",
+  record: "a map of settings (key: value lines)",
+  array: "a list",
+};
+
+/** A zod issue as `<key> must <rule>, but <value> was provided. <fix>`. */
+function describe(issue: z.core.$ZodIssue): string[] {
+  const key = keyName(issue.path);
+  const given = (issue as { input?: unknown }).input;
+  const sentence = (ruleText: string, fix: string) =>
+    `${key} must ${ruleText}, but ${shown(given)} was provided. ${fix}`;
+  switch (issue.code) {
+    case "invalid_type": {
+      const expected = TYPE_WORDS[issue.expected] ?? `a ${issue.expected}`;
+      if (given === undefined) return [sentence(`be set to ${expected}`, `Add ${key} to the stack file.`)];
+      if (typeof given === "string" && (issue.expected === "number" || issue.expected === "int")) {
+        return [sentence(`be ${expected}`, "Write the number without quotes.")];
+      }
+      if (issue.expected === "string" && (typeof given === "number" || typeof given === "boolean")) {
+        // YAML reads 3 or true as a number or boolean: a string value needs quotes.
+        return [sentence(`be ${expected}`, `Put it in quotes: "${String(given)}".`)];
+      }
+      return [sentence(`be ${expected}`, `Write it as ${expected}.`)];
+    }
+    case "invalid_value": {
+      const options = issue.values.map(String).join(", ");
+      if (given === undefined)
+        return [sentence(`be set to one of ${options}`, `Add ${key} to the stack file.`)];
+      return [sentence(`be one of ${options}`, `Use one of: ${options}.`)];
+    }
+    case "too_small": {
+      const min = Number(issue.minimum);
+      const what = issue.origin === "string" ? `at least ${min} characters long` : `at least ${min}`;
+      return [
+        sentence(
+          issue.inclusive === false ? `be greater than ${min}` : `be ${what}`,
+          `Set it to ${min} or more.`,
+        ),
+      ];
+    }
+    case "too_big": {
+      const max = Number(issue.maximum);
+      return [sentence(`be at most ${max}`, `Set it to ${max} or less.`)];
+    }
+    case "unrecognized_keys":
+      return issue.keys.map((k) => {
+        const full = issue.path.length === 0 ? `${NAMESPACE}:${k}` : `${key}.${k}`;
+        return (
+          `${full} is not a known setting: ${key} must only contain known keys, but ${JSON.stringify(k)} ` +
+          "was provided. Remove it or fix its spelling (infra/config.ts lists every key)."
+        );
+      });
+    case "invalid_key":
+      // A map key failed its own check (an env variable name): report it with the key as the value.
+      return issue.issues.flatMap((inner) =>
+        describe({ ...inner, path: issue.path, input: given } as z.core.$ZodIssue),
+      );
+    case "custom": {
+      const fix = (issue.params as { fix?: string } | undefined)?.fix ?? "";
+      return [sentence(issue.message, fix).trimEnd()];
+    }
+    default:
+      return [`${key}: ${issue.message} (value: ${shown(given)}).`];
+  }
+}
+
+/**
+ * Validates raw stack config (keys without the `ha-backend:` prefix). Pure: tests call it with
+ * plain objects. Throws {@link StackConfigError} listing every problem at once.
+ */
+export function parseStackConfig(raw: Record<string, unknown>, source = "stack config"): StackConfig {
+  const result = StackConfigSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) {
+    throw new StackConfigError(result.error.issues.flatMap(describe), source);
+  }
+  return result.data;
+}
+
+/**
+ * Pulumi hands config to the program as strings; structured values (YAML maps and lists) arrive
+ * as JSON text. Decode those; leave plain scalars as the strings the user wrote.
+ */
+export function decodeConfigValue(value: string): unknown {
+  const t = value.trim();
+  if (t.startsWith("{") || t.startsWith("[")) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+/** Reads every `ha-backend:*` key of the current stack and validates it. */
+export function loadStackConfig(): StackConfig {
+  const raw: Record<string, unknown> = {};
+  const prefix = `${NAMESPACE}:`;
+  for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (key.startsWith(prefix)) raw[key.slice(prefix.length)] = decodeConfigValue(value);
+  }
+  const stack = pulumi.getStack();
+  return parseStackConfig(raw, `stack config of stack "${stack}" (stacks/Pulumi.${stack}.yaml)`);
+}

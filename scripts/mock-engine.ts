@@ -1,0 +1,171 @@
+/**
+ * Runs the Pulumi program under the mocked engine (no CLI, no cloud, no network) and records
+ * every registered resource. Shared by the unit tests and `npm run synth`.
+ *
+ * Facts this relies on (checked with @pulumi/pulumi 3.270): `setMocks` returns a promise;
+ * `runInPulumiStack` creates the root Stack resource so stack transformations see every
+ * resource with its parent; `waitForRPCs` drains pending registrations.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+/** The marker that replaces every secret value in recorded inputs and outputs. */
+export const SECRET_MARKER = "[secret]";
+/** How the RPC layer tags a secret value inside resource inputs. */
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+/** One resource as the engine saw it. */
+export interface RecordedResource {
+  readonly type: string;
+  readonly name: string;
+  /** `type::name` of the parent resource, if any (the root Stack is left out). */
+  readonly parent?: string;
+  readonly custom: boolean;
+  /** Inputs exactly as the mock monitor received them (secrets still wrapped). */
+  readonly inputs: Record<string, unknown>;
+}
+
+export interface ProgramRun {
+  readonly resources: RecordedResource[];
+  /** Stack outputs with secret values replaced by {@link SECRET_MARKER}. */
+  readonly outputs: Record<string, unknown>;
+}
+
+export interface RunOptions {
+  /** Stack config as Pulumi passes it: full keys (`ha-backend:app`) to string values. */
+  readonly config: Record<string, string>;
+  /** Config keys whose values are secrets. */
+  readonly secretKeys?: string[];
+  readonly stack: string;
+  readonly project?: string;
+  /** The program: returns the stack outputs. Imported lazily by the caller, after mocks are set. */
+  readonly program: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+}
+
+/** Deterministic fake outputs for the few resources whose outputs the program reads. */
+function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
+  switch (args.type) {
+    case "random:index/randomPassword:RandomPassword":
+      return { ...args.inputs, result: `mock-password-for-${args.name}` };
+    case "docker:index/remoteImage:RemoteImage":
+      return { ...args.inputs, imageId: `sha256:mock-${args.inputs.name}` };
+    default:
+      return args.inputs;
+  }
+}
+
+/** True for the RPC layer's wrapper around a secret input value. */
+export function isWrappedSecret(v: unknown): v is { value: unknown } {
+  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
+}
+
+/** Every leaf value replaced by the marker; object keys and list lengths stay visible. */
+function redactLeaves(v: unknown): unknown {
+  if (isWrappedSecret(v)) return redactLeaves(v.value);
+  if (Array.isArray(v)) return v.map(redactLeaves);
+  if (typeof v === "object" && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactLeaves(x)]));
+  }
+  return SECRET_MARKER;
+}
+
+/**
+ * A deep copy with every secret value replaced by the marker: what a reviewer may see. A secret
+ * map (Kubernetes lifts secretness to a whole field) keeps its keys, e.g. a Secret's variable
+ * names, so a diff still shows which secret changed shape.
+ */
+export function redactSecrets(v: unknown): unknown {
+  if (isWrappedSecret(v)) return redactLeaves(v.value);
+  if (Array.isArray(v)) return v.map(redactSecrets);
+  if (typeof v === "object" && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactSecrets(x)]));
+  }
+  return v;
+}
+
+/** A deep copy with secrets unwrapped to their values (tests use it to read what was passed). */
+export function unwrapSecrets(v: unknown): unknown {
+  if (isWrappedSecret(v)) return unwrapSecrets(v.value);
+  if (Array.isArray(v)) return v.map(unwrapSecrets);
+  if (typeof v === "object" && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));
+  }
+  return v;
+}
+
+/** Resolves outputs to plain values, secrets as the marker. */
+async function resolveOutputs(v: unknown): Promise<unknown> {
+  if (pulumi.Output.isInstance(v)) {
+    const out = v as pulumi.Output<unknown>;
+    if (await pulumi.isSecret(out)) return SECRET_MARKER;
+    return resolveOutputs(await new Promise<unknown>((resolve) => out.apply((x) => resolve(x))));
+  }
+  if (v instanceof Promise) return resolveOutputs(await v);
+  if (Array.isArray(v)) return Promise.all(v.map(resolveOutputs));
+  if (typeof v === "object" && v !== null && !pulumi.Resource.isInstance(v)) {
+    const entries = await Promise.all(
+      Object.entries(v).map(async ([k, x]) => [k, await resolveOutputs(x)] as const),
+    );
+    return Object.fromEntries(entries.filter(([, x]) => x !== undefined));
+  }
+  return v;
+}
+
+type Named = { __pulumiType?: string; __name?: string };
+
+/**
+ * Runs `program` for one stack under mocks. Resolves with every registered resource and the
+ * stack outputs; rejects with the program's own error (e.g. invalid config), in which case
+ * `recorded` (if given) shows what had been registered before the error.
+ */
+export async function runProgramWithMocks(
+  opts: RunOptions,
+  recorded: RecordedResource[] = [],
+): Promise<ProgramRun> {
+  const project = opts.project ?? "ha-backend";
+  const parents = new Map<string, string>();
+  pulumi.runtime.setAllConfig(opts.config, opts.secretKeys ?? []);
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        recorded.push({
+          type: args.type,
+          name: args.name,
+          parent: parents.get(`${args.type}::${args.name}`),
+          custom: args.custom ?? true,
+          inputs: args.inputs as Record<string, unknown>,
+        });
+        return { id: `${args.name}-id`, state: mockState(args) };
+      },
+      call(args) {
+        return args.inputs;
+      },
+    },
+    project,
+    opts.stack,
+    false,
+  );
+
+  let failure: unknown;
+  const outputs = await pulumi.runtime.runInPulumiStack(async () => {
+    // Transformations see each resource's options before registration: the only place the
+    // parent is visible under mocks (MockResourceArgs has no parent).
+    pulumi.runtime.registerStackTransformation((t) => {
+      const p = t.opts.parent as Named | undefined;
+      if (p !== undefined && p.__pulumiType !== "pulumi:pulumi:Stack") {
+        parents.set(`${t.type}::${t.name}`, `${p.__pulumiType}::${p.__name}`);
+      }
+      return undefined;
+    });
+    try {
+      return await opts.program();
+    } catch (e) {
+      failure = e;
+      return {};
+    }
+  });
+  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  if (failure !== undefined) throw failure;
+  const resolved = (await resolveOutputs(outputs)) as Record<string, unknown>;
+  return { resources: recorded.filter((r) => r.type !== "pulumi:pulumi:Stack"), outputs: resolved };
+}

@@ -1,0 +1,65 @@
+/**
+ * Test helpers over the mocked engine: run the program or a single component and query what
+ * was registered. Everything waits on the engine, never on a timer.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import {
+  isWrappedSecret,
+  runProgramWithMocks,
+  unwrapSecrets,
+  type ProgramRun,
+  type RecordedResource,
+} from "../../scripts/mock-engine";
+import { readStackFile } from "../../scripts/stack-file";
+
+export { isWrappedSecret, unwrapSecrets, type RecordedResource };
+
+/** Runs the real program for a stack file in `stacks/`. */
+export async function runStack(stack: string): Promise<ProgramRun> {
+  const file = readStackFile(stack);
+  const { defineStack } = await import("../../infra/program");
+  return runProgramWithMocks({ ...file, stack, program: defineStack });
+}
+
+/** Runs the real program with raw `ha-backend:*` values (objects are JSON-encoded as the CLI does). */
+export async function runWithConfig(
+  raw: Record<string, unknown>,
+  recorded: RecordedResource[] = [],
+  stack = "test",
+): Promise<ProgramRun> {
+  const config = Object.fromEntries(
+    Object.entries(raw).map(([k, v]) => [`ha-backend:${k}`, typeof v === "string" ? v : JSON.stringify(v)]),
+  );
+  const { defineStack } = await import("../../infra/program");
+  return runProgramWithMocks({ config, stack, program: defineStack }, recorded);
+}
+
+/** Runs `build` (which declares components) as a whole program, for component-level tests. */
+export async function runComponents(build: () => Record<string, unknown> | void): Promise<ProgramRun> {
+  return runProgramWithMocks({ config: {}, stack: "unit", program: () => build() ?? {} });
+}
+
+export function ofType(run: ProgramRun, type: string): RecordedResource[] {
+  return run.resources.filter((r) => r.type === type);
+}
+
+/** The single resource of a type and name; fails the test with the names it did find. */
+export function one(run: ProgramRun, type: string, name: string): RecordedResource {
+  const found = run.resources.filter((r) => r.type === type && r.name === name);
+  if (found.length !== 1) {
+    const names = ofType(run, type).map((r) => r.name);
+    throw new Error(`expected one ${type} named ${name}, found ${found.length} (names: ${names.join(", ")})`);
+  }
+  return found[0];
+}
+
+/** Inputs with secrets unwrapped, typed loosely for assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- assertion helper over arbitrary JSON
+export function plain(r: RecordedResource): any {
+  return unwrapSecrets(r.inputs);
+}
+
+/** Resolves an output to its value (tests only). */
+export function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => o.apply((v) => resolve(v)));
+}

@@ -1,0 +1,209 @@
+import { decodeConfigValue, parseStackConfig, StackConfigError } from "../../infra/config";
+import { runWithConfig, type RecordedResource } from "../support/engine";
+
+const base = { topology: "ecommerce", platform: "docker" };
+
+/** The problems of a config that must be rejected (fails the test if it is accepted). */
+function problemsOf(raw: Record<string, unknown>): string[] {
+  try {
+    parseStackConfig(raw);
+  } catch (e) {
+    if (e instanceof StackConfigError) return e.problems;
+    throw e;
+  }
+  throw new Error(`config was accepted: ${JSON.stringify(raw)}`);
+}
+
+describe("parseStackConfig", () => {
+  it("fills every default from the two required keys", () => {
+    expect(parseStackConfig(base)).toEqual({
+      topology: "ecommerce",
+      platform: "docker",
+      app: { replicas: 2, port: 8080, healthCheckPath: "/healthz", env: {} },
+    });
+  });
+
+  it("keeps explicit values, including a custom image and resources", () => {
+    const c = parseStackConfig({
+      topology: "blog",
+      platform: "kubernetes",
+      app: {
+        image: "ghcr.io/acme/blog:1.4.2",
+        replicas: 5,
+        port: 3000,
+        resources: { cpu: "1", memory: "1Gi" },
+      },
+      kubernetes: { namespace: "blog-prod", storageClass: "fast" },
+    });
+    expect(c.app).toMatchObject({ image: "ghcr.io/acme/blog:1.4.2", replicas: 5, port: 3000 });
+    expect(c.kubernetes).toEqual({ namespace: "blog-prod", storageClass: "fast" });
+  });
+
+  // Each row: a bad config and the exact sentence a user sees (key, rule, value given, fix).
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "missing topology",
+      { platform: "docker" },
+      "ha-backend:topology must be set to one of ecommerce, blog, but nothing was provided. Add ha-backend:topology to the stack file.",
+    ],
+    [
+      "unknown topology",
+      { topology: "shop", platform: "docker" },
+      'ha-backend:topology must be one of ecommerce, blog, but "shop" was provided. Use one of: ecommerce, blog.',
+    ],
+    [
+      "unknown platform",
+      { ...base, platform: "swarm" },
+      'ha-backend:platform must be one of docker, kubernetes, but "swarm" was provided. Use one of: docker, kubernetes.',
+    ],
+    [
+      "zero replicas",
+      { ...base, app: { replicas: 0 } },
+      "ha-backend:app.replicas must be at least 1, but 0 was provided. Set it to 1 or more.",
+    ],
+    [
+      "negative replicas",
+      { ...base, app: { replicas: -2 } },
+      "ha-backend:app.replicas must be at least 1, but -2 was provided. Set it to 1 or more.",
+    ],
+    [
+      "fractional replicas",
+      { ...base, app: { replicas: 2.5 } },
+      "ha-backend:app.replicas must be a whole number, but 2.5 was provided. Write it as a whole number.",
+    ],
+    [
+      "replicas as a quoted string",
+      { ...base, app: { replicas: "3" } },
+      'ha-backend:app.replicas must be a number, but "3" was provided. Write the number without quotes.',
+    ],
+    [
+      "port above 65535",
+      { ...base, app: { port: 70000 } },
+      "ha-backend:app.port must be at most 65535, but 70000 was provided. Set it to 65535 or less.",
+    ],
+    [
+      "port 0",
+      { ...base, app: { port: 0 } },
+      "ha-backend:app.port must be at least 1, but 0 was provided. Set it to 1 or more.",
+    ],
+    [
+      "misspelt app key",
+      { ...base, app: { replica: 2 } },
+      'ha-backend:app.replica is not a known setting: ha-backend:app must only contain known keys, but "replica" was provided. Remove it or fix its spelling (infra/config.ts lists every key).',
+    ],
+    [
+      "unknown top-level key",
+      { ...base, colour: "blue" },
+      'ha-backend:colour is not a known setting: ha-backend config must only contain known keys, but "colour" was provided. Remove it or fix its spelling (infra/config.ts lists every key).',
+    ],
+    [
+      "unpinned image",
+      { ...base, app: { image: "nginx:latest" } },
+      'ha-backend:app.image must be an image pinned by a tag other than latest (name:tag), but "nginx:latest" was provided. Give an explicit version, e.g. image: nginx:1.28.0-alpine, or remove it to use the demo app.',
+    ],
+    [
+      "health path without slash",
+      { ...base, app: { healthCheckPath: "healthz" } },
+      'ha-backend:app.healthCheckPath must be a URL path starting with /, but "healthz" was provided. Write e.g. /healthz.',
+    ],
+    [
+      "bad CPU quantity",
+      { ...base, app: { resources: { cpu: "lots", memory: "256Mi" } } },
+      'ha-backend:app.resources.cpu must be a CPU quantity such as 250m, 0.5 or 2, but "lots" was provided. Write e.g. cpu: 250m.',
+    ],
+    [
+      "resources without memory",
+      { ...base, app: { resources: { cpu: "250m" } } },
+      "ha-backend:app.resources.memory must be set to a string, but nothing was provided. Add ha-backend:app.resources.memory to the stack file.",
+    ],
+    [
+      "env name starting with a digit",
+      { ...base, app: { env: { "1BAD": "x" } } },
+      'ha-backend:app.env.1BAD must use names of letters, digits and _ that do not start with a digit, but "1BAD" was provided. Rename the variable, e.g. LOG_LEVEL.',
+    ],
+    [
+      "env value that YAML read as a number",
+      { ...base, app: { env: { WORKERS: 3 } } },
+      'ha-backend:app.env.WORKERS must be a string, but 3 was provided. Put it in quotes: "3".',
+    ],
+    [
+      "app given as a scalar",
+      { ...base, app: "big" },
+      'ha-backend:app must be a map of settings (key: value lines), but "big" was provided. Write it as a map of settings (key: value lines).',
+    ],
+    [
+      "kubernetes settings on the docker platform",
+      { ...base, kubernetes: { namespace: "prod" } },
+      'ha-backend:kubernetes must only be set when platform is kubernetes (platform is docker), but {"namespace":"prod"} was provided. Remove ha-backend:kubernetes, or set ha-backend:platform: kubernetes.',
+    ],
+    [
+      "namespace that is not a DNS label",
+      { topology: "blog", platform: "kubernetes", kubernetes: { namespace: "Prod_NS" } },
+      'ha-backend:kubernetes.namespace must be a DNS label (a-z, 0-9, -), but "Prod_NS" was provided. Write e.g. ecommerce-prod.',
+    ],
+  ])("rejects %s", (_label, raw, message) => {
+    expect(problemsOf(raw)).toEqual([message]);
+  });
+
+  it("reports every problem at once, not just the first", () => {
+    const problems = problemsOf({ topology: "shop", platform: "docker", app: { replicas: 0, port: 0 } });
+    expect(problems).toHaveLength(3);
+    expect(problems.map((p) => p.split(" ")[0])).toEqual([
+      "ha-backend:topology",
+      "ha-backend:app.replicas",
+      "ha-backend:app.port",
+    ]);
+  });
+});
+
+describe("decodeConfigValue", () => {
+  it.each([
+    ['{"replicas":3}', { replicas: 3 }],
+    ["[1,2]", [1, 2]],
+    ["ecommerce", "ecommerce"],
+    ["3", "3"], // top-level scalars stay the strings the user wrote
+    ["{not json", "{not json"],
+  ])("decodes %s", (text, value) => {
+    expect(decodeConfigValue(text)).toEqual(value);
+  });
+});
+
+describe("the program with bad config", () => {
+  // GIVEN bad config WHEN the whole program runs THEN it fails with the sentence and registers nothing.
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "unknown topology",
+      { topology: "forum", platform: "docker" },
+      'ha-backend:topology must be one of ecommerce, blog, but "forum"',
+    ],
+    [
+      "zero replicas",
+      { ...base, app: { replicas: 0 } },
+      "ha-backend:app.replicas must be at least 1, but 0 was provided",
+    ],
+    ["unknown key", { ...base, replicas: 3 }, "ha-backend:replicas is not a known setting"],
+    [
+      "bad port",
+      { ...base, app: { port: 99999 } },
+      "ha-backend:app.port must be at most 65535, but 99999 was provided",
+    ],
+    [
+      "wrong platform section",
+      { ...base, kubernetes: {} },
+      "ha-backend:kubernetes must only be set when platform is kubernetes",
+    ],
+  ])("%s: fails before any resource is registered", async (_label, raw, message) => {
+    const recorded: RecordedResource[] = [];
+    await expect(runWithConfig(raw, recorded, "bad-stack")).rejects.toThrow(message);
+    await expect(runWithConfig(raw, [], "bad-stack")).rejects.toThrow(
+      'Invalid stack config of stack "bad-stack" (stacks/Pulumi.bad-stack.yaml) (1 problem)',
+    );
+    expect(recorded.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+  });
+
+  it("registers resources for the same config once it is fixed (the check above can fail)", async () => {
+    const recorded: RecordedResource[] = [];
+    await runWithConfig({ ...base, app: { replicas: 1 } }, recorded);
+    expect(recorded.filter((r) => r.type !== "pulumi:pulumi:Stack").length).toBeGreaterThan(3);
+  });
+});
