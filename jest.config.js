@@ -4,7 +4,19 @@ module.exports = {
   roots: ["<rootDir>/test"],
   testMatch: ["**/*.test.ts"],
   transform: {
-    "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }],
+    "^.+\\.ts$": [
+      "ts-jest",
+      {
+        diagnostics: false,
+        tsconfig: {
+          isolatedModules: true,
+          module: "commonjs",
+          target: "ES2022",
+          esModuleInterop: true,
+          sourceMap: true,
+        },
+      },
+    ],
   },
   testTimeout: 60000,
 };

@@ -21,6 +21,8 @@ export interface RecordedResource {
   /** `type::name` of the parent resource, if any (the root Stack is left out). */
   readonly parent?: string;
   readonly custom: boolean;
+  /** `protect` resource option: pulumi refuses to delete it. */
+  readonly protect: boolean;
   /** Inputs exactly as the mock monitor received them (secrets still wrapped). */
   readonly inputs: Record<string, unknown>;
 }
@@ -124,6 +126,7 @@ export async function runProgramWithMocks(
 ): Promise<ProgramRun> {
   const project = opts.project ?? "ha-backend";
   const parents = new Map<string, string>();
+  const protectedResources = new Set<string>();
   pulumi.runtime.setAllConfig(opts.config, opts.secretKeys ?? []);
   await pulumi.runtime.setMocks(
     {
@@ -133,6 +136,7 @@ export async function runProgramWithMocks(
           name: args.name,
           parent: parents.get(`${args.type}::${args.name}`),
           custom: args.custom ?? true,
+          protect: protectedResources.has(`${args.type}::${args.name}`),
           inputs: args.inputs as Record<string, unknown>,
         });
         return { id: `${args.name}-id`, state: mockState(args) };
@@ -149,8 +153,9 @@ export async function runProgramWithMocks(
   let failure: unknown;
   const outputs = await pulumi.runtime.runInPulumiStack(async () => {
     // Transformations see each resource's options before registration: the only place the
-    // parent is visible under mocks (MockResourceArgs has no parent).
+    // parent and options are visible under mocks (MockResourceArgs has neither).
     pulumi.runtime.registerStackTransformation((t) => {
+      if (t.opts.protect === true) protectedResources.add(`${t.type}::${t.name}`);
       const p = t.opts.parent as Named | undefined;
       if (p !== undefined && p.__pulumiType !== "pulumi:pulumi:Stack") {
         parents.set(`${t.type}::${t.name}`, `${p.__pulumiType}::${p.__name}`);

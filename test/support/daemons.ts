@@ -1,0 +1,119 @@
+/**
+ * Real daemons for render and live tests: locate binaries, check configs with the daemon's own
+ * checker, start processes owned by the test and stop every one of them by PID.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Finds a daemon binary on PATH or in sbin (Debian puts nginx and haproxy in /usr/sbin). */
+export function binary(name: string): string {
+  for (const dir of (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
+    const p = join(dir, name);
+    if (dir !== "" && existsSync(p)) return p;
+  }
+  throw new Error(`${name} is not installed: run scripts/install-test-deps.sh (as root) first`);
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `ha-backend-${prefix}-`));
+}
+
+/** Runs a checker (`nginx -t`, `haproxy -c`) and returns its exit code and combined output. */
+export function check(cmd: string, args: string[]): { code: number; output: string } {
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 20_000 });
+  return { code: r.status ?? -1, output: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+}
+
+/**
+ * Processes a test started. Each runs in its own process group (its PID is the group id), so
+ * killing it by PID also takes the workers it forked (nginx, haproxy, postgres): a bare kill of
+ * a master leaves orphaned workers holding ports and pipes.
+ */
+export class ProcessGroup {
+  private readonly children: ChildProcess[] = [];
+  readonly logs = new Map<number, string>();
+
+  start(cmd: string, args: string[]): ChildProcess {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    if (child.pid === undefined) throw new Error(`could not start ${cmd}`);
+    const pid = child.pid;
+    this.logs.set(pid, "");
+    const append = (d: Buffer) => this.logs.set(pid, (this.logs.get(pid) ?? "") + d.toString());
+    child.stdout?.on("data", append);
+    child.stderr?.on("data", append);
+    this.children.push(child);
+    return child;
+  }
+
+  /** Sends `signal` to the process and everything it forked; resolves once it exited (bounded). */
+  kill(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL", timeoutMs = 5_000): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        this.killGroup(child.pid as number, "SIGKILL"); // workers may outlive their master
+        return resolve();
+      }
+      const timer = setTimeout(resolve, timeoutMs);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        this.killGroup(child.pid as number, "SIGKILL");
+        resolve();
+      });
+      this.killGroup(child.pid as number, signal);
+    });
+  }
+
+  private killGroup(pid: number, signal: NodeJS.Signals): void {
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // ESRCH: the whole group is gone already.
+    }
+  }
+
+  /** SIGKILL to every started process group, by PID. */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.children.map((c) => this.kill(c, "SIGKILL")));
+    for (const c of this.children) {
+      c.stdout?.destroy();
+      c.stderr?.destroy();
+    }
+  }
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One HTTP request to a loopback address, with a hard timeout. */
+export function httpGet(host: string, port: number, path: string, timeoutMs = 2_000): Promise<HttpResult> {
+  if (!host.startsWith("127.")) throw new Error(`tests only send traffic to loopback, not ${host}`);
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, method: "GET", timeout: timeoutMs, agent: false }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Polls `probe` until it returns true, at most `attempts` times `intervalMs` apart (bounded). */
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  { attempts = 50, intervalMs = 100 } = {},
+): Promise<number> {
+  const started = Date.now();
+  for (let i = 0; i < attempts; i++) {
+    if (await probe().catch(() => false)) return Date.now() - started;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`${what}: not ready after ${attempts} attempts`);
+}

@@ -1,0 +1,265 @@
+import { KubernetesPlatform } from "../../components/platform/kubernetes";
+import type { WorkloadSpec } from "../../components/platform/types";
+import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
+
+const T = {
+  deployment: "kubernetes:apps/v1:Deployment",
+  statefulSet: "kubernetes:apps/v1:StatefulSet",
+  service: "kubernetes:core/v1:Service",
+  configMap: "kubernetes:core/v1:ConfigMap",
+  secret: "kubernetes:core/v1:Secret",
+  pdb: "kubernetes:policy/v1:PodDisruptionBudget",
+  netpol: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  namespace: "kubernetes:core/v1:Namespace",
+};
+
+const web: WorkloadSpec = {
+  kind: "stateless",
+  replicas: 3,
+  image: "nginx:1.28.0-alpine",
+  ports: { http: 8080, metrics: 9113 },
+  tier: "app",
+  allowFrom: ["edge"],
+  env: { MODE: "demo" },
+  secretEnv: { API_TOKEN: "tok-123-secret", DB_PASSWORD: "pw-456-secret" },
+  files: { "/etc/app/app.conf": "listen 8080;\n" },
+  healthCheck: { httpGet: { path: "/healthz", port: "http" }, intervalSeconds: 4, failureThreshold: 2 },
+  publicPort: { target: "http", port: 80 },
+  runAsUser: 101,
+  resources: { cpu: "500m", memory: "256Mi" },
+};
+
+const db: WorkloadSpec = {
+  kind: "stateful",
+  replicas: 3,
+  image: "postgres:15.8",
+  ports: { pg: 5432 },
+  tier: "db",
+  allowFrom: ["app"],
+  volume: { mountPath: "/var/lib/postgresql/data", sizeGi: 20, protect: true },
+  healthCheck: { tcpPort: "pg" },
+};
+
+function deploy(...specs: [string, WorkloadSpec][]) {
+  return () => {
+    const platform = new KubernetesPlatform("k8s", { namespace: "shop", storageClass: "fast-ssd" });
+    const out: Record<string, unknown> = {};
+    for (const [name, spec] of specs) {
+      const w = platform.deploy(name, spec);
+      out[name] = {
+        service: w.serviceHost,
+        discovery: w.discoveryHost,
+        members: w.members,
+        url: w.publicUrl,
+      };
+    }
+    return out;
+  };
+}
+
+describe("KubernetesPlatform", () => {
+  it("runs a stateless workload as a Deployment that rolls without losing capacity", async () => {
+    const run = await runComponents(deploy(["web", web]));
+    const d = plain(one(run, T.deployment, "web-deployment"));
+    expect(d.metadata).toMatchObject({ name: "web", namespace: "shop" });
+    expect(d.spec.replicas).toBe(3);
+    expect(d.spec.strategy).toEqual({
+      type: "RollingUpdate",
+      rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
+    });
+    const pod = d.spec.template.spec;
+    const c = pod.containers[0];
+    expect(c.readinessProbe).toEqual({
+      httpGet: { path: "/healthz", port: "http" },
+      periodSeconds: 4,
+      timeoutSeconds: 3,
+      failureThreshold: 2,
+      initialDelaySeconds: 0,
+    });
+    expect(c.livenessProbe).toMatchObject({ failureThreshold: 4, initialDelaySeconds: 10 });
+    expect(c.resources).toEqual({ requests: { cpu: "500m", memory: "256Mi" }, limits: { memory: "256Mi" } });
+    expect(c.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      runAsNonRoot: true,
+      runAsUser: 101,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(
+      pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm
+        .topologyKey,
+    ).toBe("kubernetes.io/hostname");
+    expect(pod.topologySpreadConstraints[0].topologyKey).toBe("topology.kubernetes.io/zone");
+    expect(c.volumeMounts).toEqual([
+      { name: "files", mountPath: "/etc/app/app.conf", subPath: "etc_app_app.conf", readOnly: true },
+    ]);
+  });
+
+  it("keeps secret values in a Secret and only references in the pod spec", async () => {
+    const run = await runComponents(deploy(["web", web]));
+    const secret = one(run, T.secret, "web-env");
+    expect(isWrappedSecret(secret.inputs.stringData)).toBe(true);
+    expect(plain(secret).stringData).toEqual({ API_TOKEN: "tok-123-secret", DB_PASSWORD: "pw-456-secret" });
+    const d = one(run, T.deployment, "web-deployment");
+    // Nothing in the Deployment is secret, so a preview diff of it stays readable.
+    expect(JSON.stringify(d.inputs)).not.toContain("1b47061264138c4ac30d75fd1eb44270");
+    expect(JSON.stringify(d.inputs)).not.toMatch(/tok-123|pw-456/);
+    expect(plain(d).spec.template.spec.containers[0].env).toEqual([
+      { name: "MODE", value: "demo" },
+      { name: "API_TOKEN", valueFrom: { secretKeyRef: { name: "web-env", key: "API_TOKEN" } } },
+      { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "web-env", key: "DB_PASSWORD" } } },
+    ]);
+    for (const r of run.resources.filter((x) => x !== secret)) {
+      expect(JSON.stringify(r.inputs)).not.toMatch(/tok-123|pw-456/);
+    }
+  });
+
+  it("rolls the pods when a config file changes (digest annotation)", async () => {
+    const digest = async (content: string) => {
+      const run = await runComponents(deploy(["web", { ...web, files: { "/etc/app/app.conf": content } }]));
+      return plain(one(run, T.deployment, "web-deployment")).spec.template.metadata.annotations[
+        "ha-backend/config-digest"
+      ];
+    };
+    const a = await digest("a\n");
+    expect(a).toMatch(/^[0-9a-f]{64}$/);
+    expect(await digest("a\n")).toBe(a);
+    expect(await digest("b\n")).not.toBe(a);
+  });
+
+  it("puts config files in a ConfigMap that records where each file lands", async () => {
+    const run = await runComponents(deploy(["web", web]));
+    const cm = plain(one(run, T.configMap, "web-files"));
+    expect(cm.data).toEqual({ "etc_app_app.conf": "listen 8080;\n" });
+    expect(JSON.parse(cm.metadata.annotations["ha-backend/file-paths"])).toEqual({
+      "etc_app_app.conf": "/etc/app/app.conf",
+    });
+  });
+
+  it("runs a stateful workload as a StatefulSet with a claim per member and stable member addresses", async () => {
+    const run = await runComponents(deploy(["db", db]));
+    const s = one(run, T.statefulSet, "db-statefulset");
+    const sts = plain(s);
+    expect(sts.spec.serviceName).toBe("db-headless");
+    expect(sts.spec.volumeClaimTemplates).toEqual([
+      {
+        metadata: {
+          name: "data",
+          labels: { "app.kubernetes.io/name": "db", "app.kubernetes.io/part-of": "ha-backend" },
+        },
+        spec: {
+          accessModes: ["ReadWriteOnce"],
+          storageClassName: "fast-ssd",
+          resources: { requests: { storage: "20Gi" } },
+        },
+      },
+    ]);
+    expect(sts.spec.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: "Retain",
+      whenScaled: "Retain",
+    });
+    expect(s.protect).toBe(true);
+    expect(sts.spec.template.spec.containers[0].volumeMounts).toEqual([
+      { name: "data", mountPath: "/var/lib/postgresql/data" },
+    ]);
+    // Database images start as root to prepare their data directory: no forced non-root there.
+    expect(sts.spec.template.spec.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false });
+    expect(ofType(run, T.deployment)).toEqual([]);
+    const headless = plain(one(run, T.service, "db-headless"));
+    expect(headless.spec).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true });
+    expect(run.outputs.db).toEqual({
+      service: "db.shop.svc.cluster.local",
+      discovery: "db-headless.shop.svc.cluster.local",
+      members: [0, 1, 2].map((i) => ({
+        name: `db-${i}`,
+        host: `db-${i}.db-headless.shop.svc.cluster.local`,
+      })),
+      url: undefined,
+    });
+  });
+
+  it("adds a PodDisruptionBudget only where there are two or more members", async () => {
+    const run = await runComponents(
+      deploy(["web", web], ["solo", { ...web, replicas: 1, publicPort: undefined }]),
+    );
+    expect(ofType(run, T.pdb).map((p) => p.name)).toEqual(["web-pdb"]);
+    expect(plain(one(run, T.pdb, "web-pdb")).spec).toEqual({
+      maxUnavailable: 1,
+      selector: {
+        matchLabels: { "app.kubernetes.io/name": "web", "app.kubernetes.io/part-of": "ha-backend" },
+      },
+    });
+  });
+
+  it("admits only peers, the allowed tiers and (for the edge) the public port", async () => {
+    const run = await runComponents(deploy(["web", web], ["db", db]));
+    const dbPolicy = plain(one(run, T.netpol, "db-netpol")).spec;
+    expect(dbPolicy.policyTypes).toEqual(["Ingress"]);
+    expect(dbPolicy.ingress).toEqual([
+      {
+        from: [
+          {
+            podSelector: {
+              matchLabels: { "app.kubernetes.io/name": "db", "app.kubernetes.io/part-of": "ha-backend" },
+            },
+          },
+        ],
+      },
+      {
+        from: [
+          {
+            podSelector: { matchExpressions: [{ key: "ha-backend/tier", operator: "In", values: ["app"] }] },
+          },
+        ],
+        ports: [{ port: 5432, protocol: "TCP" }],
+      },
+    ]);
+    const webPolicy = plain(one(run, T.netpol, "web-netpol")).spec;
+    expect(webPolicy.ingress[2]).toEqual({
+      from: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+      ports: [{ port: 8080, protocol: "TCP" }],
+    });
+  });
+
+  it("exposes only the public edge through a LoadBalancer Service", async () => {
+    const run = await runComponents(deploy(["web", web], ["db", db]));
+    const types = ofType(run, T.service).map((s) => [s.name, plain(s).spec.type ?? "headless"]);
+    expect(types.sort()).toEqual([
+      ["db-headless", "headless"],
+      ["db-service", "ClusterIP"],
+      ["web-headless", "headless"],
+      ["web-public", "LoadBalancer"],
+      ["web-service", "ClusterIP"],
+    ]);
+    expect(plain(one(run, T.service, "web-public")).spec.ports).toEqual([
+      { name: "http", port: 80, targetPort: "http" },
+    ]);
+  });
+
+  it("creates the namespace once and places every object in it", async () => {
+    const run = await runComponents(deploy(["web", web], ["db", db]));
+    expect(ofType(run, T.namespace).map((n) => plain(n).metadata.name)).toEqual(["shop"]);
+    for (const r of run.resources.filter((x) => x.type.startsWith("kubernetes:") && x.type !== T.namespace)) {
+      expect([r.name, plain(r).metadata.namespace]).toEqual([r.name, "shop"]);
+    }
+  });
+
+  it("rejects a namespace that is not a DNS label", async () => {
+    await expect(
+      runComponents(() => void new KubernetesPlatform("k8s", { namespace: "Shop_Prod" })),
+    ).rejects.toThrow(
+      'KubernetesPlatform "k8s": namespace must be a DNS label (a-z, 0-9, \'-\', at most 63), but "Shop_Prod" was provided.',
+    );
+  });
+
+  it("rejects a workload name Kubernetes cannot use, before creating its objects", async () => {
+    let created = -1;
+    await expect(
+      runComponents(deploy(["Web_Tier", web])).then((r) => (created = r.resources.length)),
+    ).rejects.toThrow('Workload "Web_Tier": the workload name must be a DNS label of at most 52 characters');
+    expect(created).toBe(-1);
+  });
+});

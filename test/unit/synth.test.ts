@@ -1,0 +1,177 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { synthStack, writeTree } from "../../scripts/synth";
+import { binary, check, tempDir } from "../support/daemons";
+
+const ROOT = join(__dirname, "..", "..");
+const STACKS = ["ecommerce-dev", "ecommerce-prod", "blog-dev", "blog-prod"];
+
+function readTree(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.set(relative(dir, p), readFileSync(p, "utf8"));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function validateManifests(...paths: string[]) {
+  const r = spawnSync(process.execPath, [join(ROOT, "scripts", "validate-manifests.mjs"), ...paths], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+describe.each(STACKS)("synth %s", (stack) => {
+  let dirA: string;
+  let tree: Map<string, string>;
+
+  beforeAll(async () => {
+    tree = await synthStack(stack);
+    dirA = tempDir(`synth-${stack}-a`);
+    writeTree(dirA, tree);
+  });
+
+  it("is byte-identical when run twice", async () => {
+    const dirB = tempDir(`synth-${stack}-b`);
+    writeTree(dirB, await synthStack(stack));
+    const a = readTree(dirA);
+    const b = readTree(dirB);
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [path, content] of a) expect([path, b.get(path)]).toEqual([path, content]);
+  });
+
+  it("lists every resource with its parent, and hides every secret value", () => {
+    const resources = JSON.parse(tree.get("resources.json") ?? "[]") as {
+      type: string;
+      name: string;
+      parent: string | null;
+    }[];
+    expect(resources.length).toBeGreaterThan(5);
+    const app = resources.find((r) => r.type === "ha:cluster:ServerCluster");
+    expect(app?.parent).toBeNull();
+    for (const r of resources.filter(
+      (x) => x.type.startsWith("docker:index/container") || x.type.includes("apps/v1"),
+    )) {
+      expect(r.parent).toBe(`ha:cluster:ServerCluster::${app?.name}`);
+    }
+    for (const [path, content] of tree) {
+      expect([path, content.includes("mock-password")]).toEqual([path, false]);
+    }
+    expect(tree.get("resources.json")).toContain('"[secret]"');
+  });
+
+  it("writes the generated app config, and the real nginx accepts it", () => {
+    const configs = [...tree.keys()].filter((p) => p.startsWith("files/") && p.endsWith("nginx.conf"));
+    expect(configs.length).toBeGreaterThan(0);
+    for (const path of configs) {
+      const dir = tempDir("synth-nginx");
+      mkdirSync(join(dir, "logs"));
+      writeFileSync(join(dir, "nginx.conf"), tree.get(path) ?? "");
+      const r = check(binary("nginx"), [
+        "-t",
+        "-q",
+        "-c",
+        join(dir, "nginx.conf"),
+        "-p",
+        dir,
+        "-e",
+        join(dir, "logs", "e.log"),
+      ]);
+      expect([path, r.code, r.output]).toEqual([path, 0, ""]);
+    }
+  });
+
+  if (stack.endsWith("prod")) {
+    it("writes Kubernetes manifests that validate against the Kubernetes OpenAPI schema", () => {
+      const kinds = [...tree.keys()]
+        .filter((p) => p.startsWith("kubernetes/"))
+        .map((p) => p.split("/")[1].split("-")[0]);
+      expect(new Set(kinds)).toEqual(
+        new Set([
+          "ConfigMap",
+          "Deployment",
+          "Namespace",
+          "NetworkPolicy",
+          "PodDisruptionBudget",
+          "Secret",
+          "Service",
+        ]),
+      );
+      const r = validateManifests(join(dirA, "kubernetes"));
+      expect(r.output).toMatch(new RegExp(`^${kinds.length} valid, 0 invalid$`, "m"));
+      expect(r.code).toBe(0);
+    });
+  } else {
+    it("writes Docker specs for containers, networks and the image", () => {
+      const docker = [...tree.keys()].filter((p) => p.startsWith("docker/"));
+      expect(docker.filter((p) => p.startsWith("docker/container-"))).toHaveLength(2);
+      expect(docker.some((p) => p.startsWith("docker/network-"))).toBe(true);
+      const container = JSON.parse(
+        tree.get(docker.find((p) => p.startsWith("docker/container-")) ?? "") ?? "{}",
+      );
+      // APP_TOPOLOGY, LOG_LEVEL, SESSION_SECRET: one secret hides the list (Docker has one env list).
+      expect(container.envs).toEqual(["[secret]", "[secret]", "[secret]"]);
+      expect(container.restart).toBe("unless-stopped");
+    });
+  }
+});
+
+describe("the manifest validator", () => {
+  it("rejects an invalid manifest (so the check above can fail)", () => {
+    const dir = tempDir("bad-manifest");
+    writeFileSync(
+      join(dir, "bad.yaml"),
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: three\n  selector: {}\n  template: {}\n",
+    );
+    const r = validateManifests(dir);
+    expect(r.output).toContain("INVALID");
+    expect(r.output).toContain("0 valid, 1 invalid");
+    expect(r.code).toBe(1);
+  });
+
+  it("rejects a kind it has no schema for, instead of skipping it", () => {
+    const dir = tempDir("unknown-kind");
+    writeFileSync(join(dir, "x.yaml"), "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: x}\n");
+    expect(validateManifests(dir).code).toBe(1);
+  });
+});
+
+describe("npm run synth", () => {
+  it("works from the command line and refuses to empty a folder it did not make", () => {
+    const out = tempDir("synth-cli");
+    const run = (dir: string) =>
+      spawnSync("npm", ["run", "--silent", "synth", "--", "blog-dev", "--out", dir], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 120_000,
+      });
+    const ok = run(out);
+    expect(ok.stdout).toMatch(/^synth blog-dev: \d+ resources, \d+ files in /m);
+    expect(ok.status).toBe(0);
+    expect(readTree(out).has("resources.json")).toBe(true);
+
+    const foreign = tempDir("not-synth");
+    writeFileSync(join(foreign, "keep.txt"), "mine");
+    const refused = run(foreign);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain("is not empty and was not made by synth");
+    expect(readFileSync(join(foreign, "keep.txt"), "utf8")).toBe("mine");
+  });
+
+  it("fails with the config error for a stack that does not exist", () => {
+    const r = spawnSync("npm", ["run", "--silent", "synth", "--", "nope-dev"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("Pulumi.nope-dev.yaml");
+  });
+});
