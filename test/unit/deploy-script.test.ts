@@ -1,0 +1,91 @@
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tempDir } from "../support/daemons";
+
+const SCRIPT = join(__dirname, "..", "..", "scripts", "deploy-dev.sh");
+const ROOT = join(__dirname, "..", "..");
+
+/** A PATH with stand-ins for the pulumi and docker CLIs that record how they were called. */
+function fakeTools(opts: { pulumi: boolean; docker: "ok" | "down" | "missing" }) {
+  const bin = tempDir("fake-bin");
+  const log = join(bin, "calls.log");
+  const write = (name: string, body: string) => {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  };
+  if (opts.pulumi) {
+    write(
+      "pulumi",
+      `echo "pulumi $* backend=$PULUMI_BACKEND_URL passphrase_set=\${PULUMI_CONFIG_PASSPHRASE+yes}" >> ${log}\n` +
+        `[ "$1 $2" = "stack output" ] && echo http://localhost:8080\nexit 0`,
+    );
+  }
+  if (opts.docker !== "missing")
+    write("docker", `echo "docker $*" >> ${log}\nexit ${opts.docker === "ok" ? 0 : 1}`);
+  // Only the basics, so a pulumi or docker installed on the machine is not found.
+  for (const tool of ["bash", "sh", "grep", "sed", "ls", "tr", "mkdir", "dirname", "cat", "npm", "node"]) {
+    const found = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim();
+    if (found !== "" && !existsSync(join(bin, tool))) write(tool, `exec ${found} "$@"`);
+  }
+  return { path: bin, log };
+}
+
+function deploy(path: string, ...args: string[]) {
+  const env = { ...process.env, PATH: path };
+  delete env.PULUMI_CONFIG_PASSPHRASE;
+  return spawnSync("bash", [SCRIPT, ...args], { cwd: ROOT, env, encoding: "utf8", timeout: 30_000 });
+}
+
+describe("scripts/deploy-dev.sh", () => {
+  it("deploys ecommerce-dev with a local backend under the repo and no cloud login", () => {
+    const tools = fakeTools({ pulumi: true, docker: "ok" });
+    const r = deploy(tools.path);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const calls = readFileSync(tools.log, "utf8").trim().split("\n");
+    const backend = `backend=file://${ROOT}/.pulumi-state passphrase_set=yes`;
+    expect(calls).toEqual([
+      "docker info",
+      `pulumi stack select ecommerce-dev --create ${backend}`,
+      `pulumi up --stack ecommerce-dev ${backend}`,
+      `pulumi stack output --stack ecommerce-dev publicUrl ${backend}`,
+      `pulumi stack output --stack ecommerce-dev publicUrl ${backend}`,
+    ]);
+    expect(r.stdout).toContain("curl http://localhost:8080/");
+  });
+
+  it("passes extra arguments to pulumi up for another Docker stack", () => {
+    const tools = fakeTools({ pulumi: true, docker: "ok" });
+    expect(deploy(tools.path, "blog-dev", "--yes").status).toBe(0);
+    expect(readFileSync(tools.log, "utf8")).toContain("pulumi up --stack blog-dev --yes ");
+  });
+
+  it.each([
+    ["pulumi is missing", { pulumi: false, docker: "ok" as const }, 1, "the Pulumi CLI is not installed"],
+    ["docker is missing", { pulumi: true, docker: "missing" as const }, 1, "the docker CLI is not installed"],
+    [
+      "the Docker engine is down",
+      { pulumi: true, docker: "down" as const },
+      1,
+      "the Docker engine is not reachable",
+    ],
+  ])("stops with advice when %s", (_label, tools, code, message) => {
+    const t = fakeTools(tools);
+    const r = deploy(t.path);
+    expect(r.stderr).toContain(message);
+    expect(r.status).toBe(code);
+    expect(existsSync(t.log) ? readFileSync(t.log, "utf8") : "").not.toContain("pulumi up");
+  });
+
+  it("refuses a Kubernetes stack and an unknown stack", () => {
+    const t = fakeTools({ pulumi: true, docker: "ok" });
+    const prod = deploy(t.path, "ecommerce-prod");
+    expect([prod.status, prod.stderr]).toEqual([2, expect.stringContaining("does not run on Docker")]);
+    const unknown = deploy(t.path, "shop-dev");
+    expect([unknown.status, unknown.stderr]).toEqual([
+      2,
+      expect.stringContaining("no stack file stacks/Pulumi.shop-dev.yaml"),
+    ]);
+  });
+});
