@@ -32,7 +32,7 @@ function fakeTools(opts: { pulumi: boolean; docker: "ok" | "down" | "missing" })
 }
 
 function deploy(path: string, ...args: string[]) {
-  const env = { ...process.env, PATH: path };
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: path };
   delete env.PULUMI_CONFIG_PASSPHRASE;
   return spawnSync("bash", [SCRIPT, ...args], { cwd: ROOT, env, encoding: "utf8", timeout: 30_000 });
 }
