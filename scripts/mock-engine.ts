@@ -61,14 +61,26 @@ export function isWrappedSecret(v: unknown): v is { value: unknown } {
   return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
 }
 
+/**
+ * A deep copy of plain JSON-like data: each wrapped secret becomes `onSecret(value)` and every
+ * other leaf `onLeaf(leaf)`; objects and lists keep their shape.
+ */
+function mapSecrets(
+  v: unknown,
+  onSecret: (value: unknown) => unknown,
+  onLeaf = (leaf: unknown) => leaf,
+): unknown {
+  if (isWrappedSecret(v)) return onSecret(v.value);
+  if (Array.isArray(v)) return v.map((x) => mapSecrets(x, onSecret, onLeaf));
+  if (typeof v === "object" && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mapSecrets(x, onSecret, onLeaf)]));
+  }
+  return onLeaf(v);
+}
+
 /** Every leaf value replaced by the marker; object keys and list lengths stay visible. */
 function redactLeaves(v: unknown): unknown {
-  if (isWrappedSecret(v)) return redactLeaves(v.value);
-  if (Array.isArray(v)) return v.map(redactLeaves);
-  if (typeof v === "object" && v !== null) {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactLeaves(x)]));
-  }
-  return SECRET_MARKER;
+  return mapSecrets(v, redactLeaves, () => SECRET_MARKER);
 }
 
 /**
@@ -77,22 +89,12 @@ function redactLeaves(v: unknown): unknown {
  * names, so a diff still shows which secret changed shape.
  */
 export function redactSecrets(v: unknown): unknown {
-  if (isWrappedSecret(v)) return redactLeaves(v.value);
-  if (Array.isArray(v)) return v.map(redactSecrets);
-  if (typeof v === "object" && v !== null) {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactSecrets(x)]));
-  }
-  return v;
+  return mapSecrets(v, redactLeaves);
 }
 
 /** A deep copy with secrets unwrapped to their values (tests use it to read what was passed). */
 export function unwrapSecrets(v: unknown): unknown {
-  if (isWrappedSecret(v)) return unwrapSecrets(v.value);
-  if (Array.isArray(v)) return v.map(unwrapSecrets);
-  if (typeof v === "object" && v !== null) {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));
-  }
-  return v;
+  return mapSecrets(v, unwrapSecrets);
 }
 
 /** Resolves outputs to plain values, secrets as the marker. */

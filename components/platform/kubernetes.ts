@@ -185,6 +185,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       (r): r is k8s.core.v1.ConfigMap | k8s.core.v1.Secret => r !== undefined,
     );
 
+    const servicePorts = ports.map(([portName, port]) => ({ name: portName, port, targetPort: portName }));
     new k8s.core.v1.Service(
       `${name}-headless`,
       {
@@ -192,7 +193,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         spec: {
           clusterIP: "None",
           selector,
-          ports: ports.map(([portName, port]) => ({ name: portName, port, targetPort: portName })),
+          ports: servicePorts,
           // Stateful peers must find each other before they are ready (cluster bootstrap).
           publishNotReadyAddresses: spec.kind === "stateful",
         },
@@ -206,7 +207,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         spec: {
           type: "ClusterIP",
           selector,
-          ports: ports.map(([portName, port]) => ({ name: portName, port, targetPort: portName })),
+          ports: servicePorts,
         },
       },
       { parent },

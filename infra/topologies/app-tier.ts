@@ -35,3 +35,13 @@ export function appTier(ctx: TopologyContext, name: string, env: Record<string, 
     publicPort: ctx.publicPort,
   });
 }
+
+/** The outputs every topology exports for its app tier. */
+export function appOutputs(app: ServerCluster): TopologyOutputs {
+  return {
+    appServiceHost: app.serviceHost,
+    appMembers: app.members,
+    appReplicas: app.replicas,
+    publicUrl: app.publicUrl,
+  };
+}

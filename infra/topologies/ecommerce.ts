@@ -1,5 +1,5 @@
 import type { TopologyContext, TopologyOutputs } from "./app-tier";
-import { appTier } from "./app-tier";
+import { appOutputs, appTier } from "./app-tier";
 
 /**
  * The e-commerce site: a shop app tier. Later: Nginx in front, orders (sharded) and catalog
@@ -7,10 +7,5 @@ import { appTier } from "./app-tier";
  */
 export function ecommerce(ctx: TopologyContext): TopologyOutputs {
   const shop = appTier(ctx, "shop", { APP_TOPOLOGY: "ecommerce" });
-  return {
-    appServiceHost: shop.serviceHost,
-    appMembers: shop.members,
-    appReplicas: shop.replicas,
-    publicUrl: shop.publicUrl,
-  };
+  return appOutputs(shop);
 }

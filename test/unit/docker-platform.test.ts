@@ -2,37 +2,18 @@ import * as pulumi from "@pulumi/pulumi";
 import { DockerPlatform } from "../../components/platform/docker";
 import type { WorkloadSpec } from "../../components/platform/types";
 import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
+import { DB, WEB } from "../support/workloads";
 
 const CONTAINER = "docker:index/container:Container";
 const NETWORK = "docker:index/network:Network";
 const VOLUME = "docker:index/volume:Volume";
 
 const web: WorkloadSpec = {
-  kind: "stateless",
-  replicas: 2,
-  image: "nginx:1.28.0-alpine",
-  ports: { http: 8080 },
-  tier: "app",
-  allowFrom: ["edge"],
-  env: { MODE: "demo" },
-  secretEnv: { API_TOKEN: "tok-123-secret" },
-  files: { "/etc/app/app.conf": "listen 8080;\n" },
-  healthCheck: { httpGet: { path: "/healthz", port: "http" } },
+  ...WEB,
   publicPort: { target: "http", port: 18080 },
-  runAsUser: 101,
   resources: { cpu: "250m", memory: "128Mi" },
 };
-
-const db: WorkloadSpec = {
-  kind: "stateful",
-  replicas: 3,
-  image: "postgres:15.8",
-  ports: { pg: 5432 },
-  tier: "db",
-  allowFrom: ["app"],
-  volume: { mountPath: "/var/lib/postgresql/data", sizeGi: 10, protect: true },
-  healthCheck: { exec: ["pg_isready"] },
-};
+const db: WorkloadSpec = { ...DB, healthCheck: { exec: ["pg_isready"] } };
 
 function deployBoth() {
   const platform = new DockerPlatform("docker", { prefix: "shop-dev" });

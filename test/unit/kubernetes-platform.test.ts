@@ -1,6 +1,7 @@
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
 import type { WorkloadSpec } from "../../components/platform/types";
 import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
+import { DB, WEB } from "../support/workloads";
 
 const T = {
   deployment: "kubernetes:apps/v1:Deployment",
@@ -14,31 +15,15 @@ const T = {
 };
 
 const web: WorkloadSpec = {
-  kind: "stateless",
+  ...WEB,
   replicas: 3,
-  image: "nginx:1.28.0-alpine",
   ports: { http: 8080, metrics: 9113 },
-  tier: "app",
-  allowFrom: ["edge"],
-  env: { MODE: "demo" },
   secretEnv: { API_TOKEN: "tok-123-secret", DB_PASSWORD: "pw-456-secret" },
-  files: { "/etc/app/app.conf": "listen 8080;\n" },
   healthCheck: { httpGet: { path: "/healthz", port: "http" }, intervalSeconds: 4, failureThreshold: 2 },
   publicPort: { target: "http", port: 80 },
-  runAsUser: 101,
   resources: { cpu: "500m", memory: "256Mi" },
 };
-
-const db: WorkloadSpec = {
-  kind: "stateful",
-  replicas: 3,
-  image: "postgres:15.8",
-  ports: { pg: 5432 },
-  tier: "db",
-  allowFrom: ["app"],
-  volume: { mountPath: "/var/lib/postgresql/data", sizeGi: 20, protect: true },
-  healthCheck: { tcpPort: "pg" },
-};
+const db: WorkloadSpec = { ...DB, healthCheck: { tcpPort: "pg" } };
 
 function deploy(...specs: [string, WorkloadSpec][]) {
   return () => {
