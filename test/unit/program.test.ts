@@ -64,3 +64,17 @@ describe("stack files are what the README says", () => {
     }
   });
 });
+
+describe("infra/index.ts, the entry pulumi up loads", () => {
+  it("exports the stack outputs of the configured stack as module exports", async () => {
+    const { runProgramWithMocks } = await import("../../scripts/mock-engine");
+    const { readStackFile } = await import("../../scripts/stack-file");
+    const run = await runProgramWithMocks({
+      ...readStackFile("blog-dev"),
+      stack: "blog-dev",
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- exactly what Pulumi's Node host does
+      program: () => require("../../infra/index") as Record<string, unknown>,
+    });
+    expect(run.outputs).toMatchObject({ topology: "blog", platform: "docker", publicUrl: "http://localhost:8081" });
+  });
+});
