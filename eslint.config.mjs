@@ -7,7 +7,13 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: {
-      globals: { require: "readonly", module: "writable", process: "readonly", console: "readonly" },
+      globals: {
+        require: "readonly",
+        module: "writable",
+        process: "readonly",
+        console: "readonly",
+        setTimeout: "readonly",
+      },
     },
     rules: {
       "@typescript-eslint/no-explicit-any": "error",

@@ -75,6 +75,10 @@ describe("infra/index.ts, the entry pulumi up loads", () => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- exactly what Pulumi's Node host does
       program: () => require("../../infra/index") as Record<string, unknown>,
     });
-    expect(run.outputs).toMatchObject({ topology: "blog", platform: "docker", publicUrl: "http://localhost:8081" });
+    expect(run.outputs).toMatchObject({
+      topology: "blog",
+      platform: "docker",
+      publicUrl: "http://localhost:8081",
+    });
   });
 });

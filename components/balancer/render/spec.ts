@@ -1,0 +1,141 @@
+/**
+ * What both balancer renderers take: plain data, engine-neutral. The LoadBalancer component
+ * fills it from its args; tests fill it directly (with loopback addresses).
+ */
+
+/** How requests are spread over the primary servers. */
+export type Algorithm = "round-robin" | "least-conn" | "ip-hash";
+
+/** One upstream server with a stable address. */
+export interface BalancerBackend {
+  /** Server name in the config and in logs/metrics, e.g. `shop-app-0`. */
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** Relative share of requests (1–256). */
+  readonly weight: number;
+  /** Takes traffic only when every primary server is down. */
+  readonly backup: boolean;
+}
+
+/**
+ * Members found through DNS (a Kubernetes headless Service), re-resolved at run time, for tiers
+ * whose members have no stable address.
+ */
+export interface BalancerDiscovery {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** Most members the name can resolve to (HAProxy pre-allocates this many server slots). */
+  readonly slots: number;
+  readonly backup: boolean;
+}
+
+export interface BalancerRenderSpec {
+  /** Address the public listeners bind; tests pin a loopback address. @default all */
+  readonly listenAddress?: string;
+  /** Plain HTTP port inside the container (unprivileged: ≥ 1024). */
+  readonly httpPort: number;
+  /** HTTPS port; set together with `tls`. */
+  readonly httpsPort?: number;
+  /** Internal port for stats/metrics and the balancer's own health check; never published. */
+  readonly statsPort: number;
+  /** Address the stats listener binds. @default all (reachable inside the platform network only) */
+  readonly statsAddress?: string;
+  readonly algorithm: Algorithm;
+  /** Servers with stable addresses (Docker members, explicit hosts). */
+  readonly backends: readonly BalancerBackend[];
+  /** DNS-discovered members (Kubernetes). */
+  readonly discovery: readonly BalancerDiscovery[];
+  /**
+   * Resolve server names again at run time (containers and pods get new addresses when they
+   * are recreated). nginx: needs ≥ 1.27.3 for `resolve` in open-source builds.
+   */
+  readonly dynamicDns?: { readonly resolvers: readonly string[] };
+  /** Active checks (HAProxy) on this path; nginx uses passive checks only. */
+  readonly health: {
+    readonly path: string;
+    readonly intervalMs: number;
+    readonly timeoutMs: number;
+    /** Consecutive failures before a server is marked down. */
+    readonly fall: number;
+    /** Consecutive successes before it is back. */
+    readonly rise: number;
+  };
+  /** Passive checks: failures within `failTimeoutS` that take a server out for `failTimeoutS`. */
+  readonly passive: { readonly maxFails: number; readonly failTimeoutS: number };
+  /** Tries on other servers after a failure (connection refused, reset, 502/503/504 on idempotent requests). */
+  readonly retries: number;
+  readonly timeouts: { readonly connectMs: number; readonly clientMs: number; readonly serverMs: number };
+  /** Idle connections kept open to the upstreams (per worker for nginx). */
+  readonly keepaliveConnections: number;
+  /** Most concurrent connections per server; 0 = unlimited. */
+  readonly maxConnsPerServer: number;
+  /** TLS termination: the certificate chain at `certPath`, its key at `${certPath}.key`. */
+  readonly tls?: { readonly certPath: string; readonly hstsMaxAgeS: number };
+  /** Requests per second per client IP, with a burst allowance; over it clients get 429. */
+  readonly rateLimit?: { readonly perSecond: number; readonly burst: number };
+  /** Keep a client on one server with this cookie. */
+  readonly sticky?: { readonly cookie: string };
+  readonly securityHeaders: boolean;
+  /** Where access logs go (`/dev/stdout` in containers), or false for none. */
+  readonly accessLog: string | false;
+  /** Where the error log goes. */
+  readonly errorLog: string;
+  /** Writable directory for pid and temp files (nginx). */
+  readonly tmpDir: string;
+}
+
+/** Backends sorted by name, so argument order never changes the file (and the diff). */
+export function sortedBackends<T extends { readonly name: string }>(list: readonly T[]): T[] {
+  return [...list].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Host and port as an address; IPv6 literals in brackets. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The listener address: `port` alone, or `address:port`. */
+export function listenOn(address: string | undefined, port: number): string {
+  return address === undefined ? String(port) : hostPort(address, port);
+}
+
+/** Seconds for directives that take whole seconds (rounded up, never 0). */
+export function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/** Security headers both engines send (names and values; `always` semantics). */
+export const SECURITY_HEADERS: readonly [string, string][] = [
+  ["X-Content-Type-Options", "nosniff"],
+  ["X-Frame-Options", "SAMEORIGIN"],
+  ["Referrer-Policy", "strict-origin-when-cross-origin"],
+];
+
+/**
+ * Mozilla's "intermediate" TLS 1.2 cipher list (TLS 1.3 suites are fixed by OpenSSL): modern
+ * clients only, forward secrecy, AEAD.
+ */
+export const TLS12_CIPHERS =
+  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" +
+  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+/** Checks what neither engine can express; thrown as plain errors (the component words them for users). */
+export function checkRenderSpec(engine: "nginx" | "haproxy", s: BalancerRenderSpec): void {
+  const primaries = [...s.backends, ...s.discovery].filter((b) => !b.backup).length;
+  if (primaries === 0) {
+    throw new Error(`${engine}: at least one primary (non-backup) server is required`);
+  }
+  if ((s.tls === undefined) !== (s.httpsPort === undefined)) {
+    throw new Error(`${engine}: tls and httpsPort go together`);
+  }
+  const hasBackup = [...s.backends, ...s.discovery].some((b) => b.backup);
+  if (engine === "nginx" && hasBackup && (s.algorithm === "ip-hash" || s.sticky !== undefined)) {
+    // nginx: "invalid parameter "backup"" with hash/ip_hash (ngx_http_upstream_module docs).
+    throw new Error("nginx: backup servers cannot be combined with ip-hash or sticky (hash) balancing");
+  }
+  if (engine === "nginx" && s.discovery.length > 0 && s.dynamicDns === undefined) {
+    throw new Error("nginx: DNS-discovered members need dynamicDns (resolve), or they are fixed at start");
+  }
+}
