@@ -69,8 +69,51 @@ const AppSchema = z.strictObject({
     .default({}),
 });
 
+/** The seed's pairing: Nginx in front of the shop, HAProxy in front of the blog. */
+export const DEFAULT_BALANCER_ENGINE = { ecommerce: "nginx", blog: "haproxy" } as const;
+
+const COOKIE = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
+
+const BalancerSchema = z.strictObject({
+  /** Unset: the topology's default engine. */
+  engine: z.enum(["nginx", "haproxy"]).optional(),
+  replicas: z.int().min(1).max(20).default(2),
+  algorithm: z.enum(["round-robin", "least-conn", "ip-hash"]).default("round-robin"),
+  /** Standby app servers that take traffic only when every primary is down. */
+  backups: z.int().min(0).max(10).default(0),
+  /** Relative weight of each primary app member, by index (Docker only). */
+  weights: z.array(z.int().min(1).max(256)).optional(),
+  tls: z.enum(["off", "self-signed", "provided"]).default("off"),
+  rateLimit: z
+    .strictObject({ perSecond: z.int().min(1).max(1_000_000), burst: z.int().min(0).max(1_000_000) })
+    .optional(),
+  stickyCookie: z
+    .string()
+    .refine(
+      ...rule(
+        (s: string) => COOKIE.test(s),
+        "be a cookie name of letters, digits and _ (at most 32)",
+        "Write e.g. SERVERID.",
+      ),
+    )
+    .optional(),
+  health: z
+    .strictObject({
+      intervalMs: z.int().min(100).max(60_000).default(2000),
+      timeoutMs: z.int().min(50).max(60_000).default(1000),
+      fall: z.int().min(1).max(20).default(3),
+      rise: z.int().min(1).max(20).default(2),
+    })
+    .prefault({}),
+  retries: z.int().min(0).max(10).default(2),
+  resources: ResourcesSchema.optional(),
+});
+
 const DockerSchema = z.strictObject({
+  /** Host port of the balancer's plain HTTP listener. */
   publicPort: PORT.default(8080),
+  /** Host port of the HTTPS listener (when balancer.tls is on). */
+  httpsPort: PORT.default(8443),
 });
 
 const KubernetesSchema = z.strictObject({
@@ -88,6 +131,11 @@ export const StackConfigSchema = z
     topology: z.enum(["ecommerce", "blog"]),
     platform: z.enum(["docker", "kubernetes"]),
     app: AppSchema.prefault({}),
+    balancer: BalancerSchema.prefault({}),
+    /** PEM certificate chain for balancer.tls: provided (`pulumi config set ha-backend:tlsCertificate`). */
+    tlsCertificate: z.string().optional(),
+    /** PEM private key for balancer.tls: provided; must be a secret (`pulumi config set --secret`). */
+    tlsKey: z.string().optional(),
     docker: DockerSchema.optional(),
     kubernetes: KubernetesSchema.optional(),
   })
@@ -103,7 +151,63 @@ export const StackConfigSchema = z
         params: { fix: `Remove ${NAMESPACE}:${other}, or set ${NAMESPACE}:platform: ${other}.` },
       });
     }
-  });
+    const b = c.balancer;
+    const engine = b.engine ?? DEFAULT_BALANCER_ENGINE[c.topology];
+    const issue = (path: (string | number)[], input: unknown, message: string, fix: string) =>
+      ctx.addIssue({ code: "custom", path, input, message, params: { fix } });
+    if (b.weights !== undefined && c.platform === "kubernetes") {
+      issue(
+        ["balancer", "weights"],
+        b.weights,
+        "only be set on the docker platform (Kubernetes pods have no stable address)",
+        `Remove ${NAMESPACE}:balancer.weights.`,
+      );
+    } else if (b.weights !== undefined && b.weights.length !== c.app.replicas) {
+      issue(
+        ["balancer", "weights"],
+        b.weights,
+        `list one weight per app member (app.replicas is ${c.app.replicas})`,
+        `Give ${c.app.replicas} weights, or remove them for equal shares.`,
+      );
+    }
+    if (engine === "nginx" && b.backups > 0 && (b.algorithm === "ip-hash" || b.stickyCookie !== undefined)) {
+      issue(
+        ["balancer", "backups"],
+        b.backups,
+        `be 0 when nginx balances by ${b.algorithm === "ip-hash" ? "client IP (ip-hash)" : "sticky cookie"} (nginx rejects backup servers with hash balancing)`,
+        `Set ${NAMESPACE}:balancer.backups: 0, use algorithm round-robin or least-conn, or engine: haproxy.`,
+      );
+    }
+    if (b.tls === "provided") {
+      for (const key of ["tlsCertificate", "tlsKey"] as const) {
+        if (c[key] === undefined) {
+          issue(
+            [key],
+            undefined,
+            "be set when balancer.tls is provided",
+            `Run: pulumi config set ${key === "tlsKey" ? "--secret " : ""}${NAMESPACE}:${key} < ${key === "tlsKey" ? "key" : "cert"}.pem`,
+          );
+        } else if (!(c[key] as string).includes("-----BEGIN ")) {
+          issue([key], "(not shown)", "be PEM text (-----BEGIN …)", "Give the PEM file's contents.");
+        }
+      }
+    } else {
+      for (const key of ["tlsCertificate", "tlsKey"] as const) {
+        if (c[key] !== undefined) {
+          issue(
+            [key],
+            "(not shown)",
+            `only be set when balancer.tls is provided (it is ${b.tls})`,
+            `Set ${NAMESPACE}:balancer.tls: provided, or remove ${NAMESPACE}:${key}.`,
+          );
+        }
+      }
+    }
+  })
+  .transform((c) => ({
+    ...c,
+    balancer: { ...c.balancer, engine: c.balancer.engine ?? DEFAULT_BALANCER_ENGINE[c.topology] },
+  }));
 
 /** The validated stack config, with every default filled in. */
 export type StackConfig = z.infer<typeof StackConfigSchema>;
@@ -210,10 +314,24 @@ function describe(issue: z.core.$ZodIssue): string[] {
  * Validates raw stack config (keys without the `ha-backend:` prefix). Pure: tests call it with
  * plain objects. Throws {@link StackConfigError} listing every problem at once.
  */
-export function parseStackConfig(raw: Record<string, unknown>, source = "stack config"): StackConfig {
+export function parseStackConfig(
+  raw: Record<string, unknown>,
+  source = "stack config",
+  secretKeys: readonly string[] = [],
+): StackConfig {
   const result = StackConfigSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     throw new StackConfigError(result.error.issues.flatMap(describe), source);
+  }
+  if (result.data.tlsKey !== undefined && !secretKeys.includes("tlsKey")) {
+    // A key stored in plain text sits unencrypted in the stack file and in every clone of it.
+    throw new StackConfigError(
+      [
+        `${NAMESPACE}:tlsKey must be stored as a secret, but a plain value was provided. ` +
+          `Run: pulumi config set --secret ${NAMESPACE}:tlsKey < key.pem`,
+      ],
+      source,
+    );
   }
   return result.data;
 }
@@ -237,10 +355,17 @@ export function decodeConfigValue(value: string): unknown {
 /** Reads every `ha-backend:*` key of the current stack and validates it. */
 export function loadStackConfig(): StackConfig {
   const raw: Record<string, unknown> = {};
+  const secretKeys: string[] = [];
   const prefix = `${NAMESPACE}:`;
+  // Exported by the runtime but not in its typings: tells secret config (secure: in the stack file) apart.
+  const runtime = pulumi.runtime as unknown as { isConfigSecret(key: string): boolean };
   for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
-    if (key.startsWith(prefix)) raw[key.slice(prefix.length)] = decodeConfigValue(value);
+    if (!key.startsWith(prefix)) continue;
+    const name = key.slice(prefix.length);
+    // Secret values stay raw strings (PEM text is never JSON).
+    raw[name] = runtime.isConfigSecret(key) ? value : decodeConfigValue(value);
+    if (runtime.isConfigSecret(key)) secretKeys.push(name);
   }
   const stack = pulumi.getStack();
-  return parseStackConfig(raw, `stack config of stack "${stack}" (stacks/Pulumi.${stack}.yaml)`);
+  return parseStackConfig(raw, `stack config of stack "${stack}" (stacks/Pulumi.${stack}.yaml)`, secretKeys);
 }

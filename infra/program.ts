@@ -1,21 +1,21 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DockerPlatform } from "../components/platform/docker";
 import { KubernetesPlatform } from "../components/platform/kubernetes";
-import type { Platform } from "../components/platform/types";
 import { loadStackConfig, type StackConfig } from "./config";
-import type { TopologyContext, TopologyOutputs } from "./topologies/app-tier";
+import type { TopologyContext, TopologyOutputs } from "./topologies/web-tier";
 import { blog } from "./topologies/blog";
 import { ecommerce } from "./topologies/ecommerce";
 
-/** Kubernetes publishes the edge on the usual HTTP port; Docker on a free host port. */
-const KUBERNETES_PUBLIC_PORT = 80;
+type PlatformChoice = Pick<TopologyContext, "platform" | "publicPorts" | "tlsHostNames">;
 
-function platformFor(config: StackConfig, stack: string): { platform: Platform; publicPort: number } {
+function platformFor(config: StackConfig, stack: string): PlatformChoice {
   switch (config.platform) {
     case "docker":
       return {
         platform: new DockerPlatform("docker", { prefix: stack }),
-        publicPort: config.docker?.publicPort ?? 8080,
+        // Free host ports on a developer machine; the balancer listens on them.
+        publicPorts: { http: config.docker?.publicPort ?? 8080, https: config.docker?.httpsPort ?? 8443 },
+        tlsHostNames: ["localhost"],
       };
     case "kubernetes":
       return {
@@ -23,7 +23,8 @@ function platformFor(config: StackConfig, stack: string): { platform: Platform; 
           namespace: config.kubernetes?.namespace ?? stack,
           storageClass: config.kubernetes?.storageClass,
         }),
-        publicPort: KUBERNETES_PUBLIC_PORT,
+        publicPorts: { http: 80, https: 443 },
+        tlsHostNames: [`${stack}.local`],
       };
     default: {
       const never: never = config.platform;
@@ -52,7 +53,6 @@ function buildTopology(ctx: TopologyContext): TopologyOutputs {
 export function defineStack(): Record<string, unknown> {
   const config = loadStackConfig();
   const stack = pulumi.getStack();
-  const { platform, publicPort } = platformFor(config, stack);
-  const outputs = buildTopology({ config, platform, publicPort });
+  const outputs = buildTopology({ config, ...platformFor(config, stack) });
   return { topology: config.topology, platform: config.platform, ...outputs };
 }

@@ -3,8 +3,9 @@
  * every registered resource. Shared by the unit tests and `npm run synth`.
  *
  * Facts this relies on (checked with @pulumi/pulumi 3.270): `setMocks` returns a promise;
- * `runInPulumiStack` creates the root Stack resource so stack transformations see every
- * resource with its parent; `waitForRPCs` drains pending registrations.
+ * `waitForRPCs` drains pending registrations; the mock monitor hands `newResource` inputs after
+ * `deserializeProperties`, which lifts a secret leaf to its whole list or map, and leaves out
+ * the parent and options. So the request itself is read too (see `recordRequests`).
  */
 import * as pulumi from "@pulumi/pulumi";
 
@@ -49,6 +50,16 @@ function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknow
   switch (args.type) {
     case "random:index/randomPassword:RandomPassword":
       return { ...args.inputs, result: `mock-password-for-${args.name}` };
+    case "tls:index/privateKey:PrivateKey":
+      return {
+        ...args.inputs,
+        privateKeyPem: `-----BEGIN PRIVATE KEY-----\nmock ${args.name}\n-----END PRIVATE KEY-----\n`,
+      };
+    case "tls:index/selfSignedCert:SelfSignedCert":
+      return {
+        ...args.inputs,
+        certPem: `-----BEGIN CERTIFICATE-----\nmock ${args.name}\n-----END CERTIFICATE-----\n`,
+      };
     case "docker:index/remoteImage:RemoteImage":
       return { ...args.inputs, imageId: `sha256:mock-${args.inputs.name}` };
     default:
@@ -115,7 +126,51 @@ async function resolveOutputs(v: unknown): Promise<unknown> {
   return v;
 }
 
-type Named = { __pulumiType?: string; __name?: string };
+/** What the engine itself would receive for a resource, read from the gRPC request. */
+interface RawRegistration {
+  /** Inputs as serialized: secrets wrapped exactly where they are, leaf by leaf. */
+  readonly inputs: Record<string, unknown>;
+  readonly parentUrn: string;
+  readonly protect: boolean;
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getProtect(): boolean;
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+}
+
+const raw = new Map<string, RawRegistration>();
+let patched = false;
+
+/** Wraps the mock monitor once so every registration request is read before it is deserialized. */
+function recordRequests(): void {
+  if (patched) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- internal module, not in the typings' exports
+  const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks") as {
+    MockMonitor: { prototype: { registerResource(req: RegisterRequest, cb: unknown): Promise<void> } };
+  };
+  const original = MockMonitor.prototype.registerResource;
+  MockMonitor.prototype.registerResource = function (req: RegisterRequest, cb: unknown) {
+    raw.set(`${req.getType()}::${req.getName()}`, {
+      inputs: req.getObject()?.toJavaScript() ?? {},
+      parentUrn: req.getParent(),
+      protect: req.getProtect(),
+    });
+    return original.call(this, req, cb);
+  };
+  patched = true;
+}
+
+/** `urn:pulumi:stack::project::a$b$type::name` -> `type::name`; the root Stack is left out. */
+function parentOf(urn: string): string | undefined {
+  if (urn === "") return undefined;
+  const parts = urn.split("::");
+  const type = parts[2].split("$").pop() as string;
+  return type === "pulumi:pulumi:Stack" ? undefined : `${type}::${parts.slice(3).join("::")}`;
+}
 
 /**
  * Runs `program` for one stack under mocks. Resolves with every registered resource and the
@@ -127,19 +182,19 @@ export async function runProgramWithMocks(
   recorded: RecordedResource[] = [],
 ): Promise<ProgramRun> {
   const project = opts.project ?? "ha-backend";
-  const parents = new Map<string, string>();
-  const protectedResources = new Set<string>();
+  recordRequests();
   pulumi.runtime.setAllConfig(opts.config, opts.secretKeys ?? []);
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
+        const req = raw.get(`${args.type}::${args.name}`);
         recorded.push({
           type: args.type,
           name: args.name,
-          parent: parents.get(`${args.type}::${args.name}`),
+          parent: parentOf(req?.parentUrn ?? ""),
           custom: args.custom ?? true,
-          protect: protectedResources.has(`${args.type}::${args.name}`),
-          inputs: args.inputs as Record<string, unknown>,
+          protect: req?.protect ?? false,
+          inputs: req?.inputs ?? (args.inputs as Record<string, unknown>),
         });
         return { id: `${args.name}-id`, state: mockState(args) };
       },
@@ -154,16 +209,6 @@ export async function runProgramWithMocks(
 
   let failure: unknown;
   const outputs = await pulumi.runtime.runInPulumiStack(async () => {
-    // Transformations see each resource's options before registration: the only place the
-    // parent and options are visible under mocks (MockResourceArgs has neither).
-    pulumi.runtime.registerStackTransformation((t) => {
-      if (t.opts.protect === true) protectedResources.add(`${t.type}::${t.name}`);
-      const p = t.opts.parent as Named | undefined;
-      if (p !== undefined && p.__pulumiType !== "pulumi:pulumi:Stack") {
-        parents.set(`${t.type}::${t.name}`, `${p.__pulumiType}::${p.__name}`);
-      }
-      return undefined;
-    });
     try {
       return await opts.program();
     } catch (e) {

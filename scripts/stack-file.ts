@@ -47,9 +47,36 @@ export function toPulumiConfig(yamlConfig: Record<string, unknown>): StackFile {
   return { config, secretKeys };
 }
 
-export function readStackFile(stack: string, dir: string = STACKS_DIR): StackFile {
+/** PEM-shaped stand-ins: offline tools never see the user's certificate or key. */
+export const OFFLINE_TLS = {
+  "ha-backend:tlsCertificate":
+    "-----BEGIN CERTIFICATE-----\noffline placeholder\n-----END CERTIFICATE-----\n",
+  "ha-backend:tlsKey": "-----BEGIN PRIVATE KEY-----\noffline placeholder\n-----END PRIVATE KEY-----\n",
+} as const;
+
+/**
+ * Reads a stack file for offline use. A stack with `balancer.tls: provided` keeps its certificate
+ * and key in the user's own encrypted config, not in the repository: offline they are replaced by
+ * secret placeholders (listed in `placeholders`).
+ */
+export function readStackFile(
+  stack: string,
+  dir: string = STACKS_DIR,
+): StackFile & { placeholders: string[] } {
   const doc = parse(readFileSync(stackFilePath(stack, dir), "utf8")) as {
     config?: Record<string, unknown>;
   } | null;
-  return toPulumiConfig(doc?.config ?? {});
+  const file = toPulumiConfig(doc?.config ?? {});
+  const balancer = (doc?.config?.["ha-backend:balancer"] ?? {}) as { tls?: string };
+  const placeholders: string[] = [];
+  if (balancer.tls === "provided") {
+    for (const [key, value] of Object.entries(OFFLINE_TLS)) {
+      if (!(key in file.config)) {
+        file.config[key] = value;
+        file.secretKeys.push(key);
+        placeholders.push(key);
+      }
+    }
+  }
+  return { ...file, placeholders };
 }

@@ -116,6 +116,9 @@ export async function synthStack(stack: string, stacksDir?: string): Promise<Map
   const file = readStackFile(stack, stacksDir);
   // Imported here, after the stack file parsed, so a bad stack name fails before Pulumi loads.
   const { defineStack } = await import("../infra/program");
+  for (const key of file.placeholders) {
+    console.error(`synth ${stack}: ${key} is not in the stack file; using an offline placeholder (secret)`);
+  }
   const run = await runProgramWithMocks({ ...file, stack, program: defineStack });
   return renderSynthTree(run);
 }

@@ -45,8 +45,6 @@ export interface ServerClusterArgs {
   readonly resources?: ResourceSpec;
   /** Tiers allowed to call the app (the load balancer's tier). @default ["edge"] */
   readonly allowFrom?: string[];
-  /** Publish the app port to outside clients on this port (until a balancer fronts it). */
-  readonly publicPort?: number;
   /** Health-check cadence: seconds between checks. @default 5 */
   readonly healthCheckIntervalSeconds?: number;
   /**
@@ -148,8 +146,8 @@ export class ServerCluster extends pulumi.ComponentResource {
   public readonly healthCheckPath: pulumi.Output<string>;
   /** Number of members. */
   public readonly replicas: pulumi.Output<number>;
-  /** URL for outside clients, when `publicPort` was set. */
-  public readonly publicUrl: pulumi.Output<string | undefined>;
+  /** Changes when members are re-created; balancers that resolve names at start restart with it. */
+  public readonly membersRevision: pulumi.Output<string>;
 
   constructor(name: string, args: ServerClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ha:cluster:ServerCluster", name, {}, opts);
@@ -174,7 +172,6 @@ export class ServerCluster extends pulumi.ComponentResource {
       resources: args.resources,
       tier: "app",
       allowFrom: args.allowFrom ?? ["edge"],
-      publicPort: args.publicPort === undefined ? undefined : { target: "http", port: args.publicPort },
       runAsUser: r.usesDemoApp ? DEMO_APP_UID : undefined,
     };
     const workload = args.platform.deploy(`${name}-app`, spec, { parent: this });
@@ -185,7 +182,7 @@ export class ServerCluster extends pulumi.ComponentResource {
     this.port = pulumi.output(r.port);
     this.healthCheckPath = pulumi.output(r.healthCheckPath);
     this.replicas = pulumi.output(r.replicas);
-    this.publicUrl = workload.publicUrl ?? pulumi.output(undefined);
+    this.membersRevision = workload.membersRevision;
     this.registerOutputs({
       serviceHost: this.serviceHost,
       discoveryHost: this.discoveryHost,
@@ -193,7 +190,7 @@ export class ServerCluster extends pulumi.ComponentResource {
       port: this.port,
       healthCheckPath: this.healthCheckPath,
       replicas: this.replicas,
-      publicUrl: this.publicUrl,
+      membersRevision: this.membersRevision,
     });
   }
 }

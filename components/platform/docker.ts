@@ -89,7 +89,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     const tiers = [...new Set([spec.tier, ...(spec.allowFrom ?? [])])].filter((t) => t !== "public");
     const networkNames = [
       ...tiers.map((t) => this.network(t)),
-      ...(spec.publicPort ? [this.network("public")] : []),
+      ...((spec.publicPorts ?? []).length > 0 ? [this.network("public")] : []),
     ];
 
     const files = pulumi.output(spec.files ?? {});
@@ -97,7 +97,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     const envs = dockerEnv(spec);
     const health = spec.healthCheck ? resolveHealthCheck(spec.healthCheck) : undefined;
 
+    const secretFiles = sortedEntries(spec.secretFiles);
     const members: MemberAddress[] = [];
+    const containers: docker.Container[] = [];
     for (let i = 0; i < spec.replicas; i++) {
       const member = `${name}-${i}`;
       members.push({ name: member, host: member });
@@ -117,7 +119,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
               { parent, protect: spec.volume.protect ?? false },
             );
 
-      new docker.Container(
+      const container = new docker.Container(
         member,
         {
           name: `${this.prefix}-${member}`,
@@ -134,15 +136,25 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             // The member's own name, and the workload's name shared by all members (DNS round robin).
             aliases: [member, name],
           })),
-          uploads: files.apply((f) =>
-            sortedEntries(f).map(([path, content]) => ({ file: path, content, permissions: "0444" })),
-          ),
+          uploads: [
+            ...sortedEntries(spec.files).map(([path, content]) => ({
+              file: path,
+              content,
+              permissions: "0444",
+            })),
+            // Only the content of a secret file is secret, so the config files stay reviewable.
+            ...secretFiles.map(([path, content]) => ({
+              file: path,
+              content: pulumi.secret(content),
+              permissions: "0444",
+            })),
+          ],
           volumes:
             volume && spec.volume ? [{ volumeName: volume.name, containerPath: spec.volume.mountPath }] : [],
           // One host port can be bound once: the first member is the entry point on a single host.
           ports:
-            spec.publicPort && i === 0
-              ? [{ internal: spec.ports[spec.publicPort.target], external: spec.publicPort.port }]
+            i === 0
+              ? (spec.publicPorts ?? []).map((p) => ({ internal: spec.ports[p.target], external: p.port }))
               : [],
           healthcheck: health && {
             tests: dockerHealthCommand(health, spec.ports),
@@ -165,6 +177,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         // Container names are fixed (they are addresses), so a replacement must delete first.
         { parent, deleteBeforeReplace: true, dependsOn: networkNames },
       );
+      containers.push(container);
     }
 
     return {
@@ -173,7 +186,10 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       discoveryHost: name,
       members,
       ports: { ...spec.ports },
-      publicUrl: spec.publicPort ? pulumi.output(`http://localhost:${spec.publicPort.port}`) : undefined,
+      publicAddresses: Object.fromEntries(
+        (spec.publicPorts ?? []).map((p) => [p.target, pulumi.output(`localhost:${p.port}`)]),
+      ),
+      membersRevision: pulumi.all(containers.map((c) => c.id)).apply((ids) => ids.join(",")),
     };
   }
 }

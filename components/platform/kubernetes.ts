@@ -99,6 +99,20 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
             { parent },
           );
 
+    const secretFiles = sortedEntries(spec.secretFiles);
+    const fileSecret =
+      secretFiles.length === 0
+        ? undefined
+        : new k8s.core.v1.Secret(
+            `${name}-secret-files`,
+            {
+              metadata: meta("-secret-files"),
+              type: "Opaque",
+              stringData: Object.fromEntries(secretFiles.map(([p, c]) => [fileKey(p), pulumi.secret(c)])),
+            },
+            { parent },
+          );
+
     const env: Inputs.EnvVar[] = [
       ...sortedEntries(spec.env).map(([k, v]) => ({ name: k, value: v })),
       // References only: the value lives in the Secret, so the pod spec stays reviewable.
@@ -113,6 +127,14 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       subPath: fileKey(path),
       readOnly: true,
     }));
+    mounts.push(
+      ...secretFiles.map(([path]) => ({
+        name: "secret-files",
+        mountPath: path,
+        subPath: fileKey(path),
+        readOnly: true,
+      })),
+    );
     if (spec.volume) mounts.push({ name: "data", mountPath: spec.volume.mountPath });
 
     const health = spec.healthCheck ? resolveHealthCheck(spec.healthCheck) : undefined;
@@ -143,9 +165,12 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       },
     };
 
-    const volumes: Inputs.Volume[] = configMap
-      ? [{ name: "files", configMap: { name: `${name}-files` } }]
-      : [];
+    const volumes: Inputs.Volume[] = [
+      ...(configMap ? [{ name: "files", configMap: { name: `${name}-files` } }] : []),
+      ...(fileSecret
+        ? [{ name: "secret-files", secret: { secretName: `${name}-secret-files`, defaultMode: 0o444 } }]
+        : []),
+    ];
     const podSpec: Inputs.PodSpec = {
       containers: [container],
       volumes,
@@ -181,7 +206,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       metadata: { labels, annotations: { [DIGEST]: files.apply((f) => filesDigest(f)) } },
       spec: podSpec,
     };
-    const dependsOn = [configMap, secret].filter(
+    const dependsOn = [configMap, secret, fileSecret].filter(
       (r): r is k8s.core.v1.ConfigMap | k8s.core.v1.Secret => r !== undefined,
     );
 
@@ -279,8 +304,9 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       { parent },
     );
 
-    let publicUrl: pulumi.Output<string> | undefined;
-    if (spec.publicPort) {
+    const publicAddresses: Record<string, pulumi.Output<string>> = {};
+    const publicPorts = spec.publicPorts ?? [];
+    if (publicPorts.length > 0) {
       const pub = new k8s.core.v1.Service(
         `${name}-public`,
         {
@@ -288,23 +314,17 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           spec: {
             type: "LoadBalancer",
             selector,
-            ports: [
-              {
-                name: spec.publicPort.target,
-                port: spec.publicPort.port,
-                targetPort: spec.publicPort.target,
-              },
-            ],
+            ports: publicPorts.map((p) => ({ name: p.target, port: p.port, targetPort: p.target })),
           },
         },
         { parent },
       );
-      const port = spec.publicPort.port;
-      publicUrl = pub.status.apply((s) => {
-        const ingress = s?.loadBalancer?.ingress?.[0];
-        const host = ingress?.hostname ?? ingress?.ip ?? "pending";
-        return `http://${host}:${port}`;
+      const host = pub.status.apply((st) => {
+        const ingress = st?.loadBalancer?.ingress?.[0];
+        // Known only once the cloud has provisioned the load balancer.
+        return ingress?.hostname ?? ingress?.ip ?? "pending";
       });
+      for (const p of publicPorts) publicAddresses[p.target] = pulumi.interpolate`${host}:${p.port}`;
     }
 
     const svc = `${ns}.svc.${this.domain}`;
@@ -321,7 +341,9 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       discoveryHost: `${headless}.${svc}`,
       members,
       ports: { ...spec.ports },
-      publicUrl,
+      publicAddresses,
+      // Kubernetes members are found by Service/DNS at run time; nothing to restart a balancer for.
+      membersRevision: pulumi.output(""),
     };
   }
 }
@@ -361,10 +383,10 @@ function networkPolicySpec(
       ports,
     });
   }
-  if (spec.publicPort) {
+  if ((spec.publicPorts ?? []).length > 0) {
     ingress.push({
       from: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
-      ports: [{ port: spec.ports[spec.publicPort.target], protocol: "TCP" }],
+      ports: (spec.publicPorts ?? []).map((p) => ({ port: spec.ports[p.target], protocol: "TCP" })),
     });
   }
   return { podSelector: { matchLabels: selector }, policyTypes: ["Ingress"], ingress };

@@ -131,9 +131,23 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       );
     }
   }
-  for (const path of Object.keys(spec.files ?? {})) {
+  for (const path of [...Object.keys(spec.files ?? {}), ...Object.keys(spec.secretFiles ?? {})]) {
     if (!path.startsWith("/") || path.endsWith("/") || path.includes("..")) {
       fail(name, "files", "be keyed by absolute file paths", path, "Use a path such as /etc/app/app.conf.");
+    }
+    if (
+      spec.files !== undefined &&
+      spec.secretFiles !== undefined &&
+      path in spec.files &&
+      path in spec.secretFiles
+    ) {
+      fail(
+        name,
+        "secretFiles",
+        "not repeat a path that files also sets",
+        path,
+        "Put the file in one of the two only.",
+      );
     }
   }
   if (spec.healthCheck !== undefined) validateHealthCheck(name, spec.healthCheck, spec.ports);
@@ -160,25 +174,27 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       fail(name, "volume.mountPath", "be an absolute path", spec.volume.mountPath, "Use e.g. /var/lib/data.");
     }
   }
-  if (spec.publicPort !== undefined) {
-    if (!(spec.publicPort.target in spec.ports)) {
+  const published = new Set<number>();
+  for (const p of spec.publicPorts ?? []) {
+    if (!(p.target in spec.ports)) {
       fail(
         name,
-        "publicPort.target",
+        "publicPorts.target",
         `name one of the ports (${portNames.join(", ")})`,
-        spec.publicPort.target,
+        p.target,
         "Use a key of ports.",
       );
     }
-    if (!isPort(spec.publicPort.port)) {
+    if (!isPort(p.port) || published.has(p.port)) {
       fail(
         name,
-        "publicPort.port",
-        "be a whole number from 1 to 65535",
-        spec.publicPort.port,
-        "Use a valid TCP port.",
+        "publicPorts.port",
+        "be a distinct whole number from 1 to 65535",
+        p.port,
+        "Use one valid TCP port per target.",
       );
     }
+    published.add(p.port);
   }
   if (spec.runAsUser !== undefined && (!Number.isInteger(spec.runAsUser) || spec.runAsUser < 1)) {
     fail(

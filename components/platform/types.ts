@@ -29,6 +29,11 @@ export interface WorkloadSpec {
   readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
   /** Config files by absolute path in the container; the content must not hold secrets. */
   readonly files?: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * Files that hold secrets (TLS keys), by absolute path. Docker: uploaded with the content
+   * marked secret. Kubernetes: a `Secret` mounted read-only.
+   */
+  readonly secretFiles?: Readonly<Record<string, pulumi.Input<string>>>;
   /** Named ports the members listen on, e.g. `{ http: 8080 }`. */
   readonly ports: Readonly<Record<string, number>>;
   /** How the platform decides a member is ready and alive. */
@@ -44,8 +49,8 @@ export interface WorkloadSpec {
   readonly tier: string;
   /** Tiers whose members may open connections to this workload. Members always reach their peers. */
   readonly allowFrom?: readonly string[];
-  /** Expose one named port to clients outside the platform. */
-  readonly publicPort?: PublicPort;
+  /** Named ports exposed to clients outside the platform. */
+  readonly publicPorts?: readonly PublicPort[];
   /** Numeric user id to run as when the image supports running unprivileged. */
   readonly runAsUser?: number;
 }
@@ -126,8 +131,13 @@ export interface Workload {
   readonly members: readonly MemberAddress[];
   /** The named ports, as given. */
   readonly ports: Readonly<Record<string, number>>;
-  /** URL for outside clients when `publicPort` was set. */
-  readonly publicUrl?: pulumi.Output<string>;
+  /** Address (`host:port`) outside clients use for each public port, by target port name. */
+  readonly publicAddresses: Readonly<Record<string, pulumi.Output<string>>>;
+  /**
+   * Changes whenever members are re-created (Docker: container ids). A balancer that resolves
+   * member names once at start renders it into its config, so it restarts with the members.
+   */
+  readonly membersRevision: pulumi.Output<string>;
 }
 
 /**

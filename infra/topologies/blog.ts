@@ -1,10 +1,9 @@
-import type { TopologyContext, TopologyOutputs } from "./app-tier";
-import { appOutputs, appTier } from "./app-tier";
+import { webTier, type TopologyContext, type TopologyOutputs } from "./web-tier";
 
 /**
- * The blog: a blog app tier. Later: HAProxy in front, one replicated database, a page cache.
+ * The blog: its app servers behind HAProxy (by default). Later: one replicated database and a
+ * page cache.
  */
 export function blog(ctx: TopologyContext): TopologyOutputs {
-  const site = appTier(ctx, "blog", { APP_TOPOLOGY: "blog" });
-  return appOutputs(site);
+  return webTier(ctx, "blog", { APP_TOPOLOGY: "blog" });
 }

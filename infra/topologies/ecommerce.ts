@@ -1,11 +1,9 @@
-import type { TopologyContext, TopologyOutputs } from "./app-tier";
-import { appOutputs, appTier } from "./app-tier";
+import { webTier, type TopologyContext, type TopologyOutputs } from "./web-tier";
 
 /**
- * The e-commerce site: a shop app tier. Later: Nginx in front, orders (sharded) and catalog
- * databases, Redis for sessions and carts, locks for stock reservations.
+ * The e-commerce site: the shop's app servers behind Nginx (by default). Later: orders
+ * (sharded) and catalog databases, Redis for sessions and carts, locks for stock reservations.
  */
 export function ecommerce(ctx: TopologyContext): TopologyOutputs {
-  const shop = appTier(ctx, "shop", { APP_TOPOLOGY: "ecommerce" });
-  return appOutputs(shop);
+  return webTier(ctx, "shop", { APP_TOPOLOGY: "ecommerce" });
 }

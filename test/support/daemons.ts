@@ -3,7 +3,15 @@
  * checker, start processes owned by the test and stop every one of them by PID.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,10 +29,39 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `ha-backend-${prefix}-`));
 }
 
-/** Runs a checker (`nginx -t`, `haproxy -c`) and returns its exit code and combined output. */
+/**
+ * Runs a checker (`nginx -t`, `haproxy -c`) and returns its exit code and combined output.
+ * Output goes to a file, not a pipe: Node's child pipes are sockets, which a daemon cannot
+ * reopen as /dev/stdout (ENXIO), while a container's stdout can be reopened.
+ */
 export function check(cmd: string, args: string[]): { code: number; output: string } {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 20_000 });
-  return { code: r.status ?? -1, output: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+  const out = join(tempDir("check-out"), "output.log");
+  const fd = openSync(out, "w");
+  try {
+    const r = spawnSync(cmd, args, { stdio: ["ignore", fd, fd], timeout: 20_000 });
+    return { code: r.status ?? -1, output: readFileSync(out, "utf8") };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Runs `cmd` with its own /etc/hosts (names mapped to loopback) in a private mount namespace. */
+export function checkWithHosts(hosts: Record<string, string>, cmd: string, args: string[]) {
+  if (Object.keys(hosts).length === 0) return check(cmd, args);
+  const hostsFile = join(tempDir("hosts"), "hosts");
+  writeFileSync(
+    hostsFile,
+    ["127.0.0.1 localhost", ...Object.entries(hosts).map(([h, ip]) => `${ip} ${h}`), ""].join("\n"),
+  );
+  return check("unshare", [
+    "-m",
+    "sh",
+    "-c",
+    `mount --bind "$0" /etc/hosts && exec "$@"`,
+    hostsFile,
+    cmd,
+    ...args,
+  ]);
 }
 
 /**
@@ -116,4 +153,67 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`${what}: not ready after ${attempts} attempts`);
+}
+
+/** A throwaway self-signed certificate (EC P-256) at `<dir>/server.pem` and its key at `server.pem.key`. */
+export function selfSignedCert(dir: string, commonName = "localhost"): string {
+  const cert = join(dir, "server.pem");
+  const r = spawnSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${commonName}`,
+      "-addext",
+      `subjectAltName=DNS:${commonName}`,
+      "-keyout",
+      `${cert}.key`,
+      "-out",
+      cert,
+    ],
+    { encoding: "utf8", timeout: 20_000 },
+  );
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  return cert;
+}
+
+/** `nginx -t` on a config file, with host names mapped to loopback in a private mount namespace. */
+export function nginxTest(
+  config: string,
+  hosts: Record<string, string> = {},
+): { code: number; output: string } {
+  const dir = tempDir("nginx-t");
+  mkdirSync(join(dir, "logs"));
+  const file = join(dir, "nginx.conf");
+  writeFileSync(file, config);
+  // nginx resolves upstream names while checking: names are mapped to loopback.
+  return checkWithHosts(hosts, binary("nginx"), [
+    "-t",
+    "-q",
+    "-c",
+    file,
+    "-p",
+    dir,
+    "-e",
+    join(dir, "logs", "error.log"),
+  ]);
+}
+
+/** `haproxy -c` on a config file (names that must resolve at start mapped to loopback). */
+export function haproxyCheck(
+  config: string,
+  hosts: Record<string, string> = {},
+): { code: number; output: string } {
+  const dir = tempDir("haproxy-c");
+  const file = join(dir, "haproxy.cfg");
+  writeFileSync(file, config);
+  return checkWithHosts(hosts, binary("haproxy"), ["-c", "-f", file]);
 }

@@ -2,6 +2,8 @@ import { decodeConfigValue, parseStackConfig, StackConfigError } from "../../inf
 import { runWithConfig, type RecordedResource } from "../support/engine";
 
 const base = { topology: "ecommerce", platform: "docker" };
+const PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+const PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
 
 /** The problems of a config that must be rejected (fails the test if it is accepted). */
 function problemsOf(raw: Record<string, unknown>): string[] {
@@ -20,7 +22,30 @@ describe("parseStackConfig", () => {
       topology: "ecommerce",
       platform: "docker",
       app: { replicas: 2, port: 8080, healthCheckPath: "/healthz", env: {} },
+      balancer: {
+        engine: "nginx",
+        replicas: 2,
+        algorithm: "round-robin",
+        backups: 0,
+        tls: "off",
+        health: { intervalMs: 2000, timeoutMs: 1000, fall: 3, rise: 2 },
+        retries: 2,
+      },
     });
+  });
+
+  it("picks the topology's balancer engine unless one is given: nginx for the shop, HAProxy for the blog", () => {
+    expect(parseStackConfig({ topology: "blog", platform: "docker" }).balancer.engine).toBe("haproxy");
+    expect(parseStackConfig({ ...base, balancer: { engine: "haproxy" } }).balancer.engine).toBe("haproxy");
+  });
+
+  it("accepts a provided certificate when the key is a secret", () => {
+    const c = parseStackConfig(
+      { ...base, balancer: { tls: "provided" }, tlsCertificate: PEM_CERT, tlsKey: PEM_KEY },
+      "stack config",
+      ["tlsKey"],
+    );
+    expect(c.balancer.tls).toBe("provided");
   });
 
   it("keeps explicit values, including a custom image and resources", () => {
@@ -141,6 +166,56 @@ describe("parseStackConfig", () => {
       { topology: "blog", platform: "kubernetes", kubernetes: { namespace: "Prod_NS" } },
       'ha-backend:kubernetes.namespace must be a DNS label (a-z, 0-9, -), but "Prod_NS" was provided. Write e.g. ecommerce-prod.',
     ],
+    [
+      "unknown balancer engine",
+      { ...base, balancer: { engine: "traefik" } },
+      'ha-backend:balancer.engine must be one of nginx, haproxy, but "traefik" was provided. Use one of: nginx, haproxy.',
+    ],
+    [
+      "weights on kubernetes",
+      { topology: "blog", platform: "kubernetes", balancer: { weights: [2, 1] } },
+      "ha-backend:balancer.weights must only be set on the docker platform (Kubernetes pods have no stable address), but [2,1] was provided. Remove ha-backend:balancer.weights.",
+    ],
+    [
+      "a weight per member missing",
+      { ...base, app: { replicas: 3 }, balancer: { weights: [2, 1] } },
+      "ha-backend:balancer.weights must list one weight per app member (app.replicas is 3), but [2,1] was provided. Give 3 weights, or remove them for equal shares.",
+    ],
+    [
+      "a weight out of range",
+      { ...base, balancer: { weights: [300, 1] } },
+      "ha-backend:balancer.weights.0 must be at most 256, but 300 was provided. Set it to 256 or less.",
+    ],
+    [
+      "nginx backups with client-IP hashing (nginx rejects it)",
+      { ...base, balancer: { algorithm: "ip-hash", backups: 1 } },
+      "ha-backend:balancer.backups must be 0 when nginx balances by client IP (ip-hash) (nginx rejects backup servers with hash balancing), but 1 was provided. Set ha-backend:balancer.backups: 0, use algorithm round-robin or least-conn, or engine: haproxy.",
+    ],
+    [
+      "nginx backups with a sticky cookie",
+      { ...base, balancer: { stickyCookie: "SRV", backups: 2 } },
+      "ha-backend:balancer.backups must be 0 when nginx balances by sticky cookie (nginx rejects backup servers with hash balancing), but 2 was provided. Set ha-backend:balancer.backups: 0, use algorithm round-robin or least-conn, or engine: haproxy.",
+    ],
+    [
+      "a provided certificate without its key",
+      { ...base, balancer: { tls: "provided" }, tlsCertificate: PEM_CERT },
+      "ha-backend:tlsKey must be set when balancer.tls is provided, but nothing was provided. Run: pulumi config set --secret ha-backend:tlsKey < key.pem",
+    ],
+    [
+      "a key while TLS is off",
+      { ...base, tlsKey: PEM_KEY },
+      'ha-backend:tlsKey must only be set when balancer.tls is provided (it is off), but "(not shown)" was provided. Set ha-backend:balancer.tls: provided, or remove ha-backend:tlsKey.',
+    ],
+    [
+      "a negative rate limit",
+      { ...base, balancer: { rateLimit: { perSecond: -5, burst: 10 } } },
+      "ha-backend:balancer.rateLimit.perSecond must be at least 1, but -5 was provided. Set it to 1 or more.",
+    ],
+    [
+      "a sticky cookie name with a space",
+      { ...base, balancer: { stickyCookie: "my cookie" } },
+      'ha-backend:balancer.stickyCookie must be a cookie name of letters, digits and _ (at most 32), but "my cookie" was provided. Write e.g. SERVERID.',
+    ],
   ])("rejects %s", (_label, raw, message) => {
     expect(problemsOf(raw)).toEqual([message]);
   });
@@ -152,6 +227,29 @@ describe("parseStackConfig", () => {
       "ha-backend:topology",
       "ha-backend:app.replicas",
       "ha-backend:app.port",
+    ]);
+  });
+});
+
+describe("the TLS key", () => {
+  it("must be a secret: a plain value in the stack file is refused", () => {
+    expect(() =>
+      parseStackConfig({ ...base, balancer: { tls: "provided" }, tlsCertificate: PEM_CERT, tlsKey: PEM_KEY }),
+    ).toThrow(
+      "ha-backend:tlsKey must be stored as a secret, but a plain value was provided. Run: pulumi config set --secret ha-backend:tlsKey < key.pem",
+    );
+  });
+
+  it("is never quoted in an error message", () => {
+    const problems = problemsOf({
+      ...base,
+      balancer: { tls: "provided" },
+      tlsCertificate: PEM_CERT,
+      tlsKey: "hunter2",
+    });
+    expect(problems.join("\n")).not.toContain("hunter2");
+    expect(problems).toEqual([
+      'ha-backend:tlsKey must be PEM text (-----BEGIN …), but "(not shown)" was provided. Give the PEM file\'s contents.',
     ]);
   });
 });

@@ -10,7 +10,7 @@ const VOLUME = "docker:index/volume:Volume";
 
 const web: WorkloadSpec = {
   ...WEB,
-  publicPort: { target: "http", port: 18080 },
+  publicPorts: [{ target: "http", port: 18080 }],
   resources: { cpu: "250m", memory: "128Mi" },
 };
 const db: WorkloadSpec = { ...DB, healthCheck: { exec: ["pg_isready"] } };
@@ -19,7 +19,7 @@ function deployBoth() {
   const platform = new DockerPlatform("docker", { prefix: "shop-dev" });
   const w = platform.deploy("web", web);
   const d = platform.deploy("db", db);
-  return { webMembers: w.members, dbMembers: d.members, publicUrl: w.publicUrl };
+  return { webMembers: w.members, dbMembers: d.members, publicAddress: w.publicAddresses.http };
 }
 
 describe("DockerPlatform", () => {
@@ -73,7 +73,7 @@ describe("DockerPlatform", () => {
     const run = await runComponents(deployBoth);
     expect(plain(one(run, CONTAINER, "web-0")).ports).toEqual([{ internal: 8080, external: 18080 }]);
     expect(plain(one(run, CONTAINER, "web-1")).ports).toEqual([]);
-    expect(run.outputs.publicUrl).toBe("http://localhost:18080");
+    expect(run.outputs.publicAddress).toBe("localhost:18080");
   });
 
   it("gives each stateful member its own protected named volume", async () => {

@@ -20,7 +20,7 @@ const web: WorkloadSpec = {
   ports: { http: 8080, metrics: 9113 },
   secretEnv: { API_TOKEN: "tok-123-secret", DB_PASSWORD: "pw-456-secret" },
   healthCheck: { httpGet: { path: "/healthz", port: "http" }, intervalSeconds: 4, failureThreshold: 2 },
-  publicPort: { target: "http", port: 80 },
+  publicPorts: [{ target: "http", port: 80 }],
   resources: { cpu: "500m", memory: "256Mi" },
 };
 const db: WorkloadSpec = { ...DB, healthCheck: { tcpPort: "pg" } };
@@ -35,7 +35,7 @@ function deploy(...specs: [string, WorkloadSpec][]) {
         service: w.serviceHost,
         discovery: w.discoveryHost,
         members: w.members,
-        url: w.publicUrl,
+        public: w.publicAddresses,
       };
     }
     return out;
@@ -162,13 +162,13 @@ describe("KubernetesPlatform", () => {
         name: `db-${i}`,
         host: `db-${i}.db-headless.shop.svc.cluster.local`,
       })),
-      url: undefined,
+      public: {},
     });
   });
 
   it("adds a PodDisruptionBudget only where there are two or more members", async () => {
     const run = await runComponents(
-      deploy(["web", web], ["solo", { ...web, replicas: 1, publicPort: undefined }]),
+      deploy(["web", web], ["solo", { ...web, replicas: 1, publicPorts: undefined }]),
     );
     expect(ofType(run, T.pdb).map((p) => p.name)).toEqual(["web-pdb"]);
     expect(plain(one(run, T.pdb, "web-pdb")).spec).toEqual({

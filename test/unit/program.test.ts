@@ -25,10 +25,13 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
     expect(one(run, "random:index/randomPassword:RandomPassword", `${app}-session-key`)).toBeDefined();
     expect(JSON.stringify(run.outputs)).not.toContain("mock-password");
     if (env === "dev") {
-      expect(ofType(run, "docker:index/container:Container")).toHaveLength(2);
-      expect(run.outputs.publicUrl).toBe(
+      // App servers (plus ecommerce's standby) and two balancer replicas.
+      expect(ofType(run, "docker:index/container:Container")).toHaveLength(topology === "ecommerce" ? 5 : 4);
+      expect(run.outputs.url).toBe(
         topology === "ecommerce" ? "http://localhost:8080" : "http://localhost:8081",
       );
+      expect(run.outputs.httpsUrl).toBe(topology === "ecommerce" ? "https://localhost:8443" : undefined);
+      expect(run.outputs.balancerEngine).toBe(topology === "ecommerce" ? "nginx" : "haproxy");
       expect(ofType(run, "kubernetes:apps/v1:Deployment")).toEqual([]);
     } else {
       const d = plain(one(run, "kubernetes:apps/v1:Deployment", `${app}-app-deployment`));
@@ -78,7 +81,7 @@ describe("infra/index.ts, the entry pulumi up loads", () => {
     expect(run.outputs).toMatchObject({
       topology: "blog",
       platform: "docker",
-      publicUrl: "http://localhost:8081",
+      url: "http://localhost:8081",
     });
   });
 });

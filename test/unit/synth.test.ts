@@ -54,21 +54,29 @@ describe.each(STACKS)("synth %s", (stack) => {
       parent: string | null;
     }[];
     expect(resources.length).toBeGreaterThan(5);
-    const app = resources.find((r) => r.type === "ha:cluster:ServerCluster");
-    expect(app?.parent).toBeNull();
-    for (const r of resources.filter(
+    const components = resources
+      .filter((r) => r.type === "ha:cluster:ServerCluster" || r.type === "ha:balancer:LoadBalancer")
+      .map((r) => `${r.type}::${r.name}`);
+    expect(components.length).toBeGreaterThanOrEqual(2);
+    const workloads = resources.filter(
       (x) => x.type.startsWith("docker:index/container") || x.type.includes("apps/v1"),
-    )) {
-      expect(r.parent).toBe(`ha:cluster:ServerCluster::${app?.name}`);
-    }
+    );
+    expect(workloads.length).toBeGreaterThan(0);
+    // Every container or Deployment belongs to the component that declared it.
+    for (const r of workloads) expect([r.name, components.includes(r.parent ?? "")]).toEqual([r.name, true]);
     for (const [path, content] of tree) {
-      expect([path, content.includes("mock-password")]).toEqual([path, false]);
+      // Neither the generated session key nor a TLS private key appears anywhere in the tree.
+      expect([
+        path,
+        content.includes("mock-password"),
+        /PRIVATE KEY-----\n(mock|offline)/.test(content),
+      ]).toEqual([path, false, false]);
     }
     expect(tree.get("resources.json")).toContain('"[secret]"');
   });
 
   it("writes the generated app config, and the real nginx accepts it", () => {
-    const configs = [...tree.keys()].filter((p) => p.startsWith("files/") && p.endsWith("nginx.conf"));
+    const configs = [...tree.keys()].filter((p) => p.startsWith("files/") && p.endsWith("/app/nginx.conf"));
     expect(configs.length).toBeGreaterThan(0);
     for (const path of configs) {
       const dir = tempDir("synth-nginx");
@@ -111,10 +119,14 @@ describe.each(STACKS)("synth %s", (stack) => {
   } else {
     it("writes Docker specs for containers, networks and the image", () => {
       const docker = [...tree.keys()].filter((p) => p.startsWith("docker/"));
-      expect(docker.filter((p) => p.startsWith("docker/container-"))).toHaveLength(2);
+      // Two app servers and two balancer replicas (ecommerce-dev adds a standby app server).
+      expect(
+        docker.filter((p) => /^docker\/container-(shop|blog)-app-\d$/.test(p.replace(".json", ""))),
+      ).toHaveLength(2);
+      expect(docker.filter((p) => p.includes("-lb-"))).toHaveLength(2);
       expect(docker.some((p) => p.startsWith("docker/network-"))).toBe(true);
       const container = JSON.parse(
-        tree.get(docker.find((p) => p.startsWith("docker/container-")) ?? "") ?? "{}",
+        tree.get(docker.find((p) => /^docker\/container-(shop|blog)-app-0/.test(p)) ?? "") ?? "{}",
       );
       // APP_TOPOLOGY, LOG_LEVEL, SESSION_SECRET: one secret hides the list (Docker has one env list).
       expect(container.envs).toEqual(["[secret]", "[secret]", "[secret]"]);

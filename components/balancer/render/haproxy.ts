@@ -98,14 +98,17 @@ function defaultsSection(s: BalancerRenderSpec): string[] {
 function frontendSection(s: BalancerRenderSpec): string[] {
   const lines = [
     "frontend public",
-    `    bind ${listenOn(s.listenAddress, s.httpPort)}`,
+    `    bind ${listenOn(s.listenAddress, s.httpPort, "haproxy")}`,
     // Access logs for the public side only; the stats listener stays quiet.
     ...(s.accessLog === false ? [] : ["    log global", "    option httplog"]),
   ];
   if (s.tls) {
     lines.push(
-      `    bind ${listenOn(s.listenAddress, s.httpsPort as number)} ssl crt ${s.tls.certPath} alpn http/1.1`,
-      "    http-request redirect scheme https code 301 unless { ssl_fc }",
+      `    bind ${listenOn(s.listenAddress, s.httpsPort as number, "haproxy")} ssl crt ${s.tls.certPath} alpn http/1.1`,
+      s.tls.redirectPort === 443
+        ? "    http-request redirect scheme https code 301 unless { ssl_fc }"
+        : // The Host header carries the plain port: rebuild the URL with the HTTPS one.
+          `    http-request redirect location https://%[req.hdr(host),field(1,:)]:${s.tls.redirectPort}%[pathq] code 301 unless { ssl_fc }`,
       `    http-response set-header Strict-Transport-Security "max-age=${s.tls.hstsMaxAgeS}" if { ssl_fc }`,
     );
   }
@@ -172,7 +175,7 @@ function statsSection(s: BalancerRenderSpec): string[] {
   return [
     "# Internal only: the balancer's own health check, Prometheus metrics and stats; never published.",
     "frontend stats",
-    `    bind ${listenOn(s.statsAddress, s.statsPort)}`,
+    `    bind ${listenOn(s.statsAddress, s.statsPort, "haproxy")}`,
     "    monitor-uri /lb-health",
     "    http-request use-service prometheus-exporter if { path /metrics }",
     "    stats enable",

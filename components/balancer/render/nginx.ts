@@ -165,20 +165,27 @@ function proxyLocations(s: BalancerRenderSpec): string[] {
 }
 
 function plainServer(s: BalancerRenderSpec): string[] {
-  const body = s.tls ? ["location / {", "    return 301 https://$host$request_uri;", "}"] : proxyLocations(s);
+  const body = s.tls
+    ? ["location / {", `    return 301 https://$host${httpsSuffix(s.tls.redirectPort)}$request_uri;`, "}"]
+    : proxyLocations(s);
   return [
     "server {",
-    `    listen ${listenOn(s.listenAddress, s.httpPort)} default_server;`,
+    `    listen ${listenOn(s.listenAddress, s.httpPort, "nginx")} default_server;`,
     ...indent(body),
     "}",
   ];
+}
+
+/** `:port` unless it is HTTPS's default. */
+function httpsSuffix(port: number): string {
+  return port === 443 ? "" : `:${port}`;
 }
 
 function tlsServer(s: BalancerRenderSpec): string[] {
   const tls = s.tls as NonNullable<BalancerRenderSpec["tls"]>;
   return [
     "server {",
-    `    listen ${listenOn(s.listenAddress, s.httpsPort as number)} ssl default_server;`,
+    `    listen ${listenOn(s.listenAddress, s.httpsPort as number, "nginx")} ssl default_server;`,
     `    ssl_certificate ${tls.certPath};`,
     `    ssl_certificate_key ${tls.certPath}.key;`,
     "    ssl_protocols TLSv1.2 TLSv1.3;",
@@ -197,7 +204,7 @@ function statsServer(s: BalancerRenderSpec): string[] {
   return [
     "# Internal only: the balancer's own health check and stub_status; never published.",
     "server {",
-    `    listen ${listenOn(s.statsAddress, s.statsPort)};`,
+    `    listen ${listenOn(s.statsAddress, s.statsPort, "nginx")};`,
     "    access_log off;",
     "    location = /lb-health {",
     "        default_type text/plain;",

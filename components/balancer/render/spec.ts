@@ -71,8 +71,11 @@ export interface BalancerRenderSpec {
   readonly keepaliveConnections: number;
   /** Most concurrent connections per server; 0 = unlimited. */
   readonly maxConnsPerServer: number;
-  /** TLS termination: the certificate chain at `certPath`, its key at `${certPath}.key`. */
-  readonly tls?: { readonly certPath: string; readonly hstsMaxAgeS: number };
+  /**
+   * TLS termination: the certificate chain at `certPath`, its key at `${certPath}.key`. Plain
+   * HTTP redirects to `https://<host>:<redirectPort>` (the port clients use, e.g. a host port).
+   */
+  readonly tls?: { readonly certPath: string; readonly hstsMaxAgeS: number; readonly redirectPort: number };
   /** Requests per second per client IP, with a burst allowance; over it clients get 429. */
   readonly rateLimit?: { readonly perSecond: number; readonly burst: number };
   /** Keep a client on one server with this cookie. */
@@ -96,9 +99,10 @@ export function hostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** The listener address: `port` alone, or `address:port`. */
-export function listenOn(address: string | undefined, port: number): string {
-  return address === undefined ? String(port) : hostPort(address, port);
+/** The listener address: `port` alone (nginx) or `:port` (HAProxy) for all addresses, else `address:port`. */
+export function listenOn(address: string | undefined, port: number, engine: "nginx" | "haproxy"): string {
+  if (address !== undefined) return hostPort(address, port);
+  return engine === "nginx" ? String(port) : `:${port}`;
 }
 
 /** Seconds for directives that take whole seconds (rounded up, never 0). */

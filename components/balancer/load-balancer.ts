@@ -1,0 +1,409 @@
+import * as pulumi from "@pulumi/pulumi";
+import { isCpuQuantity, isMemoryQuantity } from "../platform/quantity";
+import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
+import { renderHaproxy } from "./render/haproxy";
+import { renderNginx } from "./render/nginx";
+import type { Algorithm, BalancerBackend, BalancerDiscovery, BalancerRenderSpec } from "./render/spec";
+
+/** Official images, pinned; the configs are checked against the same major lines (nginx 1.22+, HAProxy 2.6). */
+export const NGINX_IMAGE = "nginx:1.28.0-alpine";
+export const HAPROXY_IMAGE = "haproxy:2.6.23-alpine";
+/** The images' unprivileged users (nginx: nginx, haproxy: haproxy). */
+const RUN_AS: Record<BalancerEngine, number> = { nginx: 101, haproxy: 99 };
+const CONFIG_PATH: Record<BalancerEngine, string> = {
+  nginx: "/etc/ha-backend/lb/nginx.conf",
+  haproxy: "/usr/local/etc/haproxy/haproxy.cfg",
+};
+const CERT_PATH = "/etc/ha-backend/lb/tls/server.pem";
+/** Ports inside the container: unprivileged, so the balancer never runs as root. */
+const PORTS = { http: 8080, https: 8443, stats: 8404 } as const;
+
+export type BalancerEngine = "nginx" | "haproxy";
+
+/** A group of app servers to balance over; a `ServerCluster` fits as it is. */
+export interface BackendGroup {
+  /** Per-member addresses (empty where members have no stable address, e.g. a Kubernetes Deployment). */
+  readonly members: pulumi.Input<MemberAddress[]>;
+  /** One name that reaches any ready member (a Kubernetes Service). */
+  readonly serviceHost: pulumi.Input<string>;
+  /** A name that resolves to every ready member (a Kubernetes headless Service). */
+  readonly discoveryHost: pulumi.Input<string>;
+  readonly port: pulumi.Input<number>;
+  readonly replicas: pulumi.Input<number>;
+  /** Changes when members are re-created; rendered into the config so the balancer restarts with them. */
+  readonly membersRevision?: pulumi.Input<string>;
+}
+
+export interface LoadBalancerBackend {
+  readonly group: BackendGroup;
+  /** Serve only when every primary server is down. @default false */
+  readonly backup?: boolean;
+  /** Relative weight of each member, by member index (1–256); needs members with stable addresses. */
+  readonly weights?: number[];
+}
+
+export interface LoadBalancerArgs {
+  readonly platform: Platform;
+  /** `nginx` (passive checks) or `haproxy` (active checks). */
+  readonly engine: BalancerEngine;
+  /** Primary and backup backends; at least one primary. */
+  readonly backends: LoadBalancerBackend[];
+  /** Path the app answers 2xx on while healthy (HAProxy's active check). */
+  readonly healthCheckPath: string;
+  /** Balancer replicas; two or more survive the loss of one. @default 2 */
+  readonly replicas?: number;
+  /** @default "round-robin" */
+  readonly algorithm?: Algorithm;
+  /** Port clients use for plain HTTP (Docker host port, Kubernetes Service port). @default 80 */
+  readonly httpPort?: number;
+  /** Port clients use for HTTPS when `tls` is set. @default 443 */
+  readonly httpsPort?: number;
+  /** PEM certificate chain and private key; the key must be a secret. HTTP then redirects to HTTPS. */
+  readonly tls?: { readonly certificate: pulumi.Input<string>; readonly privateKey: pulumi.Input<string> };
+  /** HSTS max-age in seconds when TLS is on. @default 31536000 (one year) */
+  readonly hstsMaxAgeSeconds?: number;
+  /** Requests per second per client IP (and burst) before 429. @default none */
+  readonly rateLimit?: { readonly perSecond: number; readonly burst: number };
+  /** Keep each client on one server with this cookie. @default none */
+  readonly stickyCookie?: string;
+  /** Active check cadence (HAProxy). @default 2000 ms interval, 1000 ms timeout, fall 3, rise 2 */
+  readonly health?: {
+    readonly intervalMs?: number;
+    readonly timeoutMs?: number;
+    readonly fall?: number;
+    readonly rise?: number;
+  };
+  /** Tries on other servers after a failure. @default 2 */
+  readonly retries?: number;
+  /** Most concurrent connections per app server; 0 = unlimited. @default 0 */
+  readonly maxConnsPerServer?: number;
+  /** CPU and memory per balancer replica. @default none */
+  readonly resources?: ResourceSpec;
+}
+
+/** Arguments after defaults and validation. */
+export interface ResolvedLoadBalancerArgs {
+  readonly replicas: number;
+  readonly algorithm: Algorithm;
+  readonly httpPort: number;
+  readonly httpsPort: number;
+  readonly health: { intervalMs: number; timeoutMs: number; fall: number; rise: number };
+  readonly retries: number;
+  readonly maxConnsPerServer: number;
+  readonly hstsMaxAgeSeconds: number;
+}
+
+function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
+  throw new Error(
+    `LoadBalancer "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
+  );
+}
+
+function wholeIn(name: string, field: string, v: number, min: number, max: number, fix: string): void {
+  if (!Number.isInteger(v) || v < min || v > max)
+    fail(name, field, `be a whole number from ${min} to ${max}`, v, fix);
+}
+
+/** Defaults and every check that needs no resource, before any child exists (pure). */
+export function resolveLoadBalancerArgs(name: string, args: LoadBalancerArgs): ResolvedLoadBalancerArgs {
+  if (args.engine !== "nginx" && args.engine !== "haproxy") {
+    fail(name, "engine", "be nginx or haproxy", args.engine, "Pick one of the two.");
+  }
+  const r: ResolvedLoadBalancerArgs = {
+    replicas: args.replicas ?? 2,
+    algorithm: args.algorithm ?? "round-robin",
+    httpPort: args.httpPort ?? 80,
+    httpsPort: args.httpsPort ?? 443,
+    health: {
+      intervalMs: args.health?.intervalMs ?? 2000,
+      timeoutMs: args.health?.timeoutMs ?? 1000,
+      fall: args.health?.fall ?? 3,
+      rise: args.health?.rise ?? 2,
+    },
+    retries: args.retries ?? 2,
+    maxConnsPerServer: args.maxConnsPerServer ?? 0,
+    hstsMaxAgeSeconds: args.hstsMaxAgeSeconds ?? 31_536_000,
+  };
+  wholeIn(name, "replicas", r.replicas, 1, 20, "Use 2 or more for a balancer that survives losing one.");
+  wholeIn(name, "httpPort", r.httpPort, 1, 65535, "Use e.g. 80.");
+  wholeIn(name, "httpsPort", r.httpsPort, 1, 65535, "Use e.g. 443.");
+  if (args.tls !== undefined && r.httpsPort === r.httpPort) {
+    fail(name, "httpsPort", `differ from httpPort (${r.httpPort})`, r.httpsPort, "Use e.g. 80 and 443.");
+  }
+  wholeIn(name, "retries", r.retries, 0, 10, "Use e.g. 2.");
+  wholeIn(name, "maxConnsPerServer", r.maxConnsPerServer, 0, 1_000_000, "Use 0 for no limit.");
+  wholeIn(name, "health.intervalMs", r.health.intervalMs, 100, 60_000, "Use e.g. 2000.");
+  wholeIn(
+    name,
+    "health.timeoutMs",
+    r.health.timeoutMs,
+    50,
+    r.health.intervalMs,
+    "Keep it at most the interval.",
+  );
+  wholeIn(name, "health.fall", r.health.fall, 1, 20, "Use e.g. 3.");
+  wholeIn(name, "health.rise", r.health.rise, 1, 20, "Use e.g. 2.");
+  wholeIn(name, "hstsMaxAgeSeconds", r.hstsMaxAgeSeconds, 0, 63_072_000, "Use e.g. 31536000 (one year).");
+  if (!/^\/[A-Za-z0-9/_.-]*$/.test(args.healthCheckPath)) {
+    fail(
+      name,
+      "healthCheckPath",
+      "be a URL path starting with /",
+      args.healthCheckPath,
+      "Use e.g. /healthz.",
+    );
+  }
+  if (args.backends.length === 0 || args.backends.every((b) => b.backup === true)) {
+    fail(
+      name,
+      "backends",
+      "include at least one primary (backup: false)",
+      args.backends.length === 0 ? [] : "only backups",
+      "Add the app servers as a primary backend; backups only serve when every primary is down.",
+    );
+  }
+  for (const [i, b] of args.backends.entries()) {
+    for (const w of b.weights ?? []) {
+      wholeIn(name, `backends[${i}].weights`, w, 1, 256, "Weights are relative shares from 1 to 256.");
+    }
+    if (b.weights !== undefined && args.platform.kind === "kubernetes") {
+      fail(
+        name,
+        `backends[${i}].weights`,
+        "only be set where members have stable addresses (Docker)",
+        b.weights,
+        "Kubernetes Deployment pods are interchangeable: drop weights, or split the app into groups.",
+      );
+    }
+  }
+  const hashing = r.algorithm === "ip-hash" || args.stickyCookie !== undefined;
+  if (args.engine === "nginx" && hashing && args.backends.some((b) => b.backup === true)) {
+    // nginx refuses `backup` with hash and ip_hash balancing ("invalid parameter").
+    fail(
+      name,
+      "backends",
+      "not include backups when nginx balances by client IP or sticky cookie (nginx rejects it)",
+      "backup",
+      "Drop the backup servers, use algorithm round-robin or least-conn, or use engine: haproxy.",
+    );
+  }
+  if (args.stickyCookie !== undefined && !/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(args.stickyCookie)) {
+    fail(
+      name,
+      "stickyCookie",
+      "be a cookie name of letters, digits and _ (at most 32)",
+      args.stickyCookie,
+      "Use e.g. SERVERID.",
+    );
+  }
+  if (args.rateLimit !== undefined) {
+    wholeIn(name, "rateLimit.perSecond", args.rateLimit.perSecond, 1, 1_000_000, "Use e.g. 50.");
+    wholeIn(name, "rateLimit.burst", args.rateLimit.burst, 0, 1_000_000, "Use e.g. 100.");
+  }
+  if (
+    args.resources !== undefined &&
+    (!isCpuQuantity(args.resources.cpu) || !isMemoryQuantity(args.resources.memory))
+  ) {
+    fail(
+      name,
+      "resources",
+      "hold a CPU quantity (250m) and a memory quantity (128Mi)",
+      args.resources,
+      "Fix the quantities.",
+    );
+  }
+  return r;
+}
+
+/** A backend group with its outputs resolved. */
+export interface ResolvedGroup {
+  members: MemberAddress[];
+  serviceHost: string;
+  discoveryHost: string;
+  port: number;
+  replicas: number;
+  revision: string;
+}
+
+/**
+ * The servers of one backend group. Members with stable addresses are listed one by one. Without
+ * them (Kubernetes Deployment): HAProxy discovers the pods through the headless Service at run
+ * time; nginx (whose open-source builds before 1.27.3 resolve names only at start) goes through
+ * the Service's virtual IP, listed once per try so `proxy_next_upstream` still retries: each try
+ * is a new connection that the Service sends to a ready pod.
+ */
+export function groupServers(
+  engine: BalancerEngine,
+  group: ResolvedGroup,
+  backend: LoadBalancerBackend,
+  index: number,
+  retries: number,
+): { backends: BalancerBackend[]; discovery: BalancerDiscovery[] } {
+  const backup = backend.backup ?? false;
+  const prefix = backup ? `backup${index}` : `group${index}`;
+  if (group.members.length > 0) {
+    if (backend.weights !== undefined && backend.weights.length !== group.members.length) {
+      throw new Error(`weights has ${backend.weights.length} entries for ${group.members.length} members`);
+    }
+    return {
+      backends: group.members.map((m, i) => ({
+        name: m.name,
+        host: m.host,
+        port: group.port,
+        weight: backend.weights?.[i] ?? 1,
+        backup,
+      })),
+      discovery: [],
+    };
+  }
+  if (engine === "haproxy") {
+    // Room for a rolling update's surge pod, so a new pod gets a slot before an old one leaves.
+    const slots = group.replicas + 2;
+    return {
+      backends: [],
+      discovery: [{ name: prefix, host: group.discoveryHost, port: group.port, slots, backup }],
+    };
+  }
+  return {
+    backends: Array.from({ length: retries + 1 }, (_, i) => ({
+      name: `${prefix}-try${i}`,
+      host: group.serviceHost,
+      port: group.port,
+      weight: 1,
+      backup,
+    })),
+    discovery: [],
+  };
+}
+
+/**
+ * The public entry point: 2+ replicas of nginx or HAProxy in front of app servers, with health
+ * checks, retries on another server, backups, TLS, rate limits and an internal stats port.
+ */
+export class LoadBalancer extends pulumi.ComponentResource {
+  /** `http://host:port` outside clients use. */
+  public readonly url: pulumi.Output<string>;
+  /** `https://host:port` when TLS is on. */
+  public readonly httpsUrl: pulumi.Output<string | undefined>;
+  /** The rendered config file (no secrets in it: the TLS key is a separate secret file). */
+  public readonly config: pulumi.Output<string>;
+  /** Internal host name of the balancer replicas (for the stats port). */
+  public readonly serviceHost: pulumi.Output<string>;
+  /** Internal stats/metrics port (never published). */
+  public readonly statsPort: pulumi.Output<number>;
+
+  constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:balancer:LoadBalancer", name, {}, opts);
+    const r = resolveLoadBalancerArgs(name, args);
+    const engine = args.engine;
+    const tls = args.tls;
+
+    const groups = args.backends.map((b) =>
+      pulumi
+        .all([
+          b.group.members,
+          b.group.serviceHost,
+          b.group.discoveryHost,
+          b.group.port,
+          b.group.replicas,
+          b.group.membersRevision ?? "",
+        ])
+        .apply(([members, serviceHost, discoveryHost, port, replicas, revision]) => ({
+          members,
+          serviceHost,
+          discoveryHost,
+          port,
+          replicas,
+          revision,
+        })),
+    );
+    this.config = pulumi.all(groups).apply((resolved) => {
+      const fail = (e: unknown) =>
+        new pulumi.ResourceError(`LoadBalancer "${name}": ${(e as Error).message}`, this);
+      let servers: ReturnType<typeof groupServers>[];
+      try {
+        servers = resolved.map((g, i) => groupServers(engine, g, args.backends[i], i, r.retries));
+      } catch (e) {
+        throw fail(e);
+      }
+      const spec: BalancerRenderSpec = {
+        httpPort: PORTS.http,
+        httpsPort: tls ? PORTS.https : undefined,
+        statsPort: PORTS.stats,
+        algorithm: r.algorithm,
+        backends: servers.flatMap((s) => s.backends),
+        discovery: servers.flatMap((s) => s.discovery),
+        // HAProxy re-resolves through the platform's DNS (resolv.conf); nginx resolves at start.
+        dynamicDns: engine === "haproxy" ? { resolvers: [] } : undefined,
+        health: { path: args.healthCheckPath, ...r.health },
+        passive: {
+          maxFails: 1,
+          failTimeoutS: Math.max(1, Math.ceil((r.health.intervalMs * r.health.rise) / 1000)),
+        },
+        retries: r.retries,
+        timeouts: { connectMs: 2000, clientMs: 30_000, serverMs: 30_000 },
+        keepaliveConnections: 64,
+        maxConnsPerServer: r.maxConnsPerServer,
+        tls: tls
+          ? { certPath: CERT_PATH, hstsMaxAgeS: r.hstsMaxAgeSeconds, redirectPort: r.httpsPort }
+          : undefined,
+        rateLimit: args.rateLimit,
+        sticky: args.stickyCookie ? { cookie: args.stickyCookie } : undefined,
+        securityHeaders: true,
+        accessLog: "/dev/stdout",
+        errorLog: "/dev/stderr",
+        tmpDir: "/tmp",
+      };
+      let text: string;
+      try {
+        text = engine === "nginx" ? renderNginx(spec) : renderHaproxy(spec);
+      } catch (e) {
+        throw fail(e);
+      }
+      // Members resolved once at start (nginx) must restart when they are re-created.
+      const revisions = resolved.map((g) => g.revision).filter((x) => x !== "");
+      return revisions.length === 0 ? text : `${text}# members revision: ${revisions.join(" ")}\n`;
+    });
+
+    const spec: WorkloadSpec = {
+      kind: "stateless",
+      replicas: r.replicas,
+      image: engine === "nginx" ? NGINX_IMAGE : HAPROXY_IMAGE,
+      command:
+        engine === "nginx"
+          ? ["nginx", "-g", "daemon off;", "-c", CONFIG_PATH.nginx]
+          : ["haproxy", "-W", "-db", "-f", CONFIG_PATH.haproxy],
+      // The certificate is public and stays reviewable; only its key is a secret file.
+      files: tls
+        ? { [CONFIG_PATH[engine]]: this.config, [CERT_PATH]: tls.certificate }
+        : { [CONFIG_PATH[engine]]: this.config },
+      secretFiles: tls ? { [`${CERT_PATH}.key`]: pulumi.secret(tls.privateKey) } : undefined,
+      ports: tls
+        ? { http: PORTS.http, https: PORTS.https, stats: PORTS.stats }
+        : { http: PORTS.http, stats: PORTS.stats },
+      healthCheck: { httpGet: { path: "/lb-health", port: "stats" }, intervalSeconds: 5 },
+      resources: args.resources,
+      tier: "edge",
+      publicPorts: [
+        { target: "http", port: r.httpPort },
+        ...(tls ? [{ target: "https", port: r.httpsPort }] : []),
+      ],
+      runAsUser: RUN_AS[engine],
+    };
+    const workload = args.platform.deploy(`${name}-${engine}`, spec, { parent: this });
+
+    this.url = pulumi.interpolate`http://${workload.publicAddresses.http}`;
+    this.httpsUrl = workload.publicAddresses.https
+      ? pulumi.interpolate`https://${workload.publicAddresses.https}`
+      : pulumi.output(undefined);
+    this.serviceHost = pulumi.output(workload.serviceHost);
+    this.statsPort = pulumi.output(PORTS.stats);
+    this.registerOutputs({
+      url: this.url,
+      httpsUrl: this.httpsUrl,
+      config: this.config,
+      serviceHost: this.serviceHost,
+      statsPort: this.statsPort,
+    });
+  }
+}

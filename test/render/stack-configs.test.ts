@@ -1,0 +1,53 @@
+import { synthStack } from "../../scripts/synth";
+import { haproxyCheck, nginxTest, selfSignedCert, tempDir } from "../support/daemons";
+
+/**
+ * Every stack's generated balancer config, exactly as synth renders it for the containers, through
+ * the real daemon's checker. Two things are mapped for the check, nothing else: the container's
+ * certificate path to a throwaway certificate, and member host names to loopback addresses.
+ */
+const STACKS = ["ecommerce-dev", "ecommerce-prod", "blog-dev", "blog-prod"];
+const CONTAINER_CERT = "/etc/ha-backend/lb/tls/server.pem";
+const cert = selfSignedCert(tempDir("stack-tls"));
+
+/**
+ * Host names the daemon resolves while checking (nginx `server name:port`, HAProxy
+ * `server label name:port`), each to its own loopback address.
+ */
+function upstreamHosts(config: string): Record<string, string> {
+  const lines = config.split("\n").filter((l) => /^\s+server(-template)? /.test(l));
+  const names = lines.flatMap((l) => [...l.matchAll(/ ([a-z][a-z0-9.-]*):\d+\b/g)].map((m) => m[1]));
+  return Object.fromEntries([...new Set(names)].map((n, i) => [n, `127.0.1.${i + 1}`]));
+}
+
+describe.each(STACKS)("%s", (stack) => {
+  let configs: [string, string][];
+
+  beforeAll(async () => {
+    const tree = await synthStack(stack);
+    const all = [...tree.entries()].filter(
+      ([p]) => /\/(nginx\.conf|haproxy\.cfg)$/.test(p) && p.includes("-lb-"),
+    );
+    // Every replica gets the same file; check each distinct one.
+    configs = [...new Map(all.map(([p, c]) => [c, p])).entries()].map(([c, p]) => [p, c]);
+  });
+
+  it("renders one balancer config for all of its replicas", () => {
+    expect(configs).toHaveLength(1);
+  });
+
+  it("passes the real daemon's config check", () => {
+    for (const [path, config] of configs) {
+      const forCheck = config.split(CONTAINER_CERT).join(cert);
+      const r = path.endsWith("nginx.conf")
+        ? nginxTest(forCheck, upstreamHosts(config))
+        : haproxyCheck(forCheck, upstreamHosts(config));
+      console.log(`${stack}: ${path.split("/").pop()} check exit ${r.code}`);
+      expect([path, r.output.replace(/\[NOTICE\].*\n/g, "")]).toEqual([
+        path,
+        path.endsWith("nginx.conf") ? "" : "Configuration file is valid\n",
+      ]);
+      expect(r.code).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,275 @@
+import * as pulumi from "@pulumi/pulumi";
+import {
+  HAPROXY_IMAGE,
+  groupServers,
+  LoadBalancer,
+  NGINX_IMAGE,
+  resolveLoadBalancerArgs,
+  type BackendGroup,
+  type LoadBalancerArgs,
+} from "../../components/balancer/load-balancer";
+import { ServerCluster } from "../../components/cluster/server-cluster";
+import { DockerPlatform } from "../../components/platform/docker";
+import { KubernetesPlatform } from "../../components/platform/kubernetes";
+import type { Platform } from "../../components/platform/types";
+import { redactSecrets } from "../../scripts/mock-engine";
+import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
+
+const CONTAINER = "docker:index/container:Container";
+const KEY = "-----BEGIN PRIVATE KEY-----\nsuper-secret-key\n-----END PRIVATE KEY-----\n";
+const CERT = "-----BEGIN CERTIFICATE-----\npublic-cert\n-----END CERTIFICATE-----\n";
+
+function shopOn(platform: Platform, withTls: boolean, engine: "nginx" | "haproxy" = "nginx") {
+  const app = new ServerCluster("shop", { platform, replicas: 2 });
+  const standby = new ServerCluster("shop-standby", { platform, replicas: 1 });
+  const lb = new LoadBalancer("shop-lb", {
+    platform,
+    engine,
+    backends: [{ group: app }, { group: standby, backup: true }],
+    healthCheckPath: "/healthz",
+    httpPort: 8080,
+    httpsPort: 8443,
+    tls: withTls ? { certificate: CERT, privateKey: pulumi.secret(KEY) } : undefined,
+  });
+  return { url: lb.url, httpsUrl: lb.httpsUrl, config: lb.config };
+}
+
+describe("LoadBalancer on Docker", () => {
+  it("runs two nginx replicas on the edge, publishing HTTP and HTTPS on the first", async () => {
+    const run = await runComponents(() => shopOn(new DockerPlatform("docker", { prefix: "dev" }), true));
+    const lbs = ofType(run, CONTAINER).filter((c) => c.parent === "ha:balancer:LoadBalancer::shop-lb");
+    expect(lbs.map((c) => c.name).sort()).toEqual(["shop-lb-nginx-0", "shop-lb-nginx-1"]);
+    const first = plain(one(run, CONTAINER, "shop-lb-nginx-0"));
+    expect(first.image).toBe(`sha256:mock-${NGINX_IMAGE}`);
+    expect(first.user).toBe("101");
+    expect(first.ports).toEqual([
+      { internal: 8080, external: 8080 },
+      { internal: 8443, external: 8443 },
+    ]);
+    expect(plain(one(run, CONTAINER, "shop-lb-nginx-1")).ports).toEqual([]);
+    expect(first.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-edge", "dev-public"]);
+    // The app servers join the edge network, so only the balancer tier (and peers) reach them.
+    const app = plain(one(run, CONTAINER, "shop-app-0"));
+    expect(app.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-app", "dev-edge"]);
+    expect(run.outputs.url).toBe("http://localhost:8080");
+    expect(run.outputs.httpsUrl).toBe("https://localhost:8443");
+  });
+
+  it("uploads the config and certificate in the clear and only the key as a secret", async () => {
+    const run = await runComponents(() => shopOn(new DockerPlatform("docker", { prefix: "dev" }), true));
+    const c = one(run, CONTAINER, "shop-lb-nginx-0");
+    const uploads = c.inputs.uploads as { file: string; content: unknown }[];
+    expect(uploads.map((u) => [u.file, isWrappedSecret(u.content)])).toEqual([
+      ["/etc/ha-backend/lb/nginx.conf", false],
+      ["/etc/ha-backend/lb/tls/server.pem", false],
+      ["/etc/ha-backend/lb/tls/server.pem.key", true],
+    ]);
+    const config = uploads[0].content as string;
+    expect(config).toContain("server shop-app-0:8080 max_fails=1");
+    expect(config).toContain("server shop-standby-app-0:8080 max_fails=1 fail_timeout=4s backup;");
+    expect(config).toContain("return 301 https://$host:8443$request_uri;");
+    // Recreated app containers change this line, which restarts nginx (it resolves names at start).
+    expect(config).toMatch(/# members revision: shop-app-0-id,shop-app-1-id shop-standby-app-0-id\n$/);
+    // With every secret hidden (what state and previews show), the key is nowhere.
+    expect(
+      run.resources.filter((r) => JSON.stringify(plain(r)).includes("super-secret-key")).length,
+    ).toBeGreaterThan(0);
+    for (const r of run.resources) {
+      expect([r.name, JSON.stringify(redactSecrets(r.inputs)).includes("super-secret-key")]).toEqual([
+        r.name,
+        false,
+      ]);
+    }
+  });
+
+  it("runs HAProxy with run-time DNS for the members", async () => {
+    const run = await runComponents(() =>
+      shopOn(new DockerPlatform("docker", { prefix: "dev" }), false, "haproxy"),
+    );
+    const c = plain(one(run, CONTAINER, "shop-lb-haproxy-0"));
+    expect(c.image).toBe(`sha256:mock-${HAPROXY_IMAGE}`);
+    expect(c.entrypoints).toEqual(["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]);
+    expect(c.user).toBe("99");
+    expect(c.ports).toEqual([{ internal: 8080, external: 8080 }]);
+    expect(c.uploads[0].content).toContain("resolvers dns init-addr last,libc,none");
+    expect(c.uploads[0].content).toContain(
+      "server shop-standby-app-0 shop-standby-app-0:8080 check weight 1 backup",
+    );
+    expect(c.healthcheck.tests).toEqual([
+      "CMD",
+      "wget",
+      "-q",
+      "-O",
+      "/dev/null",
+      "http://127.0.0.1:8404/lb-health",
+    ]);
+  });
+});
+
+describe("LoadBalancer on Kubernetes", () => {
+  it("HAProxy discovers the app pods through the headless Service", async () => {
+    const run = await runComponents(() =>
+      shopOn(new KubernetesPlatform("k8s", { namespace: "shop" }), true, "haproxy"),
+    );
+    const cfg = plain(one(run, "kubernetes:core/v1:ConfigMap", "shop-lb-haproxy-files")).data;
+    const text = cfg["usr_local_etc_haproxy_haproxy.cfg"] as string;
+    expect(text).toContain(
+      "server-template group0- 1-4 shop-app-headless.shop.svc.cluster.local:8080 check init-addr none",
+    );
+    expect(text).toContain(
+      "server-template backup1- 1-3 shop-standby-app-headless.shop.svc.cluster.local:8080 check init-addr none backup",
+    );
+    expect(cfg["etc_ha-backend_lb_tls_server.pem"]).toBe(CERT);
+    const secret = one(run, "kubernetes:core/v1:Secret", "shop-lb-haproxy-secret-files");
+    expect(isWrappedSecret(secret.inputs.stringData)).toBe(true);
+    expect(plain(secret).stringData).toEqual({ "etc_ha-backend_lb_tls_server.pem.key": KEY });
+    const svc = plain(one(run, "kubernetes:core/v1:Service", "shop-lb-haproxy-public")).spec;
+    expect(svc).toMatchObject({
+      type: "LoadBalancer",
+      ports: [
+        { name: "http", port: 8080 },
+        { name: "https", port: 8443 },
+      ],
+    });
+    expect(plain(one(run, "kubernetes:apps/v1:Deployment", "shop-lb-haproxy-deployment")).spec.replicas).toBe(
+      2,
+    );
+    expect(one(run, "kubernetes:policy/v1:PodDisruptionBudget", "shop-lb-haproxy-pdb")).toBeDefined();
+  });
+
+  it("nginx goes through the Service's virtual IP, once per try so retries still happen", async () => {
+    const run = await runComponents(() =>
+      shopOn(new KubernetesPlatform("k8s", { namespace: "shop" }), false),
+    );
+    const text = plain(one(run, "kubernetes:core/v1:ConfigMap", "shop-lb-nginx-files")).data[
+      "etc_ha-backend_lb_nginx.conf"
+    ];
+    const servers = (text as string).split("\n").filter((l) => l.trim().startsWith("server shop"));
+    expect(servers).toEqual([
+      "        server shop-standby-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s backup;  # backup1-try0",
+      "        server shop-standby-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s backup;  # backup1-try1",
+      "        server shop-standby-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s backup;  # backup1-try2",
+      "        server shop-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s;  # group0-try0",
+      "        server shop-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s;  # group0-try1",
+      "        server shop-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s;  # group0-try2",
+    ]);
+  });
+});
+
+describe("resolveLoadBalancerArgs", () => {
+  const group: BackendGroup = { members: [], serviceHost: "a", discoveryHost: "a", port: 8080, replicas: 2 };
+  const docker = { kind: "docker" } as Platform;
+  const base: LoadBalancerArgs = {
+    platform: docker,
+    engine: "nginx",
+    backends: [{ group }],
+    healthCheckPath: "/healthz",
+  };
+
+  it("defaults to two replicas, round-robin, ports 80/443, 2 s checks, 2 retries", () => {
+    expect(resolveLoadBalancerArgs("lb", base)).toEqual({
+      replicas: 2,
+      algorithm: "round-robin",
+      httpPort: 80,
+      httpsPort: 443,
+      health: { intervalMs: 2000, timeoutMs: 1000, fall: 3, rise: 2 },
+      retries: 2,
+      maxConnsPerServer: 0,
+      hstsMaxAgeSeconds: 31_536_000,
+    });
+  });
+
+  it.each<[string, Partial<LoadBalancerArgs>, string]>([
+    [
+      "no primary",
+      { backends: [{ group, backup: true }] },
+      'LoadBalancer "lb": backends must include at least one primary (backup: false), but "only backups" was provided.',
+    ],
+    [
+      "no backends",
+      { backends: [] },
+      'LoadBalancer "lb": backends must include at least one primary (backup: false), but [] was provided.',
+    ],
+    [
+      "an unknown engine",
+      { engine: "traefik" as "nginx" },
+      'LoadBalancer "lb": engine must be nginx or haproxy, but "traefik" was provided.',
+    ],
+    [
+      "zero replicas",
+      { replicas: 0 },
+      'LoadBalancer "lb": replicas must be a whole number from 1 to 20, but 0 was provided.',
+    ],
+    [
+      "a check timeout longer than the interval",
+      { health: { intervalMs: 1000, timeoutMs: 1500 } },
+      "health.timeoutMs must be a whole number from 50 to 1000, but 1500 was provided.",
+    ],
+    [
+      "a weight of 0",
+      { backends: [{ group, weights: [0, 1] }] },
+      "backends[0].weights must be a whole number from 1 to 256, but 0 was provided.",
+    ],
+    [
+      "weights on Kubernetes",
+      { platform: { kind: "kubernetes" } as Platform, backends: [{ group, weights: [2, 1] }] },
+      "backends[0].weights must only be set where members have stable addresses (Docker)",
+    ],
+    [
+      "nginx with ip-hash and a backup",
+      { algorithm: "ip-hash", backends: [{ group }, { group, backup: true }] },
+      "backends must not include backups when nginx balances by client IP or sticky cookie (nginx rejects it)",
+    ],
+    [
+      "the same port for HTTP and HTTPS",
+      { tls: { certificate: CERT, privateKey: KEY }, httpPort: 443 },
+      "httpsPort must differ from httpPort (443), but 443 was provided.",
+    ],
+    [
+      "a cookie name with a space",
+      { stickyCookie: "my cookie" },
+      'stickyCookie must be a cookie name of letters, digits and _ (at most 32), but "my cookie" was provided.',
+    ],
+  ])("rejects %s", (_label, patch, message) => {
+    expect(() => resolveLoadBalancerArgs("lb", { ...base, ...patch })).toThrow(message);
+  });
+
+  it("lets HAProxy combine ip-hash with a backup", () => {
+    expect(() =>
+      resolveLoadBalancerArgs("lb", {
+        ...base,
+        engine: "haproxy",
+        algorithm: "ip-hash",
+        backends: [{ group }, { group, backup: true }],
+      }),
+    ).not.toThrow();
+  });
+
+  it("creates nothing when the args are bad", async () => {
+    let created = -1;
+    await expect(
+      runComponents(() => {
+        new LoadBalancer("lb", { ...base, platform: new DockerPlatform("d", { prefix: "p" }), replicas: 0 });
+      }).then((r) => (created = ofType(r, CONTAINER).length)),
+    ).rejects.toThrow("replicas must be a whole number from 1 to 20");
+    expect(created).toBe(-1);
+  });
+
+  it("refuses weights that do not match the members (checked when the members are known)", () => {
+    const members = [0, 1, 2].map((i) => ({ name: `app-${i}`, host: `app-${i}` }));
+    const resolved = {
+      members,
+      serviceHost: "app",
+      discoveryHost: "app",
+      port: 8080,
+      replicas: 3,
+      revision: "",
+    };
+    expect(() => groupServers("nginx", resolved, { group, weights: [1, 2] }, 0, 2)).toThrow(
+      "weights has 2 entries for 3 members",
+    );
+    expect(
+      groupServers("nginx", resolved, { group, weights: [1, 2, 3] }, 0, 2).backends.map((b) => b.weight),
+    ).toEqual([1, 2, 3]);
+  });
+});
