@@ -25,3 +25,22 @@ export {
   type ServerClusterArgs,
 } from "./cluster/server-cluster";
 export { renderDemoApp, type DemoAppSpec } from "./cluster/render/demo-app";
+export {
+  HAPROXY_IMAGE,
+  LoadBalancer,
+  NGINX_IMAGE,
+  resolveLoadBalancerArgs,
+  type BackendGroup,
+  type BalancerEngine,
+  type LoadBalancerArgs,
+  type LoadBalancerBackend,
+  type ResolvedLoadBalancerArgs,
+} from "./balancer/load-balancer";
+export { renderNginx } from "./balancer/render/nginx";
+export { renderHaproxy } from "./balancer/render/haproxy";
+export type {
+  Algorithm,
+  BalancerBackend,
+  BalancerDiscovery,
+  BalancerRenderSpec,
+} from "./balancer/render/spec";
