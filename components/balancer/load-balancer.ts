@@ -351,7 +351,9 @@ export class LoadBalancer extends pulumi.ComponentResource {
         sticky: args.stickyCookie ? { cookie: args.stickyCookie } : undefined,
         securityHeaders: true,
         accessLog: "/dev/stdout",
-        errorLog: "/dev/stderr",
+        // nginx writes to its own fd 2: no reopening of /dev/stderr, which needs the stdio chown
+        // that runc does for the container user.
+        errorLog: "stderr",
         tmpDir: "/tmp",
       };
       let text: string;

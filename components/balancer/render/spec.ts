@@ -83,7 +83,7 @@ export interface BalancerRenderSpec {
   readonly securityHeaders: boolean;
   /** Where access logs go (`/dev/stdout` in containers), or false for none. */
   readonly accessLog: string | false;
-  /** Where the error log goes. */
+  /** Where the error log goes: a path, or `stderr` (nginx writes to its own fd 2). */
   readonly errorLog: string;
   /** Writable directory for pid and temp files (nginx). */
   readonly tmpDir: string;
