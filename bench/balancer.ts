@@ -19,6 +19,7 @@ import { renderDemoApp } from "../components/cluster/render/demo-app";
 import { renderHaproxy } from "../components/balancer/render/haproxy";
 import { renderNginx } from "../components/balancer/render/nginx";
 import type { BalancerRenderSpec } from "../components/balancer/render/spec";
+import { loopbackSpec } from "../test/support/balancer";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -115,26 +116,9 @@ function wrk(host: string, port: number): Result {
   };
 }
 
+/** The generated config as the LoadBalancer component renders it, on loopback. */
 function baseSpec(dir: string): BalancerRenderSpec {
-  return {
-    listenAddress: LB,
-    statsAddress: LB,
-    httpPort: LB_PORT,
-    statsPort: 18404,
-    algorithm: "round-robin",
-    backends: BACKENDS,
-    discovery: [],
-    health: { path: "/healthz", intervalMs: 2000, timeoutMs: 1000, fall: 3, rise: 2 },
-    passive: { maxFails: 1, failTimeoutS: 4 },
-    retries: 2,
-    timeouts: { connectMs: 2000, clientMs: 30_000, serverMs: 30_000 },
-    keepaliveConnections: 64,
-    maxConnsPerServer: 0,
-    securityHeaders: true,
-    accessLog: false,
-    errorLog: join(dir, "error.log"),
-    tmpDir: dir,
-  };
+  return loopbackSpec(LB, dir, BACKENDS, { httpPort: LB_PORT });
 }
 
 const upstreams = BACKENDS.map((b) => `        server ${b.host}:${b.port};`).join("\n");

@@ -2,9 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
-import { renderHaproxy } from "../../components/balancer/render/haproxy";
-import { renderNginx } from "../../components/balancer/render/nginx";
-import type { BalancerRenderSpec } from "../../components/balancer/render/spec";
+import { balancerCommand, FAST_CHECKS, loopbackSpec } from "../support/balancer";
 import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
 import { describeLoad, get, runLoad } from "../support/load";
 
@@ -54,34 +52,13 @@ describe.each([
     mkdirSync(join(dir, "logs"), { recursive: true });
     writeFileSync(postLog, "");
     await Promise.all([0, 1, 2].map(startBackend));
-    const spec: BalancerRenderSpec = {
-      listenAddress: lbHost,
-      statsAddress: lbHost,
-      httpPort: lbPort,
-      statsPort: 18404,
-      algorithm: "round-robin",
-      backends: [0, 1, 2].map((i) => ({ ...app(i), weight: 1, backup: i === 2 })),
-      discovery: [],
-      health: { path: "/healthz", intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 },
-      passive: { maxFails: 1, failTimeoutS: 2 },
-      retries: 2,
-      timeouts: { connectMs: 1000, clientMs: 30_000, serverMs: 10_000 },
-      keepaliveConnections: 16,
-      maxConnsPerServer: 0,
-      securityHeaders: true,
-      accessLog: false,
-      errorLog: join(dir, "logs", "error.log"),
-      tmpDir: dir,
-    };
-    if (engine === "nginx") {
-      const conf = join(dir, "nginx.conf");
-      writeFileSync(conf, renderNginx(spec));
-      procs.start(binary("nginx"), ["-c", conf, "-p", dir, "-e", spec.errorLog, "-g", "daemon off;"]);
-    } else {
-      const conf = join(dir, "haproxy.cfg");
-      writeFileSync(conf, renderHaproxy(spec));
-      procs.start(binary("haproxy"), ["-f", conf, "-db"]);
-    }
+    const spec = loopbackSpec(
+      lbHost,
+      dir,
+      [0, 1, 2].map((i) => ({ ...app(i), weight: 1, backup: i === 2 })),
+      { ...FAST_CHECKS, keepaliveConnections: 16 },
+    );
+    procs.start(...balancerCommand(engine, spec, dir, binary(engine)));
     await waitFor(`${engine} stats`, async () => (await httpGet(lbHost, 18404, "/lb-health")).status === 200);
     // HAProxy marks servers up after `rise` checks; wait until both primaries answer.
     await servedBy("app-0");

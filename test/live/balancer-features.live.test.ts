@@ -1,10 +1,8 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import type { SecureVersion } from "node:tls";
-import { renderHaproxy } from "../../components/balancer/render/haproxy";
-import { renderNginx } from "../../components/balancer/render/nginx";
-import type { BalancerRenderSpec } from "../../components/balancer/render/spec";
+import { balancerCommand, FAST_CHECKS, loopbackSpec } from "../support/balancer";
 import { binary, httpGet, ProcessGroup, selfSignedCert, tempDir, waitFor } from "../support/daemons";
 
 const BACKEND = join(__dirname, "..", "support", "backend-server.js");
@@ -73,34 +71,16 @@ describe.each([
       procs.start(process.execPath, [BACKEND, a.name, a.host, String(a.port), join(dir, "posts.log")]);
       await waitFor(a.name, async () => (await httpGet(a.host, a.port, "/healthz")).status === 200);
     }
-    const spec: BalancerRenderSpec = {
-      listenAddress: lb,
-      statsAddress: lb,
-      httpPort: 18080,
-      httpsPort: 18443,
-      statsPort: 18404,
-      algorithm: "round-robin",
-      backends: apps,
-      discovery: [],
+    const spec = loopbackSpec(lb, dir, apps, {
+      ...FAST_CHECKS,
       health: { path: "/healthz", intervalMs: 500, timeoutMs: 400, fall: 2, rise: 1 },
-      passive: { maxFails: 1, failTimeoutS: 2 },
-      retries: 2,
-      timeouts: { connectMs: 1000, clientMs: 30_000, serverMs: 10_000 },
+      httpsPort: 18443,
       keepaliveConnections: 8,
-      maxConnsPerServer: 0,
       tls: { certPath: selfSignedCert(dir), hstsMaxAgeS: 31_536_000, redirectPort: 18443 },
       rateLimit: { perSecond: 20, burst: 10 },
       sticky: { cookie: "SRV" },
-      securityHeaders: true,
-      accessLog: false,
-      errorLog: join(dir, "logs", "error.log"),
-      tmpDir: dir,
-    };
-    const conf = join(dir, engine === "nginx" ? "nginx.conf" : "haproxy.cfg");
-    writeFileSync(conf, engine === "nginx" ? renderNginx(spec) : renderHaproxy(spec));
-    if (engine === "nginx")
-      procs.start(binary("nginx"), ["-c", conf, "-p", dir, "-e", spec.errorLog, "-g", "daemon off;"]);
-    else procs.start(binary("haproxy"), ["-f", conf, "-db"]);
+    });
+    procs.start(...balancerCommand(engine, spec, dir, binary(engine)));
     await waitFor(`${engine}`, async () => (await httpsGet(lb, 18443, "/")).status === 200);
   });
 
