@@ -3,7 +3,7 @@
 # Idempotent: skips apt when every binary is already present. Needs root (CI runs as root).
 set -euo pipefail
 
-need=(nginx haproxy patroni etcd etcdctl redis-server redis-sentinel mariadbd memcached openssl wrk)
+need=(nginx haproxy patroni etcd etcdctl redis-server redis-sentinel mariadbd mariadb-backup memcached openssl wrk)
 missing=()
 for bin in "${need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("$bin")
@@ -29,5 +29,5 @@ trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   nginx-light haproxy patroni etcd-server etcd-client redis-server redis-sentinel \
-  mariadb-server galera-4 memcached openssl wrk >/dev/null
+  mariadb-server mariadb-backup galera-4 memcached openssl wrk >/dev/null
 echo "install-test-deps: done"

@@ -1,0 +1,208 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Connection } from "mysql2/promise";
+import {
+  GALERA_DEFAULT_TIMINGS,
+  renderInitSql,
+  renderMyCnf,
+  renderSecretCnf,
+  renderStartScript,
+  type MysqlCredentials,
+  type MysqlRenderSpec,
+} from "../../components/database/render/mysql";
+import { renderDbRouter } from "../../components/database/render/router";
+import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
+import { connect, MariaNode } from "../support/mariadb";
+
+/**
+ * Three MariaDB 10.11 + galera-4 nodes from the generated files, the generated router in the
+ * real HAProxy in front, bounded write load through the read-write port, kill -9 of the writer.
+ */
+const NET = 100;
+const creds: MysqlCredentials = {
+  rootPassword: "unused-in-test",
+  appUser: "shop",
+  appPassword: "app-pass-123",
+  appDatabase: "shop",
+  replicationUser: "repl",
+  replicationPassword: "repl-pass-123",
+  sstUser: "sst",
+  sstPassword: "sst-pass-123",
+};
+// Tuned failure detection (the component's defaults): a dead node is dropped within about 3 s.
+const TUNED = {
+  suspectTimeoutMs: 2000,
+  inactiveTimeoutMs: 4000,
+  inactiveCheckPeriodMs: 500,
+  keepalivePeriodMs: 500,
+};
+
+describe("Galera cluster behind the generated router (live)", () => {
+  const procs = new ProcessGroup();
+  const dir = tempDir("galera");
+  const nodes = [0, 1, 2].map((i) => new MariaNode(`shop-db-${i}`, `127.0.0.${NET + 1 + i}`, 3306, dir));
+  const router = { host: `127.0.0.${NET}`, rw: 13306, ro: 13307, stats: 18406 };
+  const spec: MysqlRenderSpec = {
+    engine: "mariadb",
+    mode: "galera",
+    clusterName: "shop",
+    members: nodes.map((n) => ({ name: n.name, host: n.host })),
+    port: 3306,
+    semiSync: false,
+    semiSyncTimeoutMs: 1000,
+    galera: { ...GALERA_DEFAULT_TIMINGS, ...TUNED, sstMethod: "mariabackup" },
+    bufferPool: "64M",
+    maxConnections: 200,
+  };
+  const files = {
+    myCnf: renderMyCnf(spec),
+    secretCnf: renderSecretCnf(spec, creds),
+    startScript: renderStartScript(spec, { dataDir: "/var/lib/mysql" }),
+    initSql: renderInitSql(spec, creds),
+  };
+
+  async function synced(node: MariaNode): Promise<number> {
+    return waitFor(`${node.name} Synced`, async () => node.status("wsrep_local_state") === "4", {
+      attempts: 600,
+      intervalMs: 100,
+    });
+  }
+
+  beforeAll(async () => {
+    for (const n of nodes) n.prepare(files, true);
+    // First node: an empty cluster, initialised like the image does, then bootstrapped.
+    nodes[0].install();
+    nodes[0].start(procs);
+    await nodes[0].waitUp();
+    nodes[0].sql(files.initSql);
+    await synced(nodes[0]);
+    // The others join and get their data by state transfer (mariabackup).
+    for (const n of nodes.slice(1)) {
+      n.install();
+      n.start(procs);
+      const ms = await synced(n).catch(async (e) => {
+        throw new Error(
+          `${(e as Error).message}\n${readFileSync(join(n.dir, "error.log"), "utf8").slice(-3000)}`,
+        );
+      });
+      console.log(`${n.name} joined and Synced after ${ms} ms`);
+    }
+    const routerDir = join(dir, "router");
+    mkdirSync(routerDir);
+    writeFileSync(
+      join(routerDir, "haproxy.cfg"),
+      renderDbRouter({
+        mode: "galera",
+        members: nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })),
+        listenAddress: router.host,
+        statsAddress: router.host,
+        rwPort: router.rw,
+        roPort: router.ro,
+        statsPort: router.stats,
+        check: { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 },
+        clientTimeoutMs: 60_000,
+      }),
+    );
+    procs.start(binary("haproxy"), ["-f", join(routerDir, "haproxy.cfg"), "-db"]);
+    await waitFor(
+      "router",
+      async () => (await httpGet(router.host, router.stats, "/lb-health")).status === 200,
+    );
+  }, 300_000);
+
+  afterAll(() => procs.stopAll());
+
+  it("marks every Synced node up in the router, through the real MySQL protocol check", async () => {
+    await waitFor(
+      "all nodes up",
+      async () => {
+        const csv = (await httpGet(router.host, router.stats, "/stats;csv")).body;
+        return nodes.every((n) =>
+          csv
+            .split("\n")
+            .filter((l) => l.startsWith(`ro,${n.name},`))
+            .some((l) => l.includes(",UP,")),
+        );
+      },
+      { attempts: 100, intervalMs: 100 },
+    );
+    const app = await connect(router.host, router.rw, creds.appUser, creds.appPassword, creds.appDatabase);
+    await app.query("CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, note VARCHAR(64))");
+    await app.end();
+  });
+
+  it("takes a node that is not Synced out of rotation, and back when it is", async () => {
+    const state = async (name: string) => {
+      const csv = (await httpGet(router.host, router.stats, "/stats;csv")).body;
+      return csv
+        .split("\n")
+        .find((l) => l.startsWith(`ro,${name},`))
+        ?.split(",")[17];
+    };
+    // A desynced node still accepts logins; only the wsrep_local_state check can tell.
+    nodes[2].sql("SET GLOBAL wsrep_desync = ON");
+    await waitFor("desynced node down", async () => (await state(nodes[2].name)) === "DOWN", {
+      attempts: 100,
+      intervalMs: 100,
+    });
+    nodes[2].sql("SET GLOBAL wsrep_desync = OFF");
+    await waitFor("resynced node up", async () => (await state(nodes[2].name)) === "UP", {
+      attempts: 100,
+      intervalMs: 100,
+    });
+  });
+
+  it("keeps taking writes when the writer is killed with -9, and loses none it acknowledged", async () => {
+    const acked: number[] = [];
+    const errors: string[] = [];
+    let conn: Connection | undefined;
+    let killedAt = 0;
+    let longestPause = 0;
+    let lastAck = Date.now();
+    const started = Date.now();
+    // Bounded: at most 4000 writes or 40 s; the writer is killed after 300 acknowledged writes.
+    for (let id = 1; id <= 4000 && Date.now() - started < 40_000; id++) {
+      if (acked.length === 300 && killedAt === 0) {
+        killedAt = Date.now();
+        await procs.kill(nodes[0].process!, "SIGKILL");
+      }
+      try {
+        conn ??= await connect(router.host, router.rw, creds.appUser, creds.appPassword, creds.appDatabase);
+        await conn.query("INSERT INTO orders (id, note) VALUES (?, 'load')", [id]);
+        const now = Date.now();
+        longestPause = Math.max(longestPause, now - lastAck);
+        lastAck = now;
+        acked.push(id);
+        if (killedAt !== 0 && acked.length >= 1300) break;
+      } catch (e) {
+        errors.push((e as Error).message);
+        await conn?.destroy();
+        conn = undefined;
+        await new Promise((r) => setTimeout(r, 50)); // back off before reconnecting (bounded by the loop)
+      }
+    }
+    await conn?.end();
+    console.log(
+      `galera: ${acked.length} writes acknowledged, ${errors.length} failed attempts while the writer died; ` +
+        `longest pause between acknowledged writes ${longestPause} ms`,
+    );
+    expect(killedAt).toBeGreaterThan(0);
+    expect(acked.length).toBeGreaterThanOrEqual(1300);
+    // Every acknowledged write is on both survivors.
+    for (const n of nodes.slice(1)) {
+      const ids = new Set(n.sql("SELECT id FROM shop.orders").split("\n").map(Number));
+      const lost = acked.filter((id) => !ids.has(id));
+      expect([n.name, lost]).toEqual([n.name, []]);
+    }
+  });
+
+  it("lets the killed node rejoin and catch up", async () => {
+    nodes[0].start(procs);
+    const ms = await synced(nodes[0]);
+    const counts = nodes.map((n) => n.sql("SELECT COUNT(*) FROM shop.orders"));
+    console.log(
+      `galera: ${nodes[0].name} rejoined and Synced ${ms} ms after restart; row counts ${counts.join(" / ")}`,
+    );
+    expect(new Set(counts).size).toBe(1);
+  });
+});

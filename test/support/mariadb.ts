@@ -1,0 +1,168 @@
+/**
+ * MariaDB members for live tests, run from the generated files: the rendered my.cnf and secret
+ * cnf, the rendered start script (with the entrypoint swapped for mariadbd itself), and the
+ * rendered bootstrap SQL, as the official image's entrypoint would apply it. Each member has its
+ * own loopback address, data directory and socket, owned by the unprivileged `mysql` user.
+ */
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createConnection, type Connection } from "mysql2/promise";
+import type { ProcessGroup } from "./daemons";
+import { waitFor } from "./daemons";
+
+export interface RenderedFiles {
+  readonly myCnf: string;
+  readonly secretCnf: string;
+  readonly startScript: string;
+  readonly initSql: string;
+}
+
+function mysqlIds(): { uid: number; gid: number } {
+  const uid = Number(spawnSync("id", ["-u", "mysql"], { encoding: "utf8" }).stdout.trim());
+  const gid = Number(spawnSync("id", ["-g", "mysql"], { encoding: "utf8" }).stdout.trim());
+  if (!Number.isInteger(uid) || uid <= 0)
+    throw new Error("the mysql user is missing: install mariadb-server");
+  return { uid, gid };
+}
+
+function chownTree(path: string): void {
+  const r = spawnSync("chown", ["-R", "mysql:mysql", path]);
+  if (r.status !== 0) throw new Error(`chown ${path} failed`);
+}
+
+export class MariaNode {
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly socket: string;
+  process?: ChildProcess;
+
+  constructor(
+    readonly name: string,
+    readonly host: string,
+    readonly port: number,
+    private readonly baseDir: string,
+  ) {
+    this.dir = join(baseDir, name);
+    this.dataDir = join(this.dir, "data");
+    this.socket = join(this.dir, "mysqld.sock");
+  }
+
+  /** Writes the rendered files and the per-member wrapper cnf (addresses, paths) next to them. */
+  prepare(files: RenderedFiles, galeraListen: boolean): void {
+    mkdirSync(this.dataDir, { recursive: true });
+    // mkdtemp makes 0700 folders: the mysql user must be able to walk into its own.
+    chmodSync(this.baseDir, 0o755);
+    const { uid, gid } = mysqlIds();
+    chownSync(this.dir, uid, gid);
+    writeFileSync(join(this.dir, "ha-backend.cnf"), files.myCnf);
+    writeFileSync(join(this.dir, "secret.cnf"), files.secretCnf);
+    writeFileSync(join(this.dir, "start.sh"), files.startScript);
+    writeFileSync(join(this.dir, "init.sql"), files.initSql);
+    chmodSync(join(this.dir, "secret.cnf"), 0o600);
+    // What a container gets from its own network namespace: its own address for every listener.
+    const providerOptions = /wsrep_provider_options = "(.*)"/.exec(files.myCnf)?.[1];
+    const local = [
+      "[mysqld]",
+      `datadir = ${this.dataDir}`,
+      `socket = ${this.socket}`,
+      `pid-file = ${join(this.dir, "mysqld.pid")}`,
+      `log-error = ${join(this.dir, "error.log")}`,
+      `bind-address = ${this.host}`,
+      "user = mysql",
+      ...(galeraListen && providerOptions
+        ? [
+            `wsrep_node_address = ${this.host}`,
+            `wsrep_provider_options = "${providerOptions}; gmcast.listen_addr=tcp://${this.host}:4567; ist.recv_addr=${this.host}:4568"`,
+            `wsrep_sst_receive_address = ${this.host}:4444`,
+          ]
+        : []),
+      "[client]",
+      `socket = ${this.socket}`,
+    ];
+    writeFileSync(
+      join(this.dir, "my.cnf"),
+      [
+        `!include ${join(this.dir, "ha-backend.cnf")}`,
+        `!include ${join(this.dir, "secret.cnf")}`,
+        ...local,
+        "",
+      ].join("\n"),
+    );
+    // The start script execs the server with its flags; this stand-in for the image's entrypoint
+    // puts the member's cnf first, as mariadbd requires.
+    writeFileSync(
+      join(this.dir, "exec.sh"),
+      `#!/bin/sh\nserver="$1"; shift\nexec "$server" --defaults-file=${join(this.dir, "my.cnf")} "$@"\n`,
+    );
+    chmodSync(join(this.dir, "exec.sh"), 0o755);
+    chownTree(this.dir);
+  }
+
+  /** mariadb-install-db, as the image does on an empty data directory. */
+  install(): void {
+    const r = spawnSync(
+      "mariadb-install-db",
+      [
+        "--no-defaults",
+        "--user=mysql",
+        `--datadir=${this.dataDir}`,
+        "--auth-root-authentication-method=normal",
+        "--skip-test-db",
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    if (r.status !== 0) throw new Error(`install-db ${this.name}: ${r.stderr}`);
+  }
+
+  /** Runs the rendered start script with this member's host name; returns the server process. */
+  start(procs: ProcessGroup): ChildProcess {
+    this.process = procs.start("env", [
+      `HOSTNAME=${this.name}`,
+      `HA_BACKEND_EXEC=${join(this.dir, "exec.sh")}`,
+      `HA_BACKEND_DATADIR=${this.dataDir}`,
+      `PATH=/usr/sbin:/usr/bin:/sbin:/bin`,
+      "bash",
+      join(this.dir, "start.sh"),
+    ]);
+    return this.process;
+  }
+
+  /** Runs SQL as root over the socket (how the image's entrypoint applies init scripts). */
+  sql(text: string): string {
+    const r = spawnSync("mariadb", [`--defaults-file=${join(this.dir, "my.cnf")}`, "-uroot", "-N", "-B"], {
+      input: text,
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    if (r.status !== 0) throw new Error(`${this.name}: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+
+  async waitUp(attempts = 300): Promise<number> {
+    return waitFor(
+      `${this.name} socket`,
+      async () => spawnSync("mariadb-admin", [`--socket=${this.socket}`, "-uroot", "ping"]).status === 0,
+      {
+        attempts,
+        intervalMs: 100,
+      },
+    );
+  }
+
+  status(variable: string): string {
+    return this.sql(`SHOW GLOBAL STATUS LIKE '${variable}'`).split("\t")[1] ?? "";
+  }
+}
+
+/** A TCP connection as the application user (through a router or to a member). */
+export function connect(
+  host: string,
+  port: number,
+  user: string,
+  password: string,
+  database: string,
+): Promise<Connection> {
+  if (!host.startsWith("127.")) throw new Error("tests connect to loopback only");
+  return createConnection({ host, port, user, password, database, connectTimeout: 3_000 });
+}
