@@ -140,9 +140,9 @@ export function renderMyCnf(s: MysqlRenderSpec): string {
     if (s.engine === "mariadb") {
       // Built into MariaDB 10.3+. AFTER_SYNC: the commit becomes visible only after a replica has
       // the event, so a client never sees a write that a failover could lose (AFTER_COMMIT can).
+      // Switched on per role by the start script: a replica with the master side on would stall
+      // its own SQL thread waiting for acknowledgements nobody sends (seen in the live test).
       lines.push(
-        "rpl_semi_sync_master_enabled = ON",
-        "rpl_semi_sync_slave_enabled = ON",
         "rpl_semi_sync_master_wait_point = AFTER_SYNC",
         `rpl_semi_sync_master_timeout = ${s.semiSyncTimeoutMs}`,
       );
@@ -150,8 +150,6 @@ export function renderMyCnf(s: MysqlRenderSpec): string {
       lines.push(
         "plugin_load_add = semisync_source.so",
         "plugin_load_add = semisync_replica.so",
-        "rpl_semi_sync_source_enabled = ON",
-        "rpl_semi_sync_replica_enabled = ON",
         "rpl_semi_sync_source_wait_point = AFTER_SYNC",
         `rpl_semi_sync_source_timeout = ${s.semiSyncTimeoutMs}`,
       );
@@ -269,10 +267,15 @@ export function renderStartScript(s: MysqlRenderSpec, paths: { dataDir: string }
       : 'args=(--server-id="$((ordinal + 1))")',
   ];
   if (s.mode === "replication") {
+    const semi =
+      s.engine === "mariadb"
+        ? { primary: "--rpl-semi-sync-master-enabled=ON", replica: "--rpl-semi-sync-slave-enabled=ON" }
+        : { primary: "--rpl-semi-sync-source-enabled=ON", replica: "--rpl-semi-sync-replica-enabled=ON" };
     lines.push(
       'if [ "$ordinal" -gt 0 ]; then',
       // Replicas refuse writes from applications (replication itself still applies).
       s.engine === "mariadb" ? "  args+=(--read-only=ON)" : "  args+=(--super-read-only=ON)",
+      ...(s.semiSync ? [`  args+=(${semi.replica})`, "else", `  args+=(${semi.primary})`] : []),
       "fi",
     );
   } else {
