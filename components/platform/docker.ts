@@ -81,6 +81,11 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     return img;
   }
 
+  memberHosts(name: string, replicas: number): string[] {
+    // Each member's network alias is its own name.
+    return Array.from({ length: replicas }, (_, i) => `${name}-${i}`);
+  }
+
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
     validateWorkloadSpec(name, spec);
     const parent = opts?.parent ?? this;
@@ -102,7 +107,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     const containers: docker.Container[] = [];
     for (let i = 0; i < spec.replicas; i++) {
       const member = `${name}-${i}`;
-      members.push({ name: member, host: member });
+      members.push({ name: member, host: this.memberHosts(name, spec.replicas)[i] });
       const volume =
         spec.volume === undefined
           ? undefined

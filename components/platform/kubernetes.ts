@@ -53,6 +53,14 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     this.registerOutputs({ namespace: this.namespace });
   }
 
+  memberHosts(name: string, replicas: number): string[] {
+    // StatefulSet pods are addressable through the headless Service: <pod>.<service>.<ns>.svc.<domain>.
+    return Array.from(
+      { length: replicas },
+      (_, i) => `${name}-${i}.${name}-headless.${this.args.namespace}.svc.${this.domain}`,
+    );
+  }
+
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
     validateWorkloadSpec(name, spec);
     const parent = opts?.parent ?? this;
@@ -330,10 +338,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const svc = `${ns}.svc.${this.domain}`;
     const members: MemberAddress[] =
       spec.kind === "stateful"
-        ? Array.from({ length: spec.replicas }, (_, i) => ({
-            name: `${name}-${i}`,
-            host: `${name}-${i}.${headless}.${svc}`,
-          }))
+        ? this.memberHosts(name, spec.replicas).map((host, i) => ({ name: `${name}-${i}`, host }))
         : [];
     return {
       name,

@@ -148,6 +148,11 @@ export interface Platform {
   /** `docker` or `kubernetes`: for outputs and messages, never for branching in components. */
   readonly kind: PlatformKind;
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload;
+  /**
+   * The host names `deploy` will give the members of a stateful workload of this name, known
+   * before it exists (a database's config names its peers).
+   */
+  memberHosts(name: string, replicas: number): string[];
 }
 
 export type PlatformKind = "docker" | "kubernetes";

@@ -5,6 +5,7 @@ import {
   GALERA_DEFAULT_TIMINGS,
   renderInitSql,
   renderMyCnf,
+  renderReplicaSql,
   renderSecretCnf,
   renderStartScript,
   type MysqlCredentials,
@@ -12,7 +13,7 @@ import {
 } from "../../components/database/render/mysql";
 import { renderDbRouter } from "../../components/database/render/router";
 import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
-import { connect, MariaNode } from "../support/mariadb";
+import { connect, MariaNode, sqlPaths } from "../support/mariadb";
 
 /**
  * Three MariaDB 10.11 + galera-4 nodes from the generated files, the generated router in the
@@ -57,8 +58,10 @@ describe("Galera cluster behind the generated router (live)", () => {
   const files = {
     myCnf: renderMyCnf(spec),
     secretCnf: renderSecretCnf(spec, creds),
-    startScript: renderStartScript(spec, { dataDir: "/var/lib/mysql" }),
-    initSql: renderInitSql(spec, creds),
+    startScript: renderStartScript(
+      spec,
+      sqlPaths(dir, { init: renderInitSql(spec, creds), replica: renderReplicaSql(spec, creds) }),
+    ),
   };
 
   async function synced(node: MariaNode): Promise<number> {
@@ -74,7 +77,7 @@ describe("Galera cluster behind the generated router (live)", () => {
     nodes[0].install();
     nodes[0].start(procs);
     await nodes[0].waitUp();
-    nodes[0].sql(files.initSql);
+    expect(nodes[0].applyInitdb()).toEqual(["10-ha-backend-init.sql"]);
     await synced(nodes[0]);
     // The others join and get their data by state transfer (mariabackup).
     for (const n of nodes.slice(1)) {

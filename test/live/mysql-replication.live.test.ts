@@ -13,7 +13,7 @@ import {
 } from "../../components/database/render/mysql";
 import { renderDbRouter } from "../../components/database/render/router";
 import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
-import { connect, MariaNode } from "../support/mariadb";
+import { connect, MariaNode, sqlPaths } from "../support/mariadb";
 
 /**
  * GTID replication with semi-synchronous AFTER_SYNC, from the generated files: a primary and two
@@ -52,8 +52,10 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
   const files = {
     myCnf: renderMyCnf(spec),
     secretCnf: renderSecretCnf(spec, creds),
-    startScript: renderStartScript(spec, { dataDir: "/var/lib/mysql" }),
-    initSql: renderInitSql(spec, creds),
+    startScript: renderStartScript(
+      spec,
+      sqlPaths(dir, { init: renderInitSql(spec, creds), replica: renderReplicaSql(spec, creds) }),
+    ),
   };
   const app = (port: number, host = router.host) =>
     connect(host, port, creds.appUser, creds.appPassword, creds.appDatabase);
@@ -64,11 +66,13 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
       n.install();
       n.start(procs);
     }
-    for (const n of nodes) {
+    // The start script picked each member's bootstrap by its ordinal: replicas attach themselves.
+    for (const [i, n] of nodes.entries()) {
       await n.waitUp();
-      n.sql(files.initSql);
+      expect(n.applyInitdb()).toEqual(
+        i === 0 ? ["10-ha-backend-init.sql"] : ["10-ha-backend-init.sql", "20-ha-backend-replica.sql"],
+      );
     }
-    for (const n of nodes.slice(1)) n.sql(renderReplicaSql(spec, creds));
     await waitFor(
       "semi-sync replicas connected",
       async () => nodes[0].status("Rpl_semi_sync_master_clients") === "2",

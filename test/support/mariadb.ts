@@ -5,7 +5,7 @@
  * own loopback address, data directory and socket, owned by the unprivileged `mysql` user.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createConnection, type Connection } from "mysql2/promise";
 import type { ProcessGroup } from "./daemons";
@@ -15,7 +15,23 @@ export interface RenderedFiles {
   readonly myCnf: string;
   readonly secretCnf: string;
   readonly startScript: string;
-  readonly initSql: string;
+}
+
+/**
+ * Where the bootstrap SQL lives for a test cluster: one copy shared by every member, as the
+ * platform mounts one Secret into every container. The data directory is the container default
+ * (each member's real one is passed by the stand-in entrypoint).
+ */
+export function sqlPaths(dir: string, sql: { init: string; replica: string }) {
+  mkdirSync(join(dir, "files"), { recursive: true });
+  const paths = {
+    dataDir: "/var/lib/mysql",
+    initSql: join(dir, "files", "init.sql"),
+    replicaSql: join(dir, "files", "replica.sql"),
+  };
+  writeFileSync(paths.initSql, sql.init);
+  writeFileSync(paths.replicaSql, sql.replica);
+  return paths;
 }
 
 function mysqlIds(): { uid: number; gid: number } {
@@ -58,7 +74,6 @@ export class MariaNode {
     writeFileSync(join(this.dir, "ha-backend.cnf"), files.myCnf);
     writeFileSync(join(this.dir, "secret.cnf"), files.secretCnf);
     writeFileSync(join(this.dir, "start.sh"), files.startScript);
-    writeFileSync(join(this.dir, "init.sql"), files.initSql);
     chmodSync(join(this.dir, "secret.cnf"), 0o600);
     // What a container gets from its own network namespace: its own address for every listener.
     const providerOptions = /wsrep_provider_options = "(.*)"/.exec(files.myCnf)?.[1];
@@ -121,6 +136,7 @@ export class MariaNode {
       `HOSTNAME=${this.name}`,
       `HA_BACKEND_EXEC=${join(this.dir, "exec.sh")}`,
       `HA_BACKEND_DATADIR=${this.dataDir}`,
+      `HA_BACKEND_INITDB=${join(this.dir, "initdb")}`,
       `PATH=/usr/sbin:/usr/bin:/sbin:/bin`,
       "bash",
       join(this.dir, "start.sh"),
@@ -148,6 +164,17 @@ export class MariaNode {
         intervalMs: 100,
       },
     );
+  }
+
+  /**
+   * Applies the init scripts the start script picked for this member, in name order: what the
+   * image's entrypoint does with /docker-entrypoint-initdb.d on a new data directory.
+   */
+  applyInitdb(): string[] {
+    const initdb = join(this.dir, "initdb");
+    const scripts = readdirSync(initdb).sort();
+    for (const f of scripts) this.sql(readFileSync(join(initdb, f), "utf8"));
+    return scripts;
   }
 
   status(variable: string): string {

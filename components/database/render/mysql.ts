@@ -246,12 +246,21 @@ export function renderReplicaSql(s: MysqlRenderSpec, c: MysqlCredentials): strin
   ].join("\n");
 }
 
+/** Where the start script finds the data and the bootstrap SQL inside the container. */
+export interface StartScriptPaths {
+  readonly dataDir: string;
+  readonly initSql: string;
+  readonly replicaSql: string;
+}
+
 /**
  * The container's command: works out the member's ordinal from its host name (`shop-db-2` → 2;
- * Docker members and StatefulSet pods are named so), then starts the server with the role's
- * flags. `HA_BACKEND_EXEC` replaces the image's entrypoint in tests.
+ * Docker members and StatefulSet pods are named so), picks the bootstrap SQL for its role (the
+ * image's entrypoint runs /docker-entrypoint-initdb.d once, on an empty data directory), then
+ * starts the server with the role's flags. `HA_BACKEND_EXEC` replaces the image's entrypoint
+ * and `HA_BACKEND_INITDB` its init directory in tests.
  */
-export function renderStartScript(s: MysqlRenderSpec, paths: { dataDir: string }): string {
+export function renderStartScript(s: MysqlRenderSpec, paths: StartScriptPaths): string {
   const server = s.engine === "mariadb" ? "mariadbd" : "mysqld";
   const lines = [
     "#!/bin/bash",
@@ -261,6 +270,10 @@ export function renderStartScript(s: MysqlRenderSpec, paths: { dataDir: string }
     'ordinal="${host##*-}"',
     'case "$ordinal" in ""|*[!0-9]*) echo "ha-backend: cannot read a member ordinal from host name $host" >&2; exit 1;; esac',
     `datadir="\${HA_BACKEND_DATADIR:-${paths.dataDir}}"`,
+    'initdb="${HA_BACKEND_INITDB:-/docker-entrypoint-initdb.d}"',
+    'mkdir -p "$initdb"',
+    // Every member gets the same users and database (binary log off while they are created).
+    `ln -sf ${paths.initSql} "$initdb/10-ha-backend-init.sql"`,
     // Unique ids: replication events carry the server id; 0 is not allowed.
     s.engine === "mariadb"
       ? 'args=(--server-id="$((ordinal + 1))" --gtid-domain-id="$((ordinal + 1))")'
@@ -273,6 +286,8 @@ export function renderStartScript(s: MysqlRenderSpec, paths: { dataDir: string }
         : { primary: "--rpl-semi-sync-source-enabled=ON", replica: "--rpl-semi-sync-replica-enabled=ON" };
     lines.push(
       'if [ "$ordinal" -gt 0 ]; then',
+      // A replica attaches itself to the primary on its first start.
+      `  ln -sf ${paths.replicaSql} "$initdb/20-ha-backend-replica.sql"`,
       // Replicas refuse writes from applications (replication itself still applies).
       s.engine === "mariadb" ? "  args+=(--read-only=ON)" : "  args+=(--super-read-only=ON)",
       ...(s.semiSync ? [`  args+=(${semi.replica})`, "else", `  args+=(${semi.primary})`] : []),

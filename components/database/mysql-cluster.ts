@@ -1,0 +1,366 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { HAPROXY_IMAGE } from "../balancer/load-balancer";
+import { isCpuQuantity, isMemoryQuantity } from "../platform/quantity";
+import type { MemberAddress, Platform, ResourceSpec } from "../platform/types";
+import {
+  renderInitSql,
+  renderMyCnf,
+  renderReplicaSql,
+  renderSecretCnf,
+  renderStartScript,
+  type GaleraTimings,
+  type MysqlCredentials,
+  type MysqlEngine,
+  type MysqlMode,
+  type MysqlRenderSpec,
+} from "./render/mysql";
+import { renderDbRouter } from "./render/router";
+
+/** Official images, pinned: MariaDB 10.11 LTS (what the live tests run) and MySQL 8.4 LTS. */
+export const MARIADB_IMAGE = "mariadb:10.11.14";
+export const MYSQL_IMAGE = "mysql:8.4.6";
+
+/** Failure detection tuned for a LAN: a dead Galera node is dropped in about 3 s (live test: 3.1 s pause). */
+export const GALERA_TUNED_TIMINGS: GaleraTimings = {
+  suspectTimeoutMs: 2000,
+  inactiveTimeoutMs: 4000,
+  inactiveCheckPeriodMs: 500,
+  keepalivePeriodMs: 500,
+};
+
+const PORT = 3306;
+const ROUTER_PORTS = { rw: 3306, ro: 3307, stats: 8404 } as const;
+const PATHS = {
+  dataDir: "/var/lib/mysql",
+  myCnf: "/etc/mysql/conf.d/ha-backend.cnf",
+  secretCnf: "/etc/mysql/conf.d/zz-ha-backend-secret.cnf",
+  startScript: "/etc/ha-backend/db/start.sh",
+  initSql: "/etc/ha-backend/db/init.sql",
+  replicaSql: "/etc/ha-backend/db/replica.sql",
+  router: "/usr/local/etc/haproxy/haproxy.cfg",
+} as const;
+
+export interface MysqlClusterArgs {
+  readonly platform: Platform;
+  /** @default "mariadb" */
+  readonly engine?: MysqlEngine;
+  /** `replication` (a primary and replicas, GTID) or `galera` (MariaDB, synchronous, automatic failover). @default "replication" */
+  readonly mode?: MysqlMode;
+  /** Servers: replication 1 primary + (members − 1) replicas; Galera 3 or more. @default 2 (replication), 3 (galera) */
+  readonly members?: number;
+  /** Semi-synchronous replication, AFTER_SYNC (replication mode with replicas). @default false */
+  readonly semiSync?: boolean;
+  /** Wait this long for a replica's acknowledgement before committing asynchronously. @default 10000 */
+  readonly semiSyncTimeoutMs?: number;
+  /** Galera failure detection. @default {@link GALERA_TUNED_TIMINGS} */
+  readonly galera?: Partial<GaleraTimings>;
+  /** The application's database, created at bootstrap. */
+  readonly database: string;
+  /** The application's user, created at bootstrap with a generated password. */
+  readonly user: string;
+  /** Data volume per member in GiB. @default 10 */
+  readonly storageGi?: number;
+  /** Keep the data volumes when the stack is destroyed or a member replaced. @default false */
+  readonly protect?: boolean;
+  readonly resources?: ResourceSpec;
+  /** InnoDB buffer pool. @default "256M" */
+  readonly bufferPool?: string;
+  /** Tiers that may connect to the router. @default ["app"] */
+  readonly allowFrom?: string[];
+  /** Router replicas. @default 2 */
+  readonly routerReplicas?: number;
+}
+
+export interface ResolvedMysqlClusterArgs {
+  readonly engine: MysqlEngine;
+  readonly mode: MysqlMode;
+  readonly members: number;
+  readonly semiSync: boolean;
+  readonly semiSyncTimeoutMs: number;
+  readonly galera: GaleraTimings;
+  readonly storageGi: number;
+  readonly bufferPool: string;
+  readonly routerReplicas: number;
+}
+
+function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
+  throw new Error(
+    `MysqlCluster "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
+  );
+}
+
+const SQL_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** Defaults and every rule that needs no resource, checked before any child exists (pure). */
+export function resolveMysqlClusterArgs(name: string, args: MysqlClusterArgs): ResolvedMysqlClusterArgs {
+  const engine = args.engine ?? "mariadb";
+  const mode = args.mode ?? "replication";
+  if (engine !== "mariadb" && engine !== "mysql")
+    fail(name, "engine", "be mariadb or mysql", engine, "Pick one.");
+  if (mode !== "replication" && mode !== "galera")
+    fail(name, "mode", "be replication or galera", mode, "Pick one.");
+  if (engine === "mysql" && mode === "galera") {
+    fail(
+      name,
+      "mode",
+      "be replication when engine is mysql (Galera here is MariaDB's)",
+      mode,
+      "Use engine: mariadb for Galera, or mode: replication.",
+    );
+  }
+  const members = args.members ?? (mode === "galera" ? 3 : 2);
+  if (!Number.isInteger(members) || members < 1 || members > 9) {
+    fail(name, "members", "be a whole number from 1 to 9", members, "Use e.g. 3.");
+  }
+  if (mode === "galera" && members < 3) {
+    // Two nodes cannot tell a dead peer from a partition: losing either stops the cluster.
+    fail(
+      name,
+      "members",
+      "be at least 3 for galera (a majority must survive one loss)",
+      members,
+      "Use 3 or 5.",
+    );
+  }
+  const semiSync = args.semiSync ?? false;
+  if (semiSync && mode !== "replication") {
+    fail(
+      name,
+      "semiSync",
+      "only be set in replication mode (Galera is synchronous already)",
+      semiSync,
+      "Remove it.",
+    );
+  }
+  if (semiSync && members < 2) {
+    fail(
+      name,
+      "semiSync",
+      "have a replica to acknowledge writes (members of at least 2)",
+      members,
+      "Set members: 2 or more, or semiSync: false.",
+    );
+  }
+  const galera = { ...GALERA_TUNED_TIMINGS, ...args.galera };
+  if (galera.inactiveTimeoutMs <= galera.suspectTimeoutMs) {
+    fail(
+      name,
+      "galera.inactiveTimeoutMs",
+      `be greater than suspectTimeoutMs (${galera.suspectTimeoutMs})`,
+      galera.inactiveTimeoutMs,
+      "Galera suspects a peer before it drops it.",
+    );
+  }
+  if (
+    galera.keepalivePeriodMs >= galera.suspectTimeoutMs ||
+    galera.inactiveCheckPeriodMs >= galera.suspectTimeoutMs
+  ) {
+    fail(
+      name,
+      "galera.keepalivePeriodMs",
+      `be less than suspectTimeoutMs (${galera.suspectTimeoutMs})`,
+      galera.keepalivePeriodMs,
+      "A peer must get several keepalives in before it is suspected.",
+    );
+  }
+  for (const [field, v] of [
+    ["database", args.database],
+    ["user", args.user],
+  ] as const) {
+    if (!SQL_NAME.test(v)) {
+      fail(name, field, "be a lowercase SQL name (a-z, 0-9, _; at most 32)", v, "Use e.g. shop.");
+    }
+  }
+  const storageGi = args.storageGi ?? 10;
+  if (!Number.isInteger(storageGi) || storageGi < 1)
+    fail(name, "storageGi", "be a whole number of at least 1", storageGi, "Use e.g. 10.");
+  const bufferPool = args.bufferPool ?? "256M";
+  if (!/^[1-9][0-9]*[MG]$/.test(bufferPool))
+    fail(name, "bufferPool", "be a size such as 256M or 2G", bufferPool, "Fix the size.");
+  const routerReplicas = args.routerReplicas ?? 2;
+  if (!Number.isInteger(routerReplicas) || routerReplicas < 1) {
+    fail(name, "routerReplicas", "be a whole number of at least 1", routerReplicas, "Use 2.");
+  }
+  if (
+    args.resources !== undefined &&
+    (!isCpuQuantity(args.resources.cpu) || !isMemoryQuantity(args.resources.memory))
+  ) {
+    fail(
+      name,
+      "resources",
+      "hold a CPU quantity (250m) and a memory quantity (512Mi)",
+      args.resources,
+      "Fix the quantities.",
+    );
+  }
+  return {
+    engine,
+    mode,
+    members,
+    semiSync,
+    semiSyncTimeoutMs: args.semiSyncTimeoutMs ?? 10_000,
+    galera,
+    storageGi,
+    bufferPool,
+    routerReplicas,
+  };
+}
+
+/**
+ * A MySQL-family cluster: MariaDB/MySQL members with persistent volumes (GTID replication,
+ * optionally semi-synchronous, or Galera), and an HAProxy router with a read-write and a
+ * read-only port. Passwords come from @pulumi/random and stay secret.
+ */
+export class MysqlCluster extends pulumi.ComponentResource {
+  /** `host:port` of the read-write endpoint. */
+  public readonly rwEndpoint: pulumi.Output<string>;
+  /** `host:port` of the read-only endpoint. */
+  public readonly roEndpoint: pulumi.Output<string>;
+  /** `mysql://user:password@host:3306/db` (secret). */
+  public readonly connectionUrl: pulumi.Output<string>;
+  /** The same for the read-only endpoint (secret). */
+  public readonly readConnectionUrl: pulumi.Output<string>;
+  /** Member addresses (ordinal order; member 0 is the primary / preferred writer). */
+  public readonly members: pulumi.Output<MemberAddress[]>;
+  /** The rendered my.cnf and router config (no secrets). */
+  public readonly myCnf: pulumi.Output<string>;
+  public readonly routerConfig: pulumi.Output<string>;
+
+  constructor(name: string, args: MysqlClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:database:MysqlCluster", name, {}, opts);
+    const r = resolveMysqlClusterArgs(name, args);
+    const password = (role: string) =>
+      pulumi.secret(
+        new random.RandomPassword(
+          `${name}-${role}-password`,
+          { length: 32, special: false },
+          { parent: this },
+        ).result,
+      );
+    const rootPassword = password("root");
+    const appPassword = password("app");
+    const replPassword = password("replication");
+    const sstPassword = password("sst");
+
+    const dbName = `${name}-db`;
+    const tier = `${name}-db`;
+    const routerTier = `${name}-router`;
+    // Member addresses are known before deploying (names are stable); render with them.
+    const memberNames = Array.from({ length: r.members }, (_, i) => `${dbName}-${i}`);
+    const renderSpec = (hosts: readonly string[]): MysqlRenderSpec => ({
+      engine: r.engine,
+      mode: r.mode,
+      clusterName: name,
+      members: memberNames.map((n, i) => ({ name: n, host: hosts[i] })),
+      port: PORT,
+      semiSync: r.semiSync,
+      semiSyncTimeoutMs: r.semiSyncTimeoutMs,
+      galera: { ...r.galera, sstMethod: "mariabackup" },
+      bufferPool: r.bufferPool,
+      maxConnections: 500,
+    });
+    // The members' host names, as the platform will give them: the config names every peer.
+    const hosts = args.platform.memberHosts(dbName, r.members);
+    const spec = renderSpec(hosts);
+    const creds: pulumi.Output<MysqlCredentials> = pulumi
+      .all([rootPassword, appPassword, replPassword, sstPassword])
+      .apply(([root, app, repl, sst]) => ({
+        rootPassword: root,
+        appUser: args.user,
+        appPassword: app,
+        appDatabase: args.database,
+        replicationUser: "replicator",
+        replicationPassword: repl,
+        sstUser: "sst",
+        sstPassword: sst,
+      }));
+    const rootEnv = r.engine === "mariadb" ? "MARIADB_ROOT_PASSWORD" : "MYSQL_ROOT_PASSWORD";
+
+    const db = args.platform.deploy(
+      dbName,
+      {
+        kind: "stateful",
+        replicas: r.members,
+        image: r.engine === "mariadb" ? MARIADB_IMAGE : MYSQL_IMAGE,
+        command: ["/bin/bash", PATHS.startScript],
+        secretEnv: { [rootEnv]: rootPassword },
+        files: {
+          [PATHS.myCnf]: renderMyCnf(spec),
+          [PATHS.startScript]: renderStartScript(spec, PATHS),
+        },
+        secretFiles: {
+          [PATHS.secretCnf]: pulumi.secret(creds.apply((c) => renderSecretCnf(spec, c))),
+          [PATHS.initSql]: pulumi.secret(creds.apply((c) => renderInitSql(spec, c))),
+          [PATHS.replicaSql]: pulumi.secret(creds.apply((c) => renderReplicaSql(spec, c))),
+        },
+        ports: r.mode === "galera" ? { mysql: PORT, gcomm: 4567, ist: 4568, sst: 4444 } : { mysql: PORT },
+        healthCheck: {
+          exec:
+            r.engine === "mariadb"
+              ? ["healthcheck.sh", "--connect", "--innodb_initialized"]
+              : ["mysqladmin", "ping", "-h", "127.0.0.1"],
+          intervalSeconds: 5,
+          timeoutSeconds: 3,
+          failureThreshold: 3,
+          // First start initialises the data directory (and a Galera joiner copies a snapshot).
+          startPeriodSeconds: 120,
+        },
+        volume: { mountPath: PATHS.dataDir, sizeGi: r.storageGi, protect: args.protect ?? false },
+        resources: args.resources,
+        tier,
+        allowFrom: [routerTier],
+      },
+      { parent: this },
+    );
+
+    this.routerConfig = pulumi.output(
+      renderDbRouter({
+        mode: r.mode,
+        members: db.members.map((m) => ({ name: m.name, host: m.host, port: PORT })),
+        rwPort: ROUTER_PORTS.rw,
+        roPort: ROUTER_PORTS.ro,
+        statsPort: ROUTER_PORTS.stats,
+        check: { intervalMs: 1000, timeoutMs: 800, fall: 2, rise: 2 },
+        dynamicDns: { resolvers: [] },
+        clientTimeoutMs: 3_600_000,
+      }),
+    );
+    const router = args.platform.deploy(
+      `${name}-router`,
+      {
+        kind: "stateless",
+        replicas: r.routerReplicas,
+        image: HAPROXY_IMAGE,
+        command: ["haproxy", "-W", "-db", "-f", PATHS.router],
+        files: { [PATHS.router]: this.routerConfig },
+        ports: { rw: ROUTER_PORTS.rw, ro: ROUTER_PORTS.ro, stats: ROUTER_PORTS.stats },
+        healthCheck: { httpGet: { path: "/lb-health", port: "stats" } },
+        tier: routerTier,
+        allowFrom: args.allowFrom ?? ["app"],
+        runAsUser: 99,
+      },
+      { parent: this },
+    );
+
+    this.rwEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.rw}`);
+    this.roEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.ro}`);
+    const url = (port: number) =>
+      pulumi.secret(
+        pulumi.interpolate`mysql://${args.user}:${appPassword}@${router.serviceHost}:${port}/${args.database}`,
+      );
+    this.connectionUrl = url(ROUTER_PORTS.rw);
+    this.readConnectionUrl = url(ROUTER_PORTS.ro);
+    this.members = pulumi.output([...db.members]);
+    this.myCnf = pulumi.output(renderMyCnf(spec));
+    this.registerOutputs({
+      rwEndpoint: this.rwEndpoint,
+      roEndpoint: this.roEndpoint,
+      connectionUrl: this.connectionUrl,
+      readConnectionUrl: this.readConnectionUrl,
+      members: this.members,
+      myCnf: this.myCnf,
+      routerConfig: this.routerConfig,
+    });
+  }
+}
