@@ -109,6 +109,29 @@ const BalancerSchema = z.strictObject({
   resources: ResourcesSchema.optional(),
 });
 
+const DatabaseSchema = z.strictObject({
+  engine: z.enum(["mariadb", "mysql"]).default("mariadb"),
+  mode: z.enum(["replication", "galera"]).default("replication"),
+  /** Servers per cluster. Unset: 2 for replication (primary + replica), 3 for Galera. */
+  members: z.int().min(1).max(9).optional(),
+  semiSync: z.boolean().default(false),
+  /** E-commerce only: independent clusters the orders are split across. */
+  shards: z.int().min(1).max(64).default(1),
+  storageGi: z.int().min(1).max(16_384).default(10),
+  /** Keep data volumes on destroy/replace. Unset: on for Kubernetes, off for Docker. */
+  protect: z.boolean().optional(),
+  resources: ResourcesSchema.optional(),
+  routerReplicas: z.int().min(1).max(10).default(2),
+  galera: z
+    .strictObject({
+      suspectTimeoutMs: z.int().min(500).max(60_000).optional(),
+      inactiveTimeoutMs: z.int().min(1000).max(120_000).optional(),
+      inactiveCheckPeriodMs: z.int().min(100).max(10_000).optional(),
+      keepalivePeriodMs: z.int().min(100).max(10_000).optional(),
+    })
+    .optional(),
+});
+
 const DockerSchema = z.strictObject({
   /** Host port of the balancer's plain HTTP listener. */
   publicPort: PORT.default(8080),
@@ -132,6 +155,7 @@ export const StackConfigSchema = z
     platform: z.enum(["docker", "kubernetes"]),
     app: AppSchema.prefault({}),
     balancer: BalancerSchema.prefault({}),
+    database: DatabaseSchema.prefault({}),
     /** PEM certificate chain for balancer.tls: provided (`pulumi config set ha-backend:tlsCertificate`). */
     tlsCertificate: z.string().optional(),
     /** PEM private key for balancer.tls: provided; must be a secret (`pulumi config set --secret`). */
@@ -177,6 +201,30 @@ export const StackConfigSchema = z
         `be 0 when nginx balances by ${b.algorithm === "ip-hash" ? "client IP (ip-hash)" : "sticky cookie"} (nginx rejects backup servers with hash balancing)`,
         `Set ${NAMESPACE}:balancer.backups: 0, use algorithm round-robin or least-conn, or engine: haproxy.`,
       );
+    }
+    const d = c.database;
+    const members = d.members ?? (d.mode === "galera" ? 3 : 2);
+    if (d.mode === "galera" && d.engine === "mysql") {
+      issue(["database", "mode"], d.mode, "be replication when database.engine is mysql (Galera here is MariaDB's)",
+        `Set ${NAMESPACE}:database.engine: mariadb, or mode: replication.`);
+    }
+    if (d.mode === "galera" && members < 3) {
+      issue(["database", "members"], members, "be at least 3 for galera (a majority must survive one loss)",
+        `Set ${NAMESPACE}:database.members: 3.`);
+    }
+    if (d.semiSync && d.mode === "galera") {
+      issue(["database", "semiSync"], d.semiSync, "only be set in replication mode (Galera is synchronous already)",
+        `Remove ${NAMESPACE}:database.semiSync.`);
+    } else if (d.semiSync && members < 2) {
+      issue(["database", "semiSync"], d.semiSync, `have a replica to acknowledge writes (database.members is ${members})`,
+        `Set ${NAMESPACE}:database.members: 2 or more, or semiSync: false.`);
+    }
+    if (d.shards > 1 && c.topology !== "ecommerce") {
+      issue(["database", "shards"], d.shards, "be 1 for the blog topology (one database; only e-commerce orders are sharded)",
+        `Remove ${NAMESPACE}:database.shards.`);
+    }
+    if (d.galera !== undefined && d.mode !== "galera") {
+      issue(["database", "galera"], d.galera, "only be set when database.mode is galera", `Remove ${NAMESPACE}:database.galera.`);
     }
     if (b.tls === "provided") {
       for (const key of ["tlsCertificate", "tlsKey"] as const) {

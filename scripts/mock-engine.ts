@@ -208,9 +208,13 @@ export async function runProgramWithMocks(
   );
 
   let failure: unknown;
-  const outputs = await pulumi.runtime.runInPulumiStack(async () => {
+  // Kept as the program returned them: the value runInPulumiStack resolves to is plain data,
+  // with every secret already unwrapped.
+  let outputs: Record<string, unknown> = {};
+  await pulumi.runtime.runInPulumiStack(async () => {
     try {
-      return await opts.program();
+      outputs = await opts.program();
+      return outputs;
     } catch (e) {
       failure = e;
       return {};

@@ -3,6 +3,7 @@ import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { LoadBalancer, type LoadBalancerBackend } from "../../components/balancer/load-balancer";
 import { ServerCluster } from "../../components/cluster/server-cluster";
+import { MysqlCluster, type MysqlClusterArgs } from "../../components/database/mysql-cluster";
 import type { Platform } from "../../components/platform/types";
 import type { StackConfig } from "../config";
 
@@ -18,6 +19,31 @@ export interface TopologyContext {
 
 /** Stack outputs a topology exports (names are nouns; secrets stay secret). */
 export type TopologyOutputs = Record<string, pulumi.Output<unknown>>;
+
+/** The MySQL-family settings every cluster of the stack shares. */
+export function databaseArgs(ctx: TopologyContext, database: string, user: string): MysqlClusterArgs {
+  const d = ctx.config.database;
+  return {
+    platform: ctx.platform,
+    engine: d.engine,
+    mode: d.mode,
+    members: d.members,
+    semiSync: d.semiSync,
+    galera: d.galera,
+    database,
+    user,
+    storageGi: d.storageGi,
+    // Production data survives `pulumi destroy` and replacements unless the stack says otherwise.
+    protect: d.protect ?? ctx.config.platform === "kubernetes",
+    resources: d.resources,
+    routerReplicas: d.routerReplicas,
+  };
+}
+
+/** The app's view of one cluster: read-write and read-only URLs, as secrets. */
+export function databaseEnv(prefix: string, db: MysqlCluster): Record<string, pulumi.Input<string>> {
+  return { [`${prefix}URL`]: db.connectionUrl, [`${prefix}READ_URL`]: db.readConnectionUrl };
+}
 
 /**
  * The certificate and key for balancer.tls: generated with @pulumi/tls (self-signed, for dev),
@@ -56,7 +82,12 @@ function tlsMaterial(ctx: TopologyContext, name: string) {
  * front. Under the real engine random results are secret already; `pulumi.secret` keeps them
  * secret under mocks too.
  */
-export function webTier(ctx: TopologyContext, name: string, env: Record<string, string>): TopologyOutputs {
+export function webTier(
+  ctx: TopologyContext,
+  name: string,
+  env: Record<string, pulumi.Input<string>>,
+  secretEnv: Record<string, pulumi.Input<string>> = {},
+): TopologyOutputs {
   const { app, balancer } = ctx.config;
   const sessionKey = new random.RandomPassword(`${name}-session-key`, { length: 48, special: false });
   const appArgs = {
@@ -66,7 +97,7 @@ export function webTier(ctx: TopologyContext, name: string, env: Record<string, 
     healthCheckPath: app.healthCheckPath,
     resources: app.resources,
     env: { ...env, ...app.env },
-    secretEnv: { SESSION_SECRET: pulumi.secret(sessionKey.result) },
+    secretEnv: { ...secretEnv, SESSION_SECRET: pulumi.secret(sessionKey.result) },
   };
   const primary = new ServerCluster(name, { ...appArgs, replicas: app.replicas });
   const backends: LoadBalancerBackend[] = [{ group: primary, weights: balancer.weights }];
@@ -92,7 +123,8 @@ export function webTier(ctx: TopologyContext, name: string, env: Record<string, 
   });
   return {
     url: lb.url,
-    httpsUrl: lb.httpsUrl,
+    // Only with TLS on: an undefined stack output is dropped with a warning.
+    ...(balancer.tls === "off" ? {} : { httpsUrl: lb.httpsUrl }),
     balancerEngine: pulumi.output(balancer.engine),
     appServiceHost: primary.serviceHost,
     appMembers: primary.members,

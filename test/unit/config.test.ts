@@ -31,6 +31,14 @@ describe("parseStackConfig", () => {
         health: { intervalMs: 2000, timeoutMs: 1000, fall: 3, rise: 2 },
         retries: 2,
       },
+      database: {
+        engine: "mariadb",
+        mode: "replication",
+        semiSync: false,
+        shards: 1,
+        storageGi: 10,
+        routerReplicas: 2,
+      },
     });
   });
 
@@ -215,6 +223,46 @@ describe("parseStackConfig", () => {
       "a sticky cookie name with a space",
       { ...base, balancer: { stickyCookie: "my cookie" } },
       'ha-backend:balancer.stickyCookie must be a cookie name of letters, digits and _ (at most 32), but "my cookie" was provided. Write e.g. SERVERID.',
+    ],
+    [
+      "Galera on the mysql engine",
+      { ...base, database: { engine: "mysql", mode: "galera" } },
+      'ha-backend:database.mode must be replication when database.engine is mysql (Galera here is MariaDB\'s), but "galera" was provided. Set ha-backend:database.engine: mariadb, or mode: replication.',
+    ],
+    [
+      "Galera with two nodes",
+      { ...base, database: { mode: "galera", members: 2 } },
+      "ha-backend:database.members must be at least 3 for galera (a majority must survive one loss), but 2 was provided. Set ha-backend:database.members: 3.",
+    ],
+    [
+      "semi-sync without replicas",
+      { ...base, database: { members: 1, semiSync: true } },
+      "ha-backend:database.semiSync must have a replica to acknowledge writes (database.members is 1), but true was provided. Set ha-backend:database.members: 2 or more, or semiSync: false.",
+    ],
+    [
+      "semi-sync with Galera",
+      { ...base, database: { mode: "galera", semiSync: true } },
+      "ha-backend:database.semiSync must only be set in replication mode (Galera is synchronous already), but true was provided. Remove ha-backend:database.semiSync.",
+    ],
+    [
+      "too many shards",
+      { ...base, database: { shards: 65 } },
+      "ha-backend:database.shards must be at most 64, but 65 was provided. Set it to 64 or less.",
+    ],
+    [
+      "zero shards",
+      { ...base, database: { shards: 0 } },
+      "ha-backend:database.shards must be at least 1, but 0 was provided. Set it to 1 or more.",
+    ],
+    [
+      "shards on the blog",
+      { topology: "blog", platform: "docker", database: { shards: 2 } },
+      "ha-backend:database.shards must be 1 for the blog topology (one database; only e-commerce orders are sharded), but 2 was provided. Remove ha-backend:database.shards.",
+    ],
+    [
+      "Galera timings in replication mode",
+      { ...base, database: { galera: { suspectTimeoutMs: 2000 } } },
+      'ha-backend:database.galera must only be set when database.mode is galera, but {"suspectTimeoutMs":2000} was provided. Remove ha-backend:database.galera.',
     ],
   ])("rejects %s", (_label, raw, message) => {
     expect(problemsOf(raw)).toEqual([message]);

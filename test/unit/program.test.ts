@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { ofType, one, plain, runStack } from "../support/engine";
+import { isWrappedSecret, ofType, one, plain, runStack } from "../support/engine";
 import { SECRET_MARKER } from "../../scripts/mock-engine";
 
 const STACKS = ["ecommerce-dev", "ecommerce-prod", "blog-dev", "blog-prod"];
@@ -26,7 +26,19 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
     expect(JSON.stringify(run.outputs)).not.toContain("mock-password");
     if (env === "dev") {
       // App servers (plus ecommerce's standby) and two balancer replicas.
-      expect(ofType(run, "docker:index/container:Container")).toHaveLength(topology === "ecommerce" ? 5 : 4);
+      const web = ofType(run, "docker:index/container:Container").filter((c) =>
+        /ServerCluster|LoadBalancer/.test(c.parent ?? ""),
+      );
+      expect(web).toHaveLength(topology === "ecommerce" ? 5 : 4);
+      // The app receives its database URLs as secret env.
+      const envs = one(run, "docker:index/container:Container", `${app}-app-0`).inputs.envs;
+      expect(isWrappedSecret(envs)).toBe(true);
+      const names = (
+        plain(one(run, "docker:index/container:Container", `${app}-app-0`)).envs as string[]
+      ).map((e) => e.split("=")[0]);
+      expect(names).toEqual(expect.arrayContaining(["DATABASE_URL", "DATABASE_READ_URL"]));
+      if (topology === "ecommerce")
+        expect(names).toEqual(expect.arrayContaining(["ORDERS_SHARD_0_URL", "ORDERS_SHARD_MAP"]));
       expect(run.outputs.url).toBe(
         topology === "ecommerce" ? "http://localhost:8080" : "http://localhost:8081",
       );
@@ -41,7 +53,22 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
       expect(d.spec.template.spec.containers[0].resources.requests.cpu).toBeDefined();
       expect(one(run, "kubernetes:policy/v1:PodDisruptionBudget", `${app}-app-pdb`)).toBeDefined();
       expect(ofType(run, "docker:index/container:Container")).toEqual([]);
+      // prod: every database StatefulSet is protected, and so are its claims (Retain).
+      const sets = ofType(run, "kubernetes:apps/v1:StatefulSet");
+      expect(sets.length).toBe(topology === "ecommerce" ? 3 : 1);
+      for (const st of sets) {
+        expect([
+          st.name,
+          st.protect,
+          plain(st).spec.persistentVolumeClaimRetentionPolicy.whenDeleted,
+        ]).toEqual([st.name, true, "Retain"]);
+      }
+      const env = d.spec.template.spec.containers[0].env as { name: string; valueFrom?: unknown }[];
+      expect(env.find((e) => e.name === "DATABASE_URL")?.valueFrom).toEqual({
+        secretKeyRef: { name: `${app}-app-env`, key: "DATABASE_URL" },
+      });
     }
+    expect(run.outputs.databaseUrl).toBe("[secret]");
   });
 
   it("passes the generated session key only as a secret", async () => {
