@@ -1,3 +1,6 @@
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { synthStack } from "../../scripts/synth";
 import { haproxyCheck, nginxTest, selfSignedCert, tempDir } from "../support/daemons";
 
@@ -48,6 +51,65 @@ describe.each(STACKS)("%s", (stack) => {
         path.endsWith("nginx.conf") ? "" : "Configuration file is valid\n",
       ]);
       expect(r.code).toBe(0);
+    }
+  });
+});
+
+/**
+ * The database side of every stack: each cluster's my.cnf through the real mariadbd's option
+ * parser (unknown or malformed settings fail it), with the flags the start script adds for a
+ * primary and for a replica; each router through haproxy -c.
+ */
+describe.each(STACKS)("%s databases", (stack) => {
+  let tree: Map<string, string>;
+
+  beforeAll(async () => {
+    tree = await synthStack(stack);
+  });
+
+  const distinct = (suffix: string) => [
+    ...new Map([...tree.entries()].filter(([p]) => p.endsWith(suffix)).map(([p, c]) => [c, p])).entries(),
+  ];
+
+  it("has my.cnf files that mariadbd accepts, as primary and as replica", () => {
+    const cnfs = distinct("/etc/mysql/conf.d/ha-backend.cnf");
+    expect(cnfs.length).toBeGreaterThan(0);
+    for (const [cnf, path] of cnfs) {
+      const dir = tempDir("mycnf");
+      writeFileSync(join(dir, "my.cnf"), cnf);
+      for (const role of [
+        ["--server-id=1", "--rpl-semi-sync-master-enabled=ON"],
+        ["--server-id=2", "--read-only=ON", "--rpl-semi-sync-slave-enabled=ON"],
+      ]) {
+        const r = spawnSync(
+          "mariadbd",
+          [`--defaults-file=${join(dir, "my.cnf")}`, ...role, "--user=mysql", "--verbose", "--help"],
+          {
+            encoding: "utf8",
+            timeout: 30_000,
+          },
+        );
+        expect([
+          path,
+          role.join(" "),
+          r.status,
+          r.stderr.split("\n").filter((l) => l.includes("[ERROR]")),
+        ]).toEqual([path, role.join(" "), 0, []]);
+      }
+    }
+  });
+
+  it("has routers that haproxy -c accepts", () => {
+    const routers = [...tree.entries()].filter(([p]) =>
+      /-router-[^/]*\/usr\/local\/etc\/haproxy\/haproxy\.cfg$/.test(p),
+    );
+    expect(routers.length).toBeGreaterThan(0);
+    for (const [path, config] of routers) {
+      const r = haproxyCheck(config, upstreamHosts(config));
+      expect([path, r.output.replace(/\[NOTICE\].*\n/g, "")]).toEqual([
+        path,
+        "Configuration file is valid\n",
+      ]);
     }
   });
 });
