@@ -44,3 +44,35 @@ export type {
   BalancerDiscovery,
   BalancerRenderSpec,
 } from "./balancer/render/spec";
+export {
+  GALERA_TUNED_TIMINGS,
+  MARIADB_IMAGE,
+  MYSQL_IMAGE,
+  MysqlCluster,
+  resolveMysqlClusterArgs,
+  type MysqlClusterArgs,
+  type ResolvedMysqlClusterArgs,
+} from "./database/mysql-cluster";
+export {
+  fnv1a64,
+  jumpHash,
+  MAX_SHARDS,
+  SHARD_SCHEME,
+  ShardedMysql,
+  shardFor,
+  type ShardEndpoint,
+  type ShardMap,
+  type ShardedMysqlArgs,
+} from "./database/sharding";
+export {
+  GALERA_DEFAULT_TIMINGS,
+  renderInitSql,
+  renderMyCnf,
+  renderReplicaSql,
+  renderStartScript,
+  type GaleraTimings,
+  type MysqlEngine,
+  type MysqlMode,
+  type MysqlRenderSpec,
+} from "./database/render/mysql";
+export { renderDbRouter, type DbRouterSpec } from "./database/render/router";

@@ -27,7 +27,8 @@ export function fnv1a64(key: string): bigint {
 
 /** Jump consistent hash: the bucket in [0, buckets) for a 64-bit key (Lamping & Veach, 2014). */
 export function jumpHash(key: bigint, buckets: number): number {
-  if (!Number.isInteger(buckets) || buckets < 1) throw new Error(`jumpHash: buckets must be at least 1, got ${buckets}`);
+  if (!Number.isInteger(buckets) || buckets < 1)
+    throw new Error(`jumpHash: buckets must be at least 1, got ${buckets}`);
   let k = key & MASK64;
   let b = -1;
   let j = 0;
@@ -85,12 +86,17 @@ export class ShardedMysql extends pulumi.ComponentResource {
     const { shards, ...clusterArgs } = args;
     // Every shard shares the args: check them once, before the first shard exists.
     resolveMysqlClusterArgs(`${name}-0`, clusterArgs);
-    this.shards = Array.from({ length: shards }, (_, i) => new MysqlCluster(`${name}-${i}`, clusterArgs, { parent: this }));
-    this.shardMap = pulumi.all(this.shards.map((s) => pulumi.all([s.rwEndpoint, s.roEndpoint]))).apply((eps) => ({
-      version: shards,
-      scheme: SHARD_SCHEME,
-      shards: eps.map(([rw, ro], id) => ({ id, rw, ro })),
-    }));
+    this.shards = Array.from(
+      { length: shards },
+      (_, i) => new MysqlCluster(`${name}-${i}`, clusterArgs, { parent: this }),
+    );
+    this.shardMap = pulumi
+      .all(this.shards.map((s) => pulumi.all([s.rwEndpoint, s.roEndpoint])))
+      .apply((eps) => ({
+        version: shards,
+        scheme: SHARD_SCHEME,
+        shards: eps.map(([rw, ro], id) => ({ id, rw, ro })),
+      }));
     this.registerOutputs({ shardMap: this.shardMap });
   }
 }
