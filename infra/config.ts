@@ -205,26 +205,51 @@ export const StackConfigSchema = z
     const d = c.database;
     const members = d.members ?? (d.mode === "galera" ? 3 : 2);
     if (d.mode === "galera" && d.engine === "mysql") {
-      issue(["database", "mode"], d.mode, "be replication when database.engine is mysql (Galera here is MariaDB's)",
-        `Set ${NAMESPACE}:database.engine: mariadb, or mode: replication.`);
+      issue(
+        ["database", "mode"],
+        d.mode,
+        "be replication when database.engine is mysql (Galera here is MariaDB's)",
+        `Set ${NAMESPACE}:database.engine: mariadb, or mode: replication.`,
+      );
     }
     if (d.mode === "galera" && members < 3) {
-      issue(["database", "members"], members, "be at least 3 for galera (a majority must survive one loss)",
-        `Set ${NAMESPACE}:database.members: 3.`);
+      issue(
+        ["database", "members"],
+        members,
+        "be at least 3 for galera (a majority must survive one loss)",
+        `Set ${NAMESPACE}:database.members: 3.`,
+      );
     }
     if (d.semiSync && d.mode === "galera") {
-      issue(["database", "semiSync"], d.semiSync, "only be set in replication mode (Galera is synchronous already)",
-        `Remove ${NAMESPACE}:database.semiSync.`);
+      issue(
+        ["database", "semiSync"],
+        d.semiSync,
+        "only be set in replication mode (Galera is synchronous already)",
+        `Remove ${NAMESPACE}:database.semiSync.`,
+      );
     } else if (d.semiSync && members < 2) {
-      issue(["database", "semiSync"], d.semiSync, `have a replica to acknowledge writes (database.members is ${members})`,
-        `Set ${NAMESPACE}:database.members: 2 or more, or semiSync: false.`);
+      issue(
+        ["database", "semiSync"],
+        d.semiSync,
+        `have a replica to acknowledge writes (database.members is ${members})`,
+        `Set ${NAMESPACE}:database.members: 2 or more, or semiSync: false.`,
+      );
     }
     if (d.shards > 1 && c.topology !== "ecommerce") {
-      issue(["database", "shards"], d.shards, "be 1 for the blog topology (one database; only e-commerce orders are sharded)",
-        `Remove ${NAMESPACE}:database.shards.`);
+      issue(
+        ["database", "shards"],
+        d.shards,
+        "be 1 for the blog topology (one database; only e-commerce orders are sharded)",
+        `Remove ${NAMESPACE}:database.shards.`,
+      );
     }
     if (d.galera !== undefined && d.mode !== "galera") {
-      issue(["database", "galera"], d.galera, "only be set when database.mode is galera", `Remove ${NAMESPACE}:database.galera.`);
+      issue(
+        ["database", "galera"],
+        d.galera,
+        "only be set when database.mode is galera",
+        `Remove ${NAMESPACE}:database.galera.`,
+      );
     }
     if (b.tls === "provided") {
       for (const key of ["tlsCertificate", "tlsKey"] as const) {

@@ -10,8 +10,14 @@ import { databaseArgs, databaseEnv, webTier, type TopologyContext, type Topology
  */
 export function ecommerce(ctx: TopologyContext): TopologyOutputs {
   const catalog = new MysqlCluster("catalog", databaseArgs(ctx, "catalog", "shop"));
-  const orders = new ShardedMysql("orders", { ...databaseArgs(ctx, "orders", "shop"), shards: ctx.config.database.shards });
-  const shardSecrets = Object.assign({}, ...orders.shards.map((s, i) => databaseEnv(`ORDERS_SHARD_${i}_`, s)));
+  const orders = new ShardedMysql("orders", {
+    ...databaseArgs(ctx, "orders", "shop"),
+    shards: ctx.config.database.shards,
+  });
+  const shardSecrets = Object.assign(
+    {},
+    ...orders.shards.map((s, i) => databaseEnv(`ORDERS_SHARD_${i}_`, s)),
+  );
   const web = webTier(
     ctx,
     "shop",
