@@ -4,6 +4,7 @@ import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../pla
 import { renderHaproxy } from "./render/haproxy";
 import { renderNginx } from "./render/nginx";
 import type { Algorithm, BalancerBackend, BalancerDiscovery, BalancerRenderSpec } from "./render/spec";
+import { invalidArg } from "../errors";
 
 /** Official images, pinned; the configs are checked against the same major lines (nginx 1.22+, HAProxy 2.6). */
 export const NGINX_IMAGE = "nginx:1.28.0-alpine";
@@ -94,9 +95,7 @@ export interface ResolvedLoadBalancerArgs {
 }
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
-  throw new Error(
-    `LoadBalancer "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
-  );
+  return invalidArg("LoadBalancer", name, field, rule, value, fix);
 }
 
 function wholeIn(name: string, field: string, v: number, min: number, max: number, fix: string): void {

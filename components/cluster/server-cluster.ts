@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { isCpuQuantity, isMemoryQuantity } from "../platform/quantity";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
 import { renderDemoApp } from "./render/demo-app";
+import { invalidArg } from "../errors";
 
 /**
  * The default app image: the official nginx image serving {@link renderDemoApp}'s config, which
@@ -64,9 +65,7 @@ export interface ResolvedServerClusterArgs {
 }
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
-  throw new Error(
-    `ServerCluster "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
-  );
+  return invalidArg("ServerCluster", name, field, rule, value, fix);
 }
 
 /** Defaults and validation, before any resource exists (pure; tests call it directly). */

@@ -16,6 +16,7 @@ import {
   type MysqlRenderSpec,
 } from "./render/mysql";
 import { renderDbRouter } from "./render/router";
+import { invalidArg } from "../errors";
 
 /** Official images, pinned: MariaDB 10.11 LTS (what the live tests run) and MySQL 8.4 LTS. */
 export const MARIADB_IMAGE = "mariadb:10.11.14";
@@ -85,9 +86,7 @@ export interface ResolvedMysqlClusterArgs {
 }
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
-  throw new Error(
-    `MysqlCluster "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
-  );
+  return invalidArg("MysqlCluster", name, field, rule, value, fix);
 }
 
 const SQL_NAME = /^[a-z][a-z0-9_]{0,31}$/;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { HealthCheck, WorkloadSpec } from "./types";
+import { invalidArg } from "../errors";
 
 /** Kubernetes object names and port names double as DNS labels: keep both platforms to that rule. */
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -35,9 +36,7 @@ export function resolveHealthCheck(h: HealthCheck): ResolvedHealthCheck {
 }
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
-  throw new Error(
-    `Workload "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
-  );
+  return invalidArg("Workload", name, field, rule, value, fix);
 }
 
 function isPort(n: unknown): boolean {

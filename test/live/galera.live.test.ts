@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
 import {
@@ -8,28 +8,17 @@ import {
   renderReplicaSql,
   renderSecretCnf,
   renderStartScript,
-  type MysqlCredentials,
   type MysqlRenderSpec,
 } from "../../components/database/render/mysql";
-import { renderDbRouter } from "../../components/database/render/router";
-import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
-import { connect, MariaNode, sqlPaths } from "../support/mariadb";
+import { httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
+import { connect, MariaNode, routerState, sqlPaths, startRouter, testCredentials } from "../support/mariadb";
 
 /**
  * Three MariaDB 10.11 + galera-4 nodes from the generated files, the generated router in the
  * real HAProxy in front, bounded write load through the read-write port, kill -9 of the writer.
  */
 const NET = 100;
-const creds: MysqlCredentials = {
-  rootPassword: "unused-in-test",
-  appUser: "shop",
-  appPassword: "app-pass-123",
-  appDatabase: "shop",
-  replicationUser: "repl",
-  replicationPassword: "repl-pass-123",
-  sstUser: "sst",
-  sstPassword: "sst-pass-123",
-};
+const creds = testCredentials("shop");
 // Tuned failure detection (the component's defaults): a dead node is dropped within about 3 s.
 const TUNED = {
   suspectTimeoutMs: 2000,
@@ -90,27 +79,7 @@ describe("Galera cluster behind the generated router (live)", () => {
       });
       console.log(`${n.name} joined and Synced after ${ms} ms`);
     }
-    const routerDir = join(dir, "router");
-    mkdirSync(routerDir);
-    writeFileSync(
-      join(routerDir, "haproxy.cfg"),
-      renderDbRouter({
-        mode: "galera",
-        members: nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })),
-        listenAddress: router.host,
-        statsAddress: router.host,
-        rwPort: router.rw,
-        roPort: router.ro,
-        statsPort: router.stats,
-        check: { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 },
-        clientTimeoutMs: 60_000,
-      }),
-    );
-    procs.start(binary("haproxy"), ["-f", join(routerDir, "haproxy.cfg"), "-db"]);
-    await waitFor(
-      "router",
-      async () => (await httpGet(router.host, router.stats, "/lb-health")).status === 200,
-    );
+    await startRouter(procs, dir, "galera", nodes, router);
   }, 300_000);
 
   afterAll(() => procs.stopAll());
@@ -135,13 +104,7 @@ describe("Galera cluster behind the generated router (live)", () => {
   });
 
   it("takes a node that is not Synced out of rotation, and back when it is", async () => {
-    const state = async (name: string) => {
-      const csv = (await httpGet(router.host, router.stats, "/stats;csv")).body;
-      return csv
-        .split("\n")
-        .find((l) => l.startsWith(`ro,${name},`))
-        ?.split(",")[17];
-    };
+    const state = (name: string) => routerState(router, "ro", name);
     // A desynced node still accepts logins; only the wsrep_local_state check can tell.
     nodes[2].sql("SET GLOBAL wsrep_desync = ON");
     await waitFor("desynced node down", async () => (await state(nodes[2].name)) === "DOWN", {

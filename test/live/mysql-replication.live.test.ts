@@ -1,5 +1,3 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
 import {
   GALERA_DEFAULT_TIMINGS,
@@ -8,12 +6,10 @@ import {
   renderReplicaSql,
   renderSecretCnf,
   renderStartScript,
-  type MysqlCredentials,
   type MysqlRenderSpec,
 } from "../../components/database/render/mysql";
-import { renderDbRouter } from "../../components/database/render/router";
-import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
-import { connect, MariaNode, sqlPaths } from "../support/mariadb";
+import { ProcessGroup, tempDir, waitFor } from "../support/daemons";
+import { connect, MariaNode, routerState, sqlPaths, startRouter, testCredentials } from "../support/mariadb";
 
 /**
  * GTID replication with semi-synchronous AFTER_SYNC, from the generated files: a primary and two
@@ -21,16 +17,7 @@ import { connect, MariaNode, sqlPaths } from "../support/mariadb";
  * router in the real HAProxy.
  */
 const NET = 110;
-const creds: MysqlCredentials = {
-  rootPassword: "unused-in-test",
-  appUser: "blog",
-  appPassword: "app-pass-456",
-  appDatabase: "blog",
-  replicationUser: "repl",
-  replicationPassword: "repl-pass-456",
-  sstUser: "sst",
-  sstPassword: "unused",
-};
+const creds = testCredentials("blog");
 
 describe("MariaDB GTID replication with semi-sync behind the generated router (live)", () => {
   const procs = new ProcessGroup();
@@ -81,35 +68,16 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
         intervalMs: 100,
       },
     );
-    const routerDir = join(dir, "router");
-    mkdirSync(routerDir);
-    writeFileSync(
-      join(routerDir, "haproxy.cfg"),
-      renderDbRouter({
-        mode: "replication",
-        members: nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })),
-        listenAddress: router.host,
-        statsAddress: router.host,
-        rwPort: router.rw,
-        roPort: router.ro,
-        statsPort: router.stats,
-        check: { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 },
-        clientTimeoutMs: 60_000,
-      }),
-    );
-    procs.start(binary("haproxy"), ["-f", join(routerDir, "haproxy.cfg"), "-db"]);
-    await waitFor(
-      "router",
-      async () => (await httpGet(router.host, router.stats, "/lb-health")).status === 200,
-    );
+    await startRouter(procs, dir, "replication", nodes, router);
+    // Writes reach only the primary; reads every member (the primary as a backup).
+    const expected: ["rw" | "ro", string][] = [
+      ["rw", nodes[0].name],
+      ...nodes.map((n): ["ro", string] => ["ro", n.name]),
+    ];
     await waitFor(
       "router sees every member",
-      async () => {
-        const csv = (await httpGet(router.host, router.stats, "/stats;csv")).body;
-        return (
-          csv.split("\n").filter((l) => /^(rw|ro),blog-db-\d,/.test(l) && l.includes(",UP,")).length === 4
-        );
-      },
+      async () =>
+        (await Promise.all(expected.map(([l, n]) => routerState(router, l, n)))).every((st) => st === "UP"),
       { attempts: 100, intervalMs: 100 },
     );
   }, 180_000);

@@ -8,8 +8,10 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createConnection, type Connection } from "mysql2/promise";
+import type { MysqlCredentials, MysqlMode } from "../../components/database/render/mysql";
+import { renderDbRouter } from "../../components/database/render/router";
 import type { ProcessGroup } from "./daemons";
-import { waitFor } from "./daemons";
+import { binary, httpGet, waitFor } from "./daemons";
 
 export interface RenderedFiles {
   readonly myCnf: string;
@@ -192,4 +194,70 @@ export function connect(
 ): Promise<Connection> {
   if (!host.startsWith("127.")) throw new Error("tests connect to loopback only");
   return createConnection({ host, port, user, password, database, connectTimeout: 3_000 });
+}
+
+/** Credentials for a test cluster whose app database and user are both `app`. */
+export function testCredentials(app: string): MysqlCredentials {
+  return {
+    rootPassword: "unused-in-test",
+    appUser: app,
+    appPassword: `${app}-pass-123`,
+    appDatabase: app,
+    replicationUser: "repl",
+    replicationPassword: "repl-pass-123",
+    sstUser: "sst",
+    sstPassword: "sst-pass-123",
+  };
+}
+
+export interface TestRouter {
+  readonly host: string;
+  readonly rw: number;
+  readonly ro: number;
+  readonly stats: number;
+}
+
+/** Renders the database router for `nodes` with fast checks, runs it in the real HAProxy, waits for it. */
+export async function startRouter(
+  procs: ProcessGroup,
+  dir: string,
+  mode: MysqlMode,
+  nodes: MariaNode[],
+  router: TestRouter,
+): Promise<void> {
+  const routerDir = join(dir, "router");
+  mkdirSync(routerDir, { recursive: true });
+  const config = join(routerDir, "haproxy.cfg");
+  writeFileSync(
+    config,
+    renderDbRouter({
+      mode,
+      members: nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })),
+      listenAddress: router.host,
+      statsAddress: router.host,
+      rwPort: router.rw,
+      roPort: router.ro,
+      statsPort: router.stats,
+      check: { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 },
+      clientTimeoutMs: 60_000,
+    }),
+  );
+  procs.start(binary("haproxy"), ["-f", config, "-db"]);
+  await waitFor(
+    "router",
+    async () => (await httpGet(router.host, router.stats, "/lb-health")).status === 200,
+  );
+}
+
+/** The router's view of one server (`UP`, `DOWN`, …) in one of its listeners. */
+export async function routerState(
+  router: TestRouter,
+  listener: "rw" | "ro",
+  server: string,
+): Promise<string | undefined> {
+  const csv = (await httpGet(router.host, router.stats, "/stats;csv")).body;
+  return csv
+    .split("\n")
+    .find((l) => l.startsWith(`${listener},${server},`))
+    ?.split(",")[17];
 }
