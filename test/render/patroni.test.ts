@@ -1,0 +1,128 @@
+import { parse } from "yaml";
+import {
+  failoverBudgetSeconds,
+  PATRONI_DEFAULT_TIMINGS,
+  PATRONI_FAST_TIMINGS,
+  renderPatroniYml,
+  renderPostBootstrap,
+  timingsProblem,
+  type PatroniRenderSpec,
+} from "../../components/database/render/patroni";
+import { renderPgRouter } from "../../components/database/render/router";
+import { haproxyCheck } from "../support/daemons";
+import { expectGolden } from "../support/golden";
+
+const spec: PatroniRenderSpec = {
+  scope: "orders",
+  member: { name: "orders-pg-1", host: "orders-pg-1" },
+  dcs: { kind: "etcd3", hosts: ["etcd-0:2379", "etcd-1:2379", "etcd-2:2379"] },
+  timings: PATRONI_FAST_TIMINGS,
+  maximumLagOnFailover: 1_048_576,
+  synchronousMode: true,
+  synchronousModeStrict: false,
+  pgPort: 5432,
+  restApiPort: 8008,
+  dataDir: "/var/lib/postgresql/data/pgdata",
+  binDir: "/usr/lib/postgresql/15/bin",
+  pgpassPath: "/tmp/pgpass",
+  postBootstrapScript: "/etc/ha-backend/pg/post-bootstrap.sh",
+  appUser: "shop",
+  appDatabase: "orders",
+  maxConnections: 200,
+  sharedBuffers: "256MB",
+};
+const creds = { superuserPassword: "su", replicationPassword: "rep", rewindPassword: "rw" };
+
+describe("renderPatroniYml", () => {
+  it("matches the golden file, with the settings failover depends on", () => {
+    const text = renderPatroniYml(spec, creds);
+    expectGolden("patroni.yml", text);
+    const doc = parse(text);
+    expect(doc.bootstrap.dcs).toMatchObject({
+      ttl: 10,
+      loop_wait: 2,
+      retry_timeout: 3,
+      synchronous_mode: true,
+    });
+    expect(doc.bootstrap.dcs.postgresql).toMatchObject({ use_pg_rewind: true, use_slots: true });
+    expect(doc.etcd3.hosts).toEqual(["etcd-0:2379", "etcd-1:2379", "etcd-2:2379"]);
+    expect(doc.postgresql.connect_address).toBe("orders-pg-1:5432");
+    expect(doc.postgresql.pg_hba).toContain("host replication replicator samenet scram-sha-256");
+    expect(doc.postgresql.pg_hba).toContain("host orders shop all scram-sha-256");
+    expect(doc.postgresql.pg_hba.at(-1)).toBe("host all all all reject");
+  });
+
+  it("uses the Kubernetes API as the DCS on Kubernetes", () => {
+    const doc = parse(
+      renderPatroniYml(
+        { ...spec, dcs: { kind: "kubernetes", namespace: "prod", labels: { cluster: "orders" } } },
+        creds,
+      ),
+    );
+    expect(doc.kubernetes).toEqual({
+      namespace: "prod",
+      labels: { cluster: "orders" },
+      use_endpoints: true,
+      bypass_api_service: true,
+    });
+    expect(doc.etcd3).toBeUndefined();
+  });
+
+  it("writes a post-bootstrap script that creates the app role and database, quoting the password", () => {
+    const script = renderPostBootstrap(spec, "p'w");
+    expect(script).toContain(`CREATE ROLE "shop" LOGIN PASSWORD 'p''w';`);
+    expect(script).toContain(`CREATE DATABASE "orders" OWNER "shop";`);
+  });
+});
+
+describe("Patroni timings", () => {
+  it.each([
+    [PATRONI_FAST_TIMINGS, undefined],
+    [PATRONI_DEFAULT_TIMINGS, undefined],
+    [{ ttl: 10, loopWait: 5, retryTimeout: 3 }, "loopWait + 2 × retryTimeout (11) must not exceed ttl (10)"],
+    [{ ttl: 10, loopWait: 0, retryTimeout: 3 }, "loopWait and retryTimeout must be at least 1"],
+  ])("%j -> %s", (t, problem) => {
+    expect(timingsProblem(t)).toBe(problem);
+  });
+
+  it("computes the failover budget from the lease, the loop and the router's checks", () => {
+    expect(failoverBudgetSeconds(PATRONI_FAST_TIMINGS, { intervalMs: 500, rise: 2 })).toBe(13);
+    expect(failoverBudgetSeconds(PATRONI_DEFAULT_TIMINGS, { intervalMs: 2000, rise: 2 })).toBe(44);
+  });
+});
+
+describe("renderPgRouter", () => {
+  const cfg = renderPgRouter({
+    members: [0, 1, 2].map((i) => ({
+      name: `orders-pg-${i}`,
+      host: `orders-pg-${i}`,
+      pgPort: 5432,
+      restApiPort: 8008,
+    })),
+    rwPort: 5432,
+    roPort: 5433,
+    statsPort: 8404,
+    check: { intervalMs: 1000, timeoutMs: 800, fall: 2, rise: 2 },
+    dynamicDns: { resolvers: [] },
+    clientTimeoutMs: 3_600_000,
+  });
+
+  it("follows the leader through Patroni's REST API", () => {
+    expectGolden("pg-router.cfg", cfg);
+    expect(cfg).toContain("http-check send meth GET uri /primary");
+    expect(cfg).toContain("http-check send meth GET uri /replica");
+    expect(cfg).toContain("use_backend primary if { nbsrv(replicas) eq 0 }");
+    expect(cfg).toContain("server orders-pg-2 orders-pg-2:5432 check port 8008");
+    expect(cfg).toContain("on-marked-down shutdown-sessions");
+  });
+
+  it("passes haproxy -c", () => {
+    const r = haproxyCheck(cfg, {
+      "orders-pg-0": "127.0.3.1",
+      "orders-pg-1": "127.0.3.2",
+      "orders-pg-2": "127.0.3.3",
+    });
+    expect(r.output).not.toMatch(/WARNING|ALERT/);
+    expect(r.code).toBe(0);
+  });
+});
