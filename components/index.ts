@@ -76,3 +76,15 @@ export {
   type MysqlRenderSpec,
 } from "./database/render/mysql";
 export { renderDbRouter, type DbRouterSpec } from "./database/render/router";
+export { ETCD_IMAGE, EtcdCluster, etcdEnvironment, type EtcdClusterArgs } from "./coordination/etcd-cluster";
+export {
+  failoverBudgetSeconds,
+  PATRONI_DEFAULT_TIMINGS,
+  PATRONI_FAST_TIMINGS,
+  renderPatroniYml,
+  renderPostBootstrap,
+  timingsProblem,
+  type PatroniRenderSpec,
+  type PatroniTimings,
+} from "./database/render/patroni";
+export { renderPgRouter, type PgRouterSpec } from "./database/render/router";

@@ -99,7 +99,6 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
 
     const files = pulumi.output(spec.files ?? {});
     const digest = files.apply((f) => filesDigest(f));
-    const envs = dockerEnv(spec);
     const health = spec.healthCheck ? resolveHealthCheck(spec.healthCheck) : undefined;
 
     const secretFiles = sortedEntries(spec.secretFiles);
@@ -107,7 +106,8 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     const containers: docker.Container[] = [];
     for (let i = 0; i < spec.replicas; i++) {
       const member = `${name}-${i}`;
-      members.push({ name: member, host: this.memberHosts(name, spec.replicas)[i] });
+      const host = this.memberHosts(name, spec.replicas)[i];
+      members.push({ name: member, host });
       const volume =
         spec.volume === undefined
           ? undefined
@@ -124,6 +124,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
               { parent, protect: spec.volume.protect ?? false },
             );
 
+      const envs = dockerEnv(spec, memberValues(spec.memberEnv, member, host));
       const container = new docker.Container(
         member,
         {
@@ -199,12 +200,23 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   }
 }
 
+/** `{name}` and `{host}` filled in for one member. */
+export function memberValues(
+  env: Readonly<Record<string, string>> | undefined,
+  name: string,
+  host: string,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env ?? {}).map(([k, v]) => [k, v.split("{name}").join(name).split("{host}").join(host)]),
+  );
+}
+
 /**
  * `KEY=value` strings, sorted. Docker has no secret store outside Swarm: when any secret is
  * present the whole list is marked secret, so state, previews and synth output never show it.
  */
-function dockerEnv(spec: WorkloadSpec): pulumi.Output<string[]> {
-  const plain = pulumi.output(spec.env ?? {});
+function dockerEnv(spec: WorkloadSpec, perMember: Record<string, string>): pulumi.Output<string[]> {
+  const plain = pulumi.output({ ...spec.env, ...perMember });
   const secret = pulumi.output(spec.secretEnv ?? {});
   const all = pulumi
     .all([plain, secret])

@@ -121,8 +121,21 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
             { parent },
           );
 
+    const memberVar = "HA_BACKEND_MEMBER";
     const env: Inputs.EnvVar[] = [
+      // The pod's name is the member's name; later values may refer to it as $(HA_BACKEND_MEMBER).
+      ...(spec.memberEnv
+        ? [{ name: memberVar, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }]
+        : []),
       ...sortedEntries(spec.env).map(([k, v]) => ({ name: k, value: v })),
+      ...sortedEntries(spec.memberEnv).map(([k, v]) => ({
+        name: k,
+        value: v
+          .split("{host}")
+          .join(`$(${memberVar}).${headless}.${ns}.svc.${this.domain}`)
+          .split("{name}")
+          .join(`$(${memberVar})`),
+      })),
       // References only: the value lives in the Secret, so the pod spec stays reviewable.
       ...sortedEntries(spec.secretEnv).map(([k]) => ({
         name: k,

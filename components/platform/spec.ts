@@ -195,6 +195,26 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
     }
     published.add(p.port);
   }
+  if (spec.memberEnv !== undefined && spec.kind !== "stateful") {
+    fail(
+      name,
+      "memberEnv",
+      "only be set on stateful workloads (only their members have stable names)",
+      spec.kind,
+      "Set kind: stateful, or use env.",
+    );
+  }
+  for (const key of Object.keys(spec.memberEnv ?? {})) {
+    if (!ENV_NAME.test(key) || key in (spec.env ?? {}) || key in (spec.secretEnv ?? {})) {
+      fail(
+        name,
+        "memberEnv",
+        "use valid variable names that env and secretEnv do not also set",
+        key,
+        "Rename the variable.",
+      );
+    }
+  }
   if (spec.runAsUser !== undefined && (!Number.isInteger(spec.runAsUser) || spec.runAsUser < 1)) {
     fail(
       name,

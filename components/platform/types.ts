@@ -53,6 +53,12 @@ export interface WorkloadSpec {
   readonly publicPorts?: readonly PublicPort[];
   /** Numeric user id to run as when the image supports running unprivileged. */
   readonly runAsUser?: number;
+  /**
+   * Environment that differs per member (stateful workloads): `{name}` stands for the member's
+   * name and `{host}` for its address. Docker fills them in per container; Kubernetes takes the
+   * pod name from the downward API and the kubelet expands the rest.
+   */
+  readonly memberEnv?: Readonly<Record<string, string>>;
 }
 
 /** A readiness/liveness check. Exactly one of `httpGet`, `exec` or `tcpPort` is set. */
