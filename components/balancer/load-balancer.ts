@@ -1,10 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
-import { isCpuQuantity, isMemoryQuantity } from "../platform/quantity";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
 import { renderHaproxy } from "./render/haproxy";
 import { renderNginx } from "./render/nginx";
 import type { Algorithm, BalancerBackend, BalancerDiscovery, BalancerRenderSpec } from "./render/spec";
-import { invalidArg } from "../errors";
+import { checkResources, invalidArg } from "../errors";
 
 /** Official images, pinned; the configs are checked against the same major lines (nginx 1.22+, HAProxy 2.6). */
 export const NGINX_IMAGE = "nginx:1.28.0-alpine";
@@ -199,18 +198,7 @@ export function resolveLoadBalancerArgs(name: string, args: LoadBalancerArgs): R
     wholeIn(name, "rateLimit.perSecond", args.rateLimit.perSecond, 1, 1_000_000, "Use e.g. 50.");
     wholeIn(name, "rateLimit.burst", args.rateLimit.burst, 0, 1_000_000, "Use e.g. 100.");
   }
-  if (
-    args.resources !== undefined &&
-    (!isCpuQuantity(args.resources.cpu) || !isMemoryQuantity(args.resources.memory))
-  ) {
-    fail(
-      name,
-      "resources",
-      "hold a CPU quantity (250m) and a memory quantity (128Mi)",
-      args.resources,
-      "Fix the quantities.",
-    );
-  }
+  checkResources("LoadBalancer", name, args.resources);
   return r;
 }
 

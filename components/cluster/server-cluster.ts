@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { isCpuQuantity, isMemoryQuantity } from "../platform/quantity";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
 import { renderDemoApp } from "./render/demo-app";
-import { invalidArg } from "../errors";
+import { checkResources, invalidArg } from "../errors";
 
 /**
  * The default app image: the official nginx image serving {@link renderDemoApp}'s config, which
@@ -101,26 +100,7 @@ export function resolveServerClusterArgs(name: string, args: ServerClusterArgs):
       "Use e.g. /healthz.",
     );
   }
-  if (args.resources !== undefined) {
-    if (!isCpuQuantity(args.resources.cpu)) {
-      fail(
-        name,
-        "resources.cpu",
-        "be a CPU quantity such as 250m or 1",
-        args.resources.cpu,
-        "Fix the quantity.",
-      );
-    }
-    if (!isMemoryQuantity(args.resources.memory)) {
-      fail(
-        name,
-        "resources.memory",
-        "be a memory quantity such as 256Mi or 1Gi",
-        args.resources.memory,
-        "Fix the quantity.",
-      );
-    }
-  }
+  checkResources("ServerCluster", name, args.resources);
   const usesDemoApp = args.image === undefined;
   if (usesDemoApp && port < 1024) {
     fail(name, "port", "be 1024 or above for the demo app (it runs unprivileged)", port, "Use e.g. 8080.");

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { invalidArg } from "../errors";
+import { checkResources, invalidArg } from "../errors";
 import type { Platform, ResourceSpec } from "../platform/types";
 
 /** The upstream etcd image, pinned. It has no shell: every setting is an ETCD_* variable. */
@@ -80,6 +80,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
         "Use e.g. 2.",
       );
     }
+    checkResources("EtcdCluster", name, args.resources);
     const workload = `${name}-etcd`;
     const hosts = args.platform.memberHosts(workload, members);
     const peers = hosts.map((host, i) => ({ name: `${workload}-${i}`, host }));

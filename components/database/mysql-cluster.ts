@@ -1,7 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { HAPROXY_IMAGE } from "../balancer/load-balancer";
-import { isCpuQuantity, isMemoryQuantity } from "../platform/quantity";
 import type { MemberAddress, Platform, ResourceSpec } from "../platform/types";
 import {
   renderInitSql,
@@ -16,7 +15,7 @@ import {
   type MysqlRenderSpec,
 } from "./render/mysql";
 import { renderDbRouter } from "./render/router";
-import { invalidArg } from "../errors";
+import { checkResources, invalidArg } from "../errors";
 
 /** Official images, pinned: MariaDB 10.11 LTS (what the live tests run) and MySQL 8.4 LTS. */
 export const MARIADB_IMAGE = "mariadb:10.11.14";
@@ -181,18 +180,7 @@ export function resolveMysqlClusterArgs(name: string, args: MysqlClusterArgs): R
   if (!Number.isInteger(routerReplicas) || routerReplicas < 1) {
     fail(name, "routerReplicas", "be a whole number of at least 1", routerReplicas, "Use 2.");
   }
-  if (
-    args.resources !== undefined &&
-    (!isCpuQuantity(args.resources.cpu) || !isMemoryQuantity(args.resources.memory))
-  ) {
-    fail(
-      name,
-      "resources",
-      "hold a CPU quantity (250m) and a memory quantity (512Mi)",
-      args.resources,
-      "Fix the quantities.",
-    );
-  }
+  checkResources("MysqlCluster", name, args.resources);
   return {
     engine,
     mode,

@@ -2,16 +2,8 @@ import { resolversSection, statsSection } from "../../balancer/render/haproxy";
 import { hostPort, listenOn } from "../../balancer/render/spec";
 import { CHECK_USER, type MysqlMode } from "./mysql";
 
-/**
- * HAProxy in TCP mode in front of a MySQL-family cluster: a read-write port and a read-only port.
- * Replication: writes go to the primary; reads to the replicas, the primary as their backup.
- * Galera: one writer at a time (the others are backups, so two nodes never take conflicting
- * writes), reads spread over every node, and a node counts only while Galera says it is Synced.
- */
-export interface DbRouterSpec {
-  readonly mode: MysqlMode;
-  /** Members in ordinal order (member 0: replication primary / Galera's preferred writer). */
-  readonly members: readonly { readonly name: string; readonly host: string; readonly port: number }[];
+/** What both database routers (MySQL family and Patroni) take besides their members. */
+export interface TcpRouterBase {
   readonly listenAddress?: string;
   readonly rwPort: number;
   readonly roPort: number;
@@ -27,6 +19,18 @@ export interface DbRouterSpec {
   readonly dynamicDns?: { readonly resolvers: readonly string[] };
   /** How long an idle client connection may stay open. */
   readonly clientTimeoutMs: number;
+}
+
+/**
+ * HAProxy in TCP mode in front of a MySQL-family cluster: a read-write port and a read-only port.
+ * Replication: writes go to the primary; reads to the replicas, the primary as their backup.
+ * Galera: one writer at a time (the others are backups, so two nodes never take conflicting
+ * writes), reads spread over every node, and a node counts only while Galera says it is Synced.
+ */
+export interface DbRouterSpec extends TcpRouterBase {
+  readonly mode: MysqlMode;
+  /** Members in ordinal order (member 0: replication primary / Galera's preferred writer). */
+  readonly members: readonly { readonly name: string; readonly host: string; readonly port: number }[];
 }
 
 /** A MySQL wire packet: 3-byte little-endian length, sequence id, payload. */
@@ -84,18 +88,6 @@ export function galeraSyncedCheck(): string[] {
     // COM_QUIT, so the server does not log an aborted connection for every check.
     `    tcp-check send-binary ${packet(0, Buffer.from([0x01]))}`,
   ];
-}
-
-/** Settings both database routers share: what they need of a spec. */
-interface TcpRouterBase {
-  readonly dynamicDns?: { readonly resolvers: readonly string[] };
-  readonly clientTimeoutMs: number;
-  readonly check: {
-    readonly intervalMs: number;
-    readonly timeoutMs: number;
-    readonly fall: number;
-    readonly rise: number;
-  };
 }
 
 /** global, resolvers and defaults of a TCP-mode database router. */
@@ -164,26 +156,13 @@ export function renderDbRouter(s: DbRouterSpec): string {
 }
 
 /** HAProxy in front of Patroni: members are checked on Patroni's REST API, not on PostgreSQL. */
-export interface PgRouterSpec {
+export interface PgRouterSpec extends TcpRouterBase {
   readonly members: readonly {
     readonly name: string;
     readonly host: string;
     readonly pgPort: number;
     readonly restApiPort: number;
   }[];
-  readonly listenAddress?: string;
-  readonly rwPort: number;
-  readonly roPort: number;
-  readonly statsPort: number;
-  readonly statsAddress?: string;
-  readonly check: {
-    readonly intervalMs: number;
-    readonly timeoutMs: number;
-    readonly fall: number;
-    readonly rise: number;
-  };
-  readonly dynamicDns?: { readonly resolvers: readonly string[] };
-  readonly clientTimeoutMs: number;
 }
 
 /**
