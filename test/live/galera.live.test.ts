@@ -1,18 +1,18 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
-import {
-  GALERA_DEFAULT_TIMINGS,
-  renderInitSql,
-  renderMyCnf,
-  renderReplicaSql,
-  renderSecretCnf,
-  renderStartScript,
-  type MysqlRenderSpec,
-} from "../../components/database/render/mysql";
 import { GALERA_TUNED_TIMINGS } from "../../components/database/mysql-cluster";
+import { GALERA_DEFAULT_TIMINGS } from "../../components/database/render/mysql";
 import { httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
-import { connect, MariaNode, routerState, sqlPaths, startRouter, testCredentials } from "../support/mariadb";
+import {
+  connect,
+  MariaNode,
+  renderTestFiles,
+  routerState,
+  startRouter,
+  testCredentials,
+  testSpec,
+} from "../support/mariadb";
 
 /**
  * Three MariaDB 10.11 + galera-4 nodes from the generated files, the generated router in the
@@ -30,26 +30,8 @@ describe("Galera cluster behind the generated router (live)", () => {
   const dir = tempDir("galera");
   const nodes = [0, 1, 2].map((i) => new MariaNode(`shop-db-${i}`, `127.0.0.${NET + 1 + i}`, 3306, dir));
   const router = { host: `127.0.0.${NET}`, rw: 13306, ro: 13307, stats: 18406 };
-  const spec: MysqlRenderSpec = {
-    engine: "mariadb",
-    mode: "galera",
-    clusterName: "shop",
-    members: nodes.map((n) => ({ name: n.name, host: n.host })),
-    port: 3306,
-    semiSync: false,
-    semiSyncTimeoutMs: 1000,
-    galera: { ...TIMINGS, sstMethod: "mariabackup" },
-    bufferPool: "64M",
-    maxConnections: 200,
-  };
-  const files = {
-    myCnf: renderMyCnf(spec),
-    secretCnf: renderSecretCnf(spec, creds),
-    startScript: renderStartScript(
-      spec,
-      sqlPaths(dir, { init: renderInitSql(spec, creds), replica: renderReplicaSql(spec, creds) }),
-    ),
-  };
+  const spec = testSpec("shop", nodes, { mode: "galera", galera: { ...TIMINGS, sstMethod: "mariabackup" } });
+  const files = renderTestFiles(spec, creds, dir);
 
   async function synced(node: MariaNode): Promise<number> {
     return waitFor(`${node.name} Synced`, async () => node.status("wsrep_local_state") === "4", {

@@ -1,15 +1,14 @@
 import type { Connection } from "mysql2/promise";
-import {
-  GALERA_DEFAULT_TIMINGS,
-  renderInitSql,
-  renderMyCnf,
-  renderReplicaSql,
-  renderSecretCnf,
-  renderStartScript,
-  type MysqlRenderSpec,
-} from "../../components/database/render/mysql";
 import { ProcessGroup, tempDir, waitFor } from "../support/daemons";
-import { connect, MariaNode, routerState, sqlPaths, startRouter, testCredentials } from "../support/mariadb";
+import {
+  connect,
+  MariaNode,
+  renderTestFiles,
+  routerState,
+  startRouter,
+  testCredentials,
+  testSpec,
+} from "../support/mariadb";
 
 /**
  * GTID replication with semi-synchronous AFTER_SYNC, from the generated files: a primary and two
@@ -24,26 +23,8 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
   const dir = tempDir("mysql-repl");
   const nodes = [0, 1, 2].map((i) => new MariaNode(`blog-db-${i}`, `127.0.0.${NET + 1 + i}`, 3306, dir));
   const router = { host: `127.0.0.${NET}`, rw: 13306, ro: 13307, stats: 18407 };
-  const spec: MysqlRenderSpec = {
-    engine: "mariadb",
-    mode: "replication",
-    clusterName: "blog",
-    members: nodes.map((n) => ({ name: n.name, host: n.host })),
-    port: 3306,
-    semiSync: true,
-    semiSyncTimeoutMs: 10_000,
-    galera: { ...GALERA_DEFAULT_TIMINGS, sstMethod: "mariabackup" },
-    bufferPool: "64M",
-    maxConnections: 200,
-  };
-  const files = {
-    myCnf: renderMyCnf(spec),
-    secretCnf: renderSecretCnf(spec, creds),
-    startScript: renderStartScript(
-      spec,
-      sqlPaths(dir, { init: renderInitSql(spec, creds), replica: renderReplicaSql(spec, creds) }),
-    ),
-  };
+  const spec = testSpec("blog", nodes, { semiSync: true });
+  const files = renderTestFiles(spec, creds, dir);
   const app = (port: number, host = router.host) =>
     connect(host, port, creds.appUser, creds.appPassword, creds.appDatabase);
 

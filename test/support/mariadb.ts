@@ -8,7 +8,17 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createConnection, type Connection } from "mysql2/promise";
-import type { MysqlCredentials, MysqlMode } from "../../components/database/render/mysql";
+import {
+  GALERA_DEFAULT_TIMINGS,
+  renderInitSql,
+  renderMyCnf,
+  renderReplicaSql,
+  renderSecretCnf,
+  renderStartScript,
+  type MysqlCredentials,
+  type MysqlMode,
+  type MysqlRenderSpec,
+} from "../../components/database/render/mysql";
 import { renderDbRouter } from "../../components/database/render/router";
 import type { ProcessGroup } from "./daemons";
 import { binary, httpGet, waitFor } from "./daemons";
@@ -260,4 +270,37 @@ export async function routerState(
     .split("\n")
     .find((l) => l.startsWith(`${listener},${server},`))
     ?.split(",")[17];
+}
+
+/** A small-footprint render spec for `nodes` on loopback; tests patch what they exercise. */
+export function testSpec(
+  clusterName: string,
+  nodes: MariaNode[],
+  patch: Partial<MysqlRenderSpec>,
+): MysqlRenderSpec {
+  return {
+    engine: "mariadb",
+    mode: "replication",
+    clusterName,
+    members: nodes.map((n) => ({ name: n.name, host: n.host })),
+    port: 3306,
+    semiSync: false,
+    semiSyncTimeoutMs: 10_000,
+    galera: { ...GALERA_DEFAULT_TIMINGS, sstMethod: "mariabackup" },
+    bufferPool: "64M",
+    maxConnections: 200,
+    ...patch,
+  };
+}
+
+/** Every file a member gets, rendered as the component renders them; the SQL placed in `dir`. */
+export function renderTestFiles(spec: MysqlRenderSpec, creds: MysqlCredentials, dir: string): RenderedFiles {
+  return {
+    myCnf: renderMyCnf(spec),
+    secretCnf: renderSecretCnf(spec, creds),
+    startScript: renderStartScript(
+      spec,
+      sqlPaths(dir, { init: renderInitSql(spec, creds), replica: renderReplicaSql(spec, creds) }),
+    ),
+  };
 }
