@@ -154,16 +154,24 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
     expect((await ro.query("SELECT pg_is_in_recovery() AS r")).rows[0].r).toBe(true);
     // Replication details are for superusers (the app user sees empty columns).
     const su = await pgConnect(members[0].host, 5432, "postgres", creds.superuserPassword, "postgres");
-    // Patroni names a synchronous standby within a loop or two of the replicas joining.
+    // A replica answers Patroni's /replica check as soon as it runs in recovery, which can be
+    // before its walreceiver connects; and Patroni names a synchronous standby a loop or two
+    // after the replicas join. Wait for both: two streaming replicas, one of them sync.
+    const streaming = async () =>
+      (
+        await su.query(
+          "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming' ORDER BY sync_state",
+        )
+      ).rows.map((r) => r.sync_state as string);
     await waitFor(
-      "a synchronous standby",
-      async () =>
-        (await su.query("SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'")).rowCount === 1,
-      { attempts: 100, intervalMs: 200 },
+      "two streaming replicas, one synchronous",
+      async () => {
+        const s = await streaming();
+        return s.length === 2 && s.includes("sync");
+      },
+      { attempts: 150, intervalMs: 200 },
     );
-    const states = (
-      await su.query("SELECT sync_state FROM pg_stat_replication ORDER BY sync_state")
-    ).rows.map((r) => r.sync_state as string);
+    const states = await streaming();
     await su.end();
     console.log(`patroni: replication states seen by the leader: ${states.join(", ")}`);
     expect(states).toHaveLength(2);
