@@ -60,6 +60,9 @@ function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknow
         ...args.inputs,
         certPem: `-----BEGIN CERTIFICATE-----\nmock ${args.name}\n-----END CERTIFICATE-----\n`,
       };
+    case "docker:index/image:Image":
+      // A pushed image's digest (the engine reads it from the registry after the push).
+      return { ...args.inputs, repoDigest: `${String(args.inputs.imageName).split(":")[0]}@sha256:mock` };
     case "docker:index/remoteImage:RemoteImage":
       return { ...args.inputs, imageId: `sha256:mock-${args.inputs.name}` };
     default:

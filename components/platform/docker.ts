@@ -8,7 +8,14 @@ import {
   sortedEntries,
   validateWorkloadSpec,
 } from "./spec";
-import type { MemberAddress, Platform, Workload, WorkloadSpec } from "./types";
+import type {
+  ImageBuild,
+  MemberAddress,
+  Platform,
+  PlatformStateStore,
+  Workload,
+  WorkloadSpec,
+} from "./types";
 
 export interface DockerPlatformArgs {
   /**
@@ -28,9 +35,10 @@ export interface DockerPlatformArgs {
  */
 export class DockerPlatform extends pulumi.ComponentResource implements Platform {
   public readonly kind = "docker" as const;
+  public readonly canBuildImages = true;
   private readonly prefix: string;
   private readonly networks = new Map<string, docker.Network>();
-  private readonly images = new Map<string, docker.RemoteImage>();
+  private readonly images = new Map<string, pulumi.Output<string>>();
 
   constructor(name: string, args: DockerPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ha:platform:DockerPlatform", name, {}, opts);
@@ -67,18 +75,37 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     return net;
   }
 
-  /** One pull per image, shared by every workload that uses it; kept locally for fast re-creates. */
-  private image(ref: string): docker.RemoteImage {
+  /**
+   * One pull (or one local build) per image, shared by every workload that uses it; pulled
+   * images are kept locally for fast re-creates. Built images are never pushed.
+   */
+  private image(ref: string, build: ImageBuild | undefined): pulumi.Output<string> {
     let img = this.images.get(ref);
     if (img === undefined) {
-      img = new docker.RemoteImage(
-        `${this.prefix}-image-${ref.replace(/[^a-zA-Z0-9.-]/g, "-")}`,
-        { name: ref, keepLocally: true },
-        { parent: this },
-      );
+      const resourceName = `${this.prefix}-image-${ref.replace(/[^a-zA-Z0-9.-]/g, "-")}`;
+      img =
+        build === undefined
+          ? new docker.RemoteImage(resourceName, { name: ref, keepLocally: true }, { parent: this }).imageId
+          : new docker.Image(
+              resourceName,
+              {
+                imageName: ref,
+                build: {
+                  context: build.context,
+                  dockerfile: `${build.context}/${build.dockerfile ?? "Dockerfile"}`,
+                },
+                skipPush: true,
+              },
+              { parent: this },
+            ).imageName;
       this.images.set(ref, img);
     }
     return img;
+  }
+
+  /** Docker has no API for members to keep shared state in: stateful tiers bring their own store. */
+  stateStore(): PlatformStateStore | undefined {
+    return undefined;
   }
 
   memberHosts(name: string, replicas: number): string[] {
@@ -88,8 +115,14 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
 
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
     validateWorkloadSpec(name, spec);
+    if (spec.apiAccess !== undefined) {
+      throw new Error(
+        `DockerPlatform: workload "${name}" asks for apiAccess, but Docker has no API for members. ` +
+          "Check platform.stateStore() first and use an EtcdCluster where it returns undefined.",
+      );
+    }
     const parent = opts?.parent ?? this;
-    const image = this.image(spec.image);
+    const image = this.image(spec.image, spec.build);
     // "public" is reserved for the edge network; a tier of that name would share it.
     const tiers = [...new Set([spec.tier, ...(spec.allowFrom ?? [])])].filter((t) => t !== "public");
     const networkNames = [
@@ -130,7 +163,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         {
           name: `${this.prefix}-${member}`,
           hostname: member,
-          image: image.imageId,
+          image,
           entrypoints: spec.command ? [...spec.command] : undefined,
           command: spec.args ? [...spec.args] : undefined,
           envs,

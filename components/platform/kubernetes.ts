@@ -1,7 +1,15 @@
+import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { fileKey, filesDigest, resolveHealthCheck, sortedEntries, validateWorkloadSpec } from "./spec";
-import type { HealthCheck, MemberAddress, Platform, Workload, WorkloadSpec } from "./types";
+import type {
+  HealthCheck,
+  MemberAddress,
+  Platform,
+  PlatformStateStore,
+  Workload,
+  WorkloadSpec,
+} from "./types";
 
 import Inputs = k8s.types.input.core.v1;
 
@@ -12,6 +20,12 @@ export interface KubernetesPlatformArgs {
   readonly storageClass?: string;
   /** Cluster DNS domain used in member addresses. @default "cluster.local" */
   readonly clusterDomain?: string;
+  /**
+   * Registry (and path) images built by `pulumi up` are pushed to, e.g. `registry.example.com/shop`;
+   * the machine running `pulumi up` needs Docker and a `docker login` to it. Unset: workloads
+   * that need a built image must be given a prebuilt one.
+   */
+  readonly imageRegistry?: string;
 }
 
 /** Label keys shared by every object, so `kubectl get -l app.kubernetes.io/part-of=ha-backend` finds them. */
@@ -29,6 +43,7 @@ export const PATHS = "ha-backend/file-paths";
  */
 export class KubernetesPlatform extends pulumi.ComponentResource implements Platform {
   public readonly kind = "kubernetes" as const;
+  public readonly canBuildImages: boolean;
   /** The namespace name, as an output so every object waits for the namespace to exist. */
   public readonly namespace: pulumi.Output<string>;
   private readonly args: KubernetesPlatformArgs;
@@ -42,7 +57,17 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           `${JSON.stringify(args.namespace)} was provided. Use e.g. ecommerce-prod.`,
       );
     }
+    if (
+      args.imageRegistry !== undefined &&
+      !/^[a-z0-9.-]+(:[0-9]+)?(\/[a-z0-9._-]+)*$/.test(args.imageRegistry)
+    ) {
+      throw new Error(
+        `KubernetesPlatform "${name}": imageRegistry must be a registry host with an optional path ` +
+          `(lowercase, no tag), but ${JSON.stringify(args.imageRegistry)} was provided. Use e.g. registry.example.com/shop.`,
+      );
+    }
     this.args = args;
+    this.canBuildImages = args.imageRegistry !== undefined;
     this.domain = args.clusterDomain ?? "cluster.local";
     const ns = new k8s.core.v1.Namespace(
       `${name}-namespace`,
@@ -53,6 +78,46 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     this.registerOutputs({ namespace: this.namespace });
   }
 
+  /** A ServiceAccount with a Role of exactly `spec.apiAccess`, in the namespace; returns its name. */
+  private apiAccess(
+    name: string,
+    spec: WorkloadSpec,
+    meta: (suffix: string) => {
+      name: string;
+      namespace: pulumi.Output<string>;
+      labels: Record<string, string>;
+    },
+    parent: pulumi.Resource,
+  ): pulumi.Resource[] {
+    const account = new k8s.core.v1.ServiceAccount(
+      `${name}-account`,
+      { metadata: meta(""), automountServiceAccountToken: false },
+      { parent },
+    );
+    const role = new k8s.rbac.v1.Role(
+      `${name}-role`,
+      {
+        metadata: meta(""),
+        rules: (spec.apiAccess ?? []).map((r) => ({
+          apiGroups: [""],
+          resources: [...r.resources],
+          verbs: [...r.verbs],
+        })),
+      },
+      { parent },
+    );
+    const binding = new k8s.rbac.v1.RoleBinding(
+      `${name}-rolebinding`,
+      {
+        metadata: meta(""),
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+        subjects: [{ kind: "ServiceAccount", name: account.metadata.name, namespace: this.args.namespace }],
+      },
+      { parent },
+    );
+    return [account, role, binding];
+  }
+
   memberHosts(name: string, replicas: number): string[] {
     // StatefulSet pods are addressable through the headless Service: <pod>.<service>.<ns>.svc.<domain>.
     return Array.from(
@@ -61,9 +126,44 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     );
   }
 
+  /** ConfigMaps and pod annotations in the platform's namespace, found by the pods' labels. */
+  stateStore(): PlatformStateStore {
+    return {
+      kind: "kubernetes",
+      namespace: this.args.namespace,
+      labels: { [PART_OF]: "ha-backend" },
+      nameLabel: NAME,
+    };
+  }
+
+  /** A built image, pushed to the registry; pods pull it by digest once the push has one. */
+  private builtImage(name: string, spec: WorkloadSpec, parent: pulumi.Resource): pulumi.Output<string> {
+    const registry = this.args.imageRegistry;
+    if (registry === undefined || spec.build === undefined) {
+      throw new Error(
+        `KubernetesPlatform: workload "${name}" needs its image built, but no imageRegistry was given. ` +
+          "Set the platform's imageRegistry (and docker login to it), or give the workload a prebuilt image.",
+      );
+    }
+    const image = new docker.Image(
+      `${name}-image`,
+      {
+        imageName: `${registry}/${spec.image}`,
+        build: {
+          context: spec.build.context,
+          dockerfile: `${spec.build.context}/${spec.build.dockerfile ?? "Dockerfile"}`,
+          platform: "linux/amd64",
+        },
+      },
+      { parent },
+    );
+    return pulumi.all([image.repoDigest, image.imageName]).apply(([digest, ref]) => digest || ref);
+  }
+
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
     validateWorkloadSpec(name, spec);
     const parent = opts?.parent ?? this;
+    const image = spec.build ? this.builtImage(name, spec, parent) : spec.image;
     const ns = this.args.namespace;
     const selector = { [NAME]: name, [PART_OF]: "ha-backend" };
     const labels = { ...selector, [TIER]: spec.tier, "app.kubernetes.io/managed-by": "pulumi" };
@@ -162,7 +262,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const nonRoot = spec.runAsUser !== undefined;
     const container: Inputs.Container = {
       name,
-      image: spec.image,
+      image,
       command: spec.command ? [...spec.command] : undefined,
       args: spec.args ? [...spec.args] : undefined,
       ports: ports.map(([portName, port]) => ({ name: portName, containerPort: port, protocol: "TCP" })),
@@ -171,7 +271,15 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       readinessProbe: health && probe(health, health.failureThreshold, 0),
       // Liveness restarts the container: give it twice the readiness budget and the start period,
       // so a slow member is taken out of rotation long before it is killed.
-      livenessProbe: health && probe(health, health.failureThreshold * 2, health.startPeriodSeconds),
+      livenessProbe:
+        health &&
+        probe(
+          health.httpGet && health.livenessPath
+            ? { ...health, httpGet: { ...health.httpGet, path: health.livenessPath } }
+            : health,
+          health.failureThreshold * 2,
+          health.startPeriodSeconds,
+        ),
       // Memory request = limit (no OOM surprises under pressure); no CPU limit, which only throttles.
       resources: spec.resources && {
         requests: { cpu: spec.resources.cpu, memory: spec.resources.memory },
@@ -192,7 +300,11 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         ? [{ name: "secret-files", secret: { secretName: `${name}-secret-files`, defaultMode: 0o444 } }]
         : []),
     ];
+    // Only workloads that use the API get a token, and only for the rules they asked for.
+    const access = spec.apiAccess ? this.apiAccess(name, spec, meta, parent) : [];
     const podSpec: Inputs.PodSpec = {
+      serviceAccountName: access.length > 0 ? name : undefined,
+      automountServiceAccountToken: access.length > 0,
       containers: [container],
       volumes,
       securityContext: {
@@ -227,9 +339,13 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       metadata: { labels, annotations: { [DIGEST]: files.apply((f) => filesDigest(f)) } },
       spec: podSpec,
     };
-    const dependsOn = [configMap, secret, fileSecret].filter(
-      (r): r is k8s.core.v1.ConfigMap | k8s.core.v1.Secret => r !== undefined,
-    );
+    const dependsOn = [
+      ...[configMap, secret, fileSecret].filter(
+        (r): r is k8s.core.v1.ConfigMap | k8s.core.v1.Secret => r !== undefined,
+      ),
+      // Pods of a workload with API access must not start before their account and its rights.
+      ...access,
+    ];
 
     const servicePorts = ports.map(([portName, port]) => ({ name: portName, port, targetPort: portName }));
     new k8s.core.v1.Service(

@@ -224,6 +224,27 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       "Use the image's unprivileged user id, or leave it unset.",
     );
   }
+  if (spec.build !== undefined && !spec.build.context.startsWith("/")) {
+    fail(
+      name,
+      "build.context",
+      "be an absolute directory path",
+      spec.build.context,
+      "Resolve it, e.g. path.join(__dirname, 'image').",
+    );
+  }
+  for (const rule of spec.apiAccess ?? []) {
+    const words = [...rule.resources, ...rule.verbs];
+    if (rule.resources.length === 0 || rule.verbs.length === 0 || words.some((w) => !/^[a-z]+$/.test(w))) {
+      fail(
+        name,
+        "apiAccess",
+        "list lowercase resources and verbs (at least one of each), never *",
+        rule,
+        'Write e.g. { resources: ["configmaps"], verbs: ["get", "watch"] }.',
+      );
+    }
+  }
 }
 
 function validateHealthCheck(name: string, h: HealthCheck, ports: Readonly<Record<string, number>>): void {
@@ -249,6 +270,15 @@ function validateHealthCheck(name: string, h: HealthCheck, ports: Readonly<Recor
   }
   if (h.httpGet !== undefined && !h.httpGet.path.startsWith("/")) {
     fail(name, "healthCheck.httpGet.path", "start with /", h.httpGet.path, "Use e.g. /healthz.");
+  }
+  if (h.livenessPath !== undefined && (h.httpGet === undefined || !h.livenessPath.startsWith("/"))) {
+    fail(
+      name,
+      "healthCheck.livenessPath",
+      "be a path starting with / beside httpGet",
+      h.livenessPath,
+      "Use it with an httpGet check, e.g. /liveness.",
+    );
   }
   const r = resolveHealthCheck(h);
   for (const key of ["intervalSeconds", "timeoutSeconds", "failureThreshold"] as const) {

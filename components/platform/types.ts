@@ -59,12 +59,56 @@ export interface WorkloadSpec {
    * pod name from the downward API and the kubelet expands the rest.
    */
   readonly memberEnv?: Readonly<Record<string, string>>;
+  /**
+   * Build `image` from this context instead of pulling it (check `Platform.canBuildImages`
+   * first). Docker: built on the engine. Kubernetes: built and pushed to the platform's registry.
+   */
+  readonly build?: ImageBuild;
+  /**
+   * Members use the platform's own API with these permissions, in their namespace only (only
+   * where `Platform.stateStore` returns a store). Kubernetes: a ServiceAccount, a Role with
+   * exactly these rules and a RoleBinding; every other workload gets no API token at all.
+   */
+  readonly apiAccess?: readonly ApiRule[];
+}
+
+/** An image built from a directory with a Dockerfile. */
+export interface ImageBuild {
+  /** Absolute path of the build context. */
+  readonly context: string;
+  /** The Dockerfile, relative to the context. @default "Dockerfile" */
+  readonly dockerfile?: string;
+}
+
+/** Verbs on resources of the core API group (`configmaps`, `pods`, …). */
+export interface ApiRule {
+  readonly resources: readonly string[];
+  readonly verbs: readonly string[];
+}
+
+/**
+ * Shared state kept in the platform's own API (Kubernetes: ConfigMaps and pod annotations in
+ * the namespace), for members that coordinate without a separate store (Patroni's DCS).
+ */
+export interface PlatformStateStore {
+  readonly kind: "kubernetes";
+  readonly namespace: string;
+  /** Labels every pod of the workload carries, besides `nameLabel`. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** The label whose value on every pod is the workload's name. */
+  readonly nameLabel: string;
 }
 
 /** A readiness/liveness check. Exactly one of `httpGet`, `exec` or `tcpPort` is set. */
 export interface HealthCheck {
   /** HTTP GET on a named port; any 2xx/3xx is healthy. */
   readonly httpGet?: { readonly path: string; readonly port: string };
+  /**
+   * With `httpGet`: a different path for liveness (Kubernetes restarts a member that fails it),
+   * for servers that say "busy but alive" apart from "ready" (Patroni during a base backup).
+   * @default the `httpGet` path
+   */
+  readonly livenessPath?: string;
   /** A command run inside the container; exit 0 is healthy. */
   readonly exec?: readonly string[];
   /** A TCP connect to a named port. */
@@ -159,6 +203,13 @@ export interface Platform {
    * before it exists (a database's config names its peers).
    */
   memberHosts(name: string, replicas: number): string[];
+  /** Whether `deploy` can build images (`WorkloadSpec.build`); Kubernetes needs a registry. */
+  readonly canBuildImages: boolean;
+  /**
+   * The store a stateful workload of this name can keep shared state in through the platform's
+   * API, or undefined where there is none (Docker: use an EtcdCluster).
+   */
+  stateStore(name: string): PlatformStateStore | undefined;
 }
 
 export type PlatformKind = "docker" | "kubernetes";

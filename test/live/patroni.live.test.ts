@@ -1,12 +1,14 @@
 import { join } from "node:path";
 import {
   failoverBudgetSeconds,
+  patroniMemberEnv,
   PATRONI_FAST_TIMINGS,
   renderPatroniYml,
   renderPostBootstrap,
   type PatroniRenderSpec,
 } from "../../components/database/render/patroni";
 import { renderPgRouter } from "../../components/database/render/router";
+import { memberValues } from "../../components/platform/docker";
 import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
 import {
   ensureUser,
@@ -47,9 +49,9 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
   function startMember(i: number): void {
     const m = members[i];
     const home = ownedDir(join(dir, m.name));
+    // As in a StatefulSet: the file leaves the member's identity out, its environment sets it.
     const spec: PatroniRenderSpec = {
       scope: "orders",
-      member: m,
       dcs: { kind: "etcd3", hosts: [`${etcdHost}:2379`] },
       timings: PATRONI_FAST_TIMINGS,
       maximumLagOnFailover: 1_048_576,
@@ -69,7 +71,8 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
       socketDir: home,
     };
     writeOwned(join(home, "patroni.yml"), renderPatroniYml(spec, creds));
-    patroni.set(m.name, startAsUser(procs, "patroni", [join(home, "patroni.yml")]));
+    const env = memberValues(patroniMemberEnv(5432, 8008), m.name, m.host);
+    patroni.set(m.name, startAsUser(procs, "patroni", [join(home, "patroni.yml")], env));
   }
 
   const leader = async () => {
@@ -82,8 +85,9 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
     ownedDir(dir);
     writeOwned(
       join(dir, "post-bootstrap.sh"),
+      // Not executable, like a mounted Secret: Patroni runs it through /bin/sh.
       renderPostBootstrap({ appUser: app.user, appDatabase: app.database }, app.password),
-      0o700,
+      0o600,
     );
     startEtcd(procs, dir, etcdHost);
     await waitFor("etcd", async () => (await httpGet(etcdHost, 2379, "/health")).status === 200);

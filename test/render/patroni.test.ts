@@ -1,6 +1,7 @@
 import { parse } from "yaml";
 import {
   failoverBudgetSeconds,
+  patroniMemberEnv,
   PATRONI_DEFAULT_TIMINGS,
   PATRONI_FAST_TIMINGS,
   renderPatroniYml,
@@ -52,20 +53,59 @@ describe("renderPatroniYml", () => {
     expect(doc.postgresql.pg_hba.at(-1)).toBe("host all all all reject");
   });
 
-  it("uses the Kubernetes API as the DCS on Kubernetes", () => {
+  it("uses the Kubernetes API (ConfigMaps, the namespace only) as the DCS on Kubernetes", () => {
     const doc = parse(
       renderPatroniYml(
-        { ...spec, dcs: { kind: "kubernetes", namespace: "prod", labels: { cluster: "orders" } } },
+        {
+          ...spec,
+          dcs: {
+            kind: "kubernetes",
+            namespace: "prod",
+            labels: { "app.kubernetes.io/part-of": "ha-backend" },
+            scopeLabel: "app.kubernetes.io/name",
+          },
+        },
         creds,
       ),
     );
     expect(doc.kubernetes).toEqual({
       namespace: "prod",
-      labels: { cluster: "orders" },
-      use_endpoints: true,
-      bypass_api_service: true,
+      labels: { "app.kubernetes.io/part-of": "ha-backend" },
+      scope_label: "app.kubernetes.io/name",
+      use_endpoints: false,
+      bypass_api_service: false,
     });
     expect(doc.etcd3).toBeUndefined();
+  });
+
+  it("leaves the member's identity to its environment when one file serves every member", () => {
+    const doc = parse(renderPatroniYml({ ...spec, member: undefined }, creds));
+    expect(doc.name).toBeUndefined();
+    expect(doc.restapi).toEqual({ listen: "0.0.0.0:8008" });
+    expect(doc.postgresql.connect_address).toBeUndefined();
+    expect(patroniMemberEnv(5432, 8008)).toEqual({
+      PATRONI_NAME: "{name}",
+      PATRONI_POSTGRESQL_CONNECT_ADDRESS: "{host}:5432",
+      PATRONI_RESTAPI_CONNECT_ADDRESS: "{host}:8008",
+    });
+  });
+
+  it("limits replication, rewind and superuser logins to the peer networks it is given", () => {
+    const hba: string[] = parse(
+      renderPatroniYml({ ...spec, peerNetworks: ["10.0.0.0/8", "172.16.0.0/12"] }, creds),
+    ).postgresql.pg_hba;
+    expect(hba.filter((l) => l.includes(" replicator "))).toEqual([
+      "host replication replicator 10.0.0.0/8 scram-sha-256",
+      "host replication replicator 172.16.0.0/12 scram-sha-256",
+    ]);
+    expect(hba.filter((l) => l.includes("samenet"))).toEqual([]);
+    expect(hba.filter((l) => l.includes(" rewind_user "))).toHaveLength(2);
+  });
+
+  it("runs the post-bootstrap script through /bin/sh (secret files carry no execute bit)", () => {
+    expect(parse(renderPatroniYml(spec, creds)).bootstrap.post_bootstrap).toBe(
+      "/bin/sh /etc/ha-backend/pg/post-bootstrap.sh",
+    );
   });
 
   it("writes a post-bootstrap script that creates the app role and database, quoting the password", () => {

@@ -34,7 +34,12 @@ export function ownedDir(path: string): string {
 }
 
 /** Starts `cmd` as the unprivileged user; setpriv execs in place, so the PID is the daemon's. */
-export function startAsUser(procs: ProcessGroup, cmd: string, args: string[]): ChildProcess {
+export function startAsUser(
+  procs: ProcessGroup,
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): ChildProcess {
   return procs.start("setpriv", [
     `--reuid=${PG_USER}`,
     `--regid=${PG_USER}`,
@@ -42,6 +47,7 @@ export function startAsUser(procs: ProcessGroup, cmd: string, args: string[]): C
     "env",
     `HOME=/home/${PG_USER}`,
     "PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin",
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
     cmd,
     ...args,
   ]);

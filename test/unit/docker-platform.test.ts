@@ -187,4 +187,37 @@ describe("DockerPlatform", () => {
     });
     expect(run.outputs.host).toBe("web");
   });
+
+  it("builds an image from a context on the local engine, never pushing it, and runs it", async () => {
+    const run = await runComponents(() => {
+      new DockerPlatform("docker", { prefix: "shop-dev" }).deploy("pg", {
+        ...db,
+        image: "ha-backend-patroni:test",
+        build: { context: "/src/image" },
+      });
+    });
+    const image = plain(one(run, "docker:index/image:Image", "shop-dev-image-ha-backend-patroni-test"));
+    expect(image).toMatchObject({
+      imageName: "ha-backend-patroni:test",
+      skipPush: true,
+      build: { context: "/src/image", dockerfile: "/src/image/Dockerfile" },
+    });
+    expect(ofType(run, "docker:index/remoteImage:RemoteImage")).toEqual([]);
+    expect(plain(one(run, CONTAINER, "pg-0")).image).toBe("ha-backend-patroni:test");
+  });
+
+  it("has no API state store, and refuses API access instead of ignoring it", async () => {
+    const run = await runComponents(() => ({
+      store: new DockerPlatform("docker", { prefix: "shop-dev" }).stateStore() ?? "none",
+    }));
+    expect(run.outputs.store).toBe("none");
+    await expect(
+      runComponents(() => {
+        new DockerPlatform("docker", { prefix: "shop-dev" }).deploy("pg", {
+          ...db,
+          apiAccess: [{ resources: ["pods"], verbs: ["get"] }],
+        });
+      }),
+    ).rejects.toThrow('DockerPlatform: workload "pg" asks for apiAccess, but Docker has no API for members.');
+  });
 });

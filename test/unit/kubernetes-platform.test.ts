@@ -247,4 +247,101 @@ describe("KubernetesPlatform", () => {
     ).rejects.toThrow('Workload "Web_Tier": the workload name must be a DNS label of at most 52 characters');
     expect(created).toBe(-1);
   });
+
+  describe("API access, built images and liveness", () => {
+    const coordinated: WorkloadSpec = {
+      ...db,
+      apiAccess: [
+        { resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "patch", "update"] },
+        { resources: ["pods"], verbs: ["get", "list", "watch", "patch", "update"] },
+      ],
+      healthCheck: { httpGet: { path: "/readiness", port: "pg" }, livenessPath: "/liveness" },
+      build: { context: "/src/image" },
+    };
+    const withRegistry =
+      (...specs: [string, WorkloadSpec][]) =>
+      () => {
+        const platform = new KubernetesPlatform("k8s", {
+          namespace: "shop",
+          imageRegistry: "registry.example.com/team",
+        });
+        for (const [name, spec] of specs) platform.deploy(name, spec);
+      };
+
+    it("gives a workload that asks for API access its own account, with exactly its rules, in its namespace", async () => {
+      const run = await runComponents(withRegistry(["pg", coordinated], ["web", web]));
+      const role = plain(one(run, "kubernetes:rbac.authorization.k8s.io/v1:Role", "pg-role"));
+      expect(role.metadata.namespace).toBe("shop");
+      expect(role.rules).toEqual([
+        {
+          apiGroups: [""],
+          resources: ["configmaps"],
+          verbs: ["get", "list", "watch", "create", "patch", "update"],
+        },
+        { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch", "patch", "update"] },
+      ]);
+      const binding = plain(
+        one(run, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "pg-rolebinding"),
+      );
+      expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "pg" });
+      expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "pg", namespace: "shop" }]);
+      expect(ofType(run, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")).toEqual([]);
+      const pod = plain(one(run, T.statefulSet, "pg-statefulset")).spec.template.spec;
+      expect(pod.serviceAccountName).toBe("pg");
+      expect(pod.automountServiceAccountToken).toBe(true);
+      // Everything else runs without an API token.
+      const webPod = plain(one(run, T.deployment, "web-deployment")).spec.template.spec;
+      expect(webPod.serviceAccountName).toBeUndefined();
+      expect(webPod.automountServiceAccountToken).toBe(false);
+      expect(ofType(run, "kubernetes:core/v1:ServiceAccount").map((r) => r.name)).toEqual(["pg-account"]);
+    });
+
+    it("builds and pushes an image to the registry and runs it by digest", async () => {
+      const run = await runComponents(withRegistry(["pg", coordinated]));
+      const image = plain(one(run, "docker:index/image:Image", "pg-image"));
+      expect(image.imageName).toBe("registry.example.com/team/postgres:15.8");
+      expect(image.skipPush).toBe(false);
+      expect(image.build).toMatchObject({ context: "/src/image", dockerfile: "/src/image/Dockerfile" });
+      const c = plain(one(run, T.statefulSet, "pg-statefulset")).spec.template.spec.containers[0];
+      expect(c.image).toBe("registry.example.com/team/postgres@sha256:mock");
+    });
+
+    it("probes liveness on its own path when one is given", async () => {
+      const run = await runComponents(withRegistry(["pg", coordinated]));
+      const c = plain(one(run, T.statefulSet, "pg-statefulset")).spec.template.spec.containers[0];
+      expect(c.readinessProbe.httpGet).toEqual({ path: "/readiness", port: "pg" });
+      expect(c.livenessProbe.httpGet).toEqual({ path: "/liveness", port: "pg" });
+    });
+
+    it("says it cannot build without a registry, and names the fix", async () => {
+      const platform = () => new KubernetesPlatform("k8s", { namespace: "shop" });
+      await expect(runComponents(() => void platform().deploy("pg", coordinated))).rejects.toThrow(
+        'KubernetesPlatform: workload "pg" needs its image built, but no imageRegistry was given. Set the platform\'s imageRegistry',
+      );
+      const run = await runComponents(() => ({ canBuild: platform().canBuildImages }));
+      expect(run.outputs.canBuild).toBe(false);
+    });
+
+    it("offers its namespace as a state store, found by the pods' labels", async () => {
+      const run = await runComponents(() => ({
+        store: new KubernetesPlatform("k8s", { namespace: "shop" }).stateStore(),
+      }));
+      expect(run.outputs.store).toEqual({
+        kind: "kubernetes",
+        namespace: "shop",
+        labels: { "app.kubernetes.io/part-of": "ha-backend" },
+        nameLabel: "app.kubernetes.io/name",
+      });
+    });
+
+    it("rejects a registry with a tag or capitals", async () => {
+      await expect(
+        runComponents(
+          () => void new KubernetesPlatform("k8s", { namespace: "shop", imageRegistry: "Registry.io/x:1" }),
+        ),
+      ).rejects.toThrow(
+        'imageRegistry must be a registry host with an optional path (lowercase, no tag), but "Registry.io/x:1" was provided.',
+      );
+    });
+  });
 });

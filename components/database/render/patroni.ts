@@ -41,15 +41,27 @@ export interface PatroniMember {
 export interface PatroniRenderSpec {
   /** The cluster (Patroni `scope`). */
   readonly scope: string;
-  readonly member: PatroniMember;
+  /**
+   * This member's name and address. Omitted: one file serves every member, and each member's
+   * environment names it ({@link patroniMemberEnv}), as a StatefulSet needs.
+   */
+  readonly member?: PatroniMember;
   /** Where Patroni keeps cluster state. */
   readonly dcs:
     | { readonly kind: "etcd3"; readonly hosts: readonly string[] }
     | {
         readonly kind: "kubernetes";
         readonly namespace: string;
+        /** Labels every member's pod carries (Patroni lists the pods by them). */
         readonly labels: Readonly<Record<string, string>>;
+        /** The pod label whose value is the scope. */
+        readonly scopeLabel: string;
       };
+  /**
+   * Where replication, rewind and superuser connections may come from (pg_hba addresses):
+   * `samenet` (the member's own networks) or CIDRs. @default ["samenet"]
+   */
+  readonly peerNetworks?: readonly string[];
   readonly timings: PatroniTimings;
   /** Bytes a replica may lag and still be promoted. */
   readonly maximumLagOnFailover: number;
@@ -65,6 +77,7 @@ export interface PatroniRenderSpec {
   readonly binDir: string;
   /** Patroni writes the replication password here while it runs basebackup. */
   readonly pgpassPath: string;
+  /** Run with /bin/sh once the cluster is initialised (no execute bit needed). */
   readonly postBootstrapScript: string;
   readonly appUser: string;
   readonly appDatabase: string;
@@ -81,20 +94,33 @@ export interface PatroniCredentials {
 }
 
 /**
- * pg_hba: SCRAM everywhere; replication and administration only from the members' own
- * networks (`samenet`: the platform puts only peers and the router there); the application
- * user only into its database; anything else rejected.
+ * pg_hba: SCRAM everywhere; replication, rewind and administration only from the members'
+ * networks (the platform lets only peers and the router reach them, and only members hold those
+ * passwords); the application user only into its database; anything else rejected.
  */
 function pgHba(s: PatroniRenderSpec): string[] {
+  const peers = s.peerNetworks ?? ["samenet"];
   return [
     "local all all scram-sha-256",
     "host all postgres 127.0.0.1/32 scram-sha-256",
-    "host replication replicator samenet scram-sha-256",
-    "host all postgres samenet scram-sha-256",
-    "host all rewind_user samenet scram-sha-256",
+    ...peers.map((n) => `host replication replicator ${n} scram-sha-256`),
+    ...peers.map((n) => `host all postgres ${n} scram-sha-256`),
+    ...peers.map((n) => `host all rewind_user ${n} scram-sha-256`),
     `host ${s.appDatabase} ${s.appUser} all scram-sha-256`,
     "host all all all reject",
   ];
+}
+
+/**
+ * What each member's environment sets when the file leaves `member` out (Patroni's
+ * environment overrides its file); `{name}` and `{host}` are the platform's member placeholders.
+ */
+export function patroniMemberEnv(pgPort: number, restApiPort: number): Record<string, string> {
+  return {
+    PATRONI_NAME: "{name}",
+    PATRONI_POSTGRESQL_CONNECT_ADDRESS: `{host}:${pgPort}`,
+    PATRONI_RESTAPI_CONNECT_ADDRESS: `{host}:${restApiPort}`,
+  };
 }
 
 /** patroni.yml for one member. Secrets are in it (DCS passwords): it goes to a secret store. */
@@ -107,15 +133,22 @@ export function renderPatroniYml(s: PatroniRenderSpec, c: PatroniCredentials): s
           kubernetes: {
             namespace: s.dcs.namespace,
             labels: { ...s.dcs.labels },
-            use_endpoints: true,
-            bypass_api_service: true,
+            scope_label: s.dcs.scopeLabel,
+            // ConfigMaps, not Endpoints: the router follows the leader through the REST API, so
+            // Patroni needs no Services and its Role stays at configmaps and pods.
+            use_endpoints: false,
+            // Reaching the API servers directly means reading the `default` namespace: not needed.
+            bypass_api_service: false,
           },
         };
   const doc = {
     scope: s.scope,
     namespace: "/ha-backend/",
-    name: s.member.name,
-    restapi: { listen: listen(s.restApiPort), connect_address: `${s.member.host}:${s.restApiPort}` },
+    ...(s.member ? { name: s.member.name } : {}),
+    restapi: {
+      listen: listen(s.restApiPort),
+      ...(s.member ? { connect_address: `${s.member.host}:${s.restApiPort}` } : {}),
+    },
     ...dcs,
     bootstrap: {
       dcs: {
@@ -141,11 +174,12 @@ export function renderPatroniYml(s: PatroniRenderSpec, c: PatroniCredentials): s
         },
       },
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
-      post_bootstrap: s.postBootstrapScript,
+      // Patroni splits this like a shell would and appends the connection URL.
+      post_bootstrap: `/bin/sh ${s.postBootstrapScript}`,
     },
     postgresql: {
       listen: listen(s.pgPort),
-      connect_address: `${s.member.host}:${s.pgPort}`,
+      ...(s.member ? { connect_address: `${s.member.host}:${s.pgPort}` } : {}),
       data_dir: s.dataDir,
       bin_dir: s.binDir,
       pgpass: s.pgpassPath,
