@@ -4,9 +4,12 @@
  *   import { DockerPlatform, ServerCluster } from "ha-backend";
  */
 export { DockerPlatform, type DockerPlatformArgs } from "./platform/docker";
-export { KubernetesPlatform, type KubernetesPlatformArgs } from "./platform/kubernetes";
+export { KubernetesPlatform, PRIVATE_NETWORKS, type KubernetesPlatformArgs } from "./platform/kubernetes";
 export type {
+  ApiRule,
   HealthCheck,
+  ImageBuild,
+  PlatformStateStore,
   MemberAddress,
   Platform,
   PlatformKind,
@@ -76,9 +79,26 @@ export {
   type MysqlRenderSpec,
 } from "./database/render/mysql";
 export { renderDbRouter, type DbRouterSpec } from "./database/render/router";
-export { ETCD_IMAGE, EtcdCluster, etcdEnvironment, type EtcdClusterArgs } from "./coordination/etcd-cluster";
+export {
+  ETCD_IMAGE,
+  EtcdCluster,
+  etcdClientHosts,
+  etcdEnvironment,
+  type EtcdClusterArgs,
+} from "./coordination/etcd-cluster";
+export {
+  PATRONI_API_RULES,
+  PATRONI_IMAGE,
+  PATRONI_IMAGE_CONTEXT,
+  PG_ROUTER_CHECK,
+  PostgresCluster,
+  resolvePostgresClusterArgs,
+  type PostgresClusterArgs,
+  type ResolvedPostgresClusterArgs,
+} from "./database/postgres-cluster";
 export {
   failoverBudgetSeconds,
+  patroniMemberEnv,
   PATRONI_DEFAULT_TIMINGS,
   PATRONI_FAST_TIMINGS,
   renderPatroniYml,

@@ -22,6 +22,16 @@ export interface EtcdClusterArgs {
   readonly resources?: ResourceSpec;
 }
 
+/** The workload an EtcdCluster of this name deploys (its members are `<workload>-<i>`). */
+export function etcdWorkload(cluster: string): string {
+  return `${cluster}-etcd`;
+}
+
+/** `host:2379` of each member of an EtcdCluster of this name, known before it is deployed. */
+export function etcdClientHosts(platform: Platform, cluster: string, members: number): string[] {
+  return platform.memberHosts(etcdWorkload(cluster), members).map((h) => `${h}:${CLIENT_PORT}`);
+}
+
 /** The environment every member shares, given the members' names and hosts in order. */
 export function etcdEnvironment(
   cluster: string,
@@ -81,7 +91,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
       );
     }
     checkResources("EtcdCluster", name, args.resources);
-    const workload = `${name}-etcd`;
+    const workload = etcdWorkload(name);
     const hosts = args.platform.memberHosts(workload, members);
     const peers = hosts.map((host, i) => ({ name: `${workload}-${i}`, host }));
     const deployed = args.platform.deploy(

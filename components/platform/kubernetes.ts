@@ -26,7 +26,15 @@ export interface KubernetesPlatformArgs {
    * that need a built image must be given a prebuilt one.
    */
   readonly imageRegistry?: string;
+  /**
+   * The pod network's ranges, for allow lists inside servers (pg_hba); NetworkPolicies still
+   * decide which pods get through. @default the private ranges 10/8, 172.16/12, 192.168/16
+   */
+  readonly podNetworks?: readonly string[];
 }
+
+/** Where pod addresses come from on nearly every cluster (RFC 1918). */
+export const PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] as const;
 
 /** Label keys shared by every object, so `kubectl get -l app.kubernetes.io/part-of=ha-backend` finds them. */
 const PART_OF = "app.kubernetes.io/part-of";
@@ -44,6 +52,7 @@ export const PATHS = "ha-backend/file-paths";
 export class KubernetesPlatform extends pulumi.ComponentResource implements Platform {
   public readonly kind = "kubernetes" as const;
   public readonly canBuildImages: boolean;
+  public readonly memberNetworks: readonly string[];
   /** The namespace name, as an output so every object waits for the namespace to exist. */
   public readonly namespace: pulumi.Output<string>;
   private readonly args: KubernetesPlatformArgs;
@@ -68,6 +77,14 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     }
     this.args = args;
     this.canBuildImages = args.imageRegistry !== undefined;
+    this.memberNetworks = [...(args.podNetworks ?? PRIVATE_NETWORKS)];
+    for (const cidr of this.memberNetworks) {
+      if (!/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(cidr) && !/^[0-9a-f:]+\/\d{1,3}$/i.test(cidr)) {
+        throw new Error(
+          `KubernetesPlatform "${name}": podNetworks must list CIDRs, but ${JSON.stringify(cidr)} was provided. Use e.g. 10.244.0.0/16.`,
+        );
+      }
+    }
     this.domain = args.clusterDomain ?? "cluster.local";
     const ns = new k8s.core.v1.Namespace(
       `${name}-namespace`,

@@ -203,6 +203,12 @@ export interface Platform {
    * before it exists (a database's config names its peers).
    */
   memberHosts(name: string, replicas: number): string[];
+  /**
+   * Address ranges (CIDRs) members connect to each other from, for a server's own allow list
+   * (pg_hba). Undefined where every tier has a network of its own (Docker): "the same network"
+   * says it exactly there.
+   */
+  readonly memberNetworks?: readonly string[];
   /** Whether `deploy` can build images (`WorkloadSpec.build`); Kubernetes needs a registry. */
   readonly canBuildImages: boolean;
   /**

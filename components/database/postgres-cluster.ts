@@ -1,0 +1,461 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { HAPROXY_IMAGE } from "../balancer/load-balancer";
+import { EtcdCluster, etcdClientHosts } from "../coordination/etcd-cluster";
+import { checkResources, invalidArg } from "../errors";
+import type { ApiRule, MemberAddress, Platform, ResourceSpec } from "../platform/types";
+import {
+  failoverBudgetSeconds,
+  PATRONI_FAST_TIMINGS,
+  patroniMemberEnv,
+  renderPatroniYml,
+  renderPostBootstrap,
+  timingsProblem,
+  type PatroniRenderSpec,
+  type PatroniTimings,
+} from "./render/patroni";
+import { renderPgRouter } from "./render/router";
+
+/** The image's build context: the official postgres image plus Debian's Patroni (see its Dockerfile). */
+export const PATRONI_IMAGE_CONTEXT = join(__dirname, "image");
+
+const DOCKERFILE = readFileSync(join(PATRONI_IMAGE_CONTEXT, "Dockerfile"), "utf8");
+
+/**
+ * The built image's name: the PostgreSQL and Patroni versions the Dockerfile pins, then the
+ * Dockerfile's digest, so an edited Dockerfile is a new image and the members roll.
+ */
+export const PATRONI_IMAGE = [
+  "ha-backend-patroni:",
+  /^FROM postgres:(\d+\.\d+)-/m.exec(DOCKERFILE)?.[1] ?? "unknown",
+  "-patroni",
+  /patroni=([0-9.]+)-/.exec(DOCKERFILE)?.[1] ?? "unknown",
+  "-",
+  createHash("sha256").update(DOCKERFILE).digest("hex").slice(0, 12),
+].join("");
+
+/** The router's checks on Patroni's REST API: the same the live failover test measures. */
+export const PG_ROUTER_CHECK = { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 } as const;
+
+/** What Patroni needs from the Kubernetes API: its leader/config ConfigMaps and its own pods' labels. */
+export const PATRONI_API_RULES: readonly ApiRule[] = [
+  { resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "patch", "update"] },
+  { resources: ["pods"], verbs: ["get", "list", "watch", "patch", "update"] },
+];
+
+const PORTS = { postgresql: 5432, patroni: 8008 } as const;
+const ROUTER_PORTS = { rw: 5432, ro: 5433, stats: 8404 } as const;
+/** The official image's unprivileged `postgres` user. */
+const POSTGRES_UID = 999;
+const PATHS = {
+  volume: "/var/lib/postgresql/data",
+  // A directory below the mount point: a fresh volume may hold lost+found, which initdb refuses.
+  dataDir: "/var/lib/postgresql/data/pgdata",
+  binDir: "/usr/lib/postgresql/15/bin",
+  patroniYml: "/etc/ha-backend/pg/patroni.yml",
+  postBootstrap: "/etc/ha-backend/pg/post-bootstrap.sh",
+  pgpass: "/tmp/pgpass",
+  router: "/usr/local/etc/haproxy/haproxy.cfg",
+} as const;
+
+/** Role names Patroni itself uses: the app's user must be another. */
+const RESERVED_USERS = ["postgres", "replicator", "rewind_user"];
+
+export interface PostgresClusterArgs {
+  readonly platform: Platform;
+  /** PostgreSQL servers: one leader, the rest streaming replicas. @default 3 */
+  readonly members?: number;
+  /** Patroni's leader lease and loop. @default {@link PATRONI_FAST_TIMINGS} (ttl 10, loop_wait 2, retry_timeout 3) */
+  readonly timings?: Partial<PatroniTimings>;
+  /** Bytes a replica may lag behind and still be promoted. @default 1048576 (1 MiB) */
+  readonly maximumLagOnFailover?: number;
+  /** A commit waits for one synchronous standby: no acknowledged write is lost on failover. @default true with 2+ members */
+  readonly synchronousMode?: boolean;
+  /** With no synchronous standby left, refuse writes instead of going asynchronous. @default false */
+  readonly synchronousModeStrict?: boolean;
+  /** The application's database, created at bootstrap. */
+  readonly database: string;
+  /** The application's user, created at bootstrap with a generated password. */
+  readonly user: string;
+  /**
+   * A prebuilt image (pinned tag) with PostgreSQL 15 at /usr/lib/postgresql/15/bin, Patroni at
+   * /usr/bin/patroni and the postgres user as uid 999. @default built from {@link PATRONI_IMAGE_CONTEXT}
+   */
+  readonly image?: string;
+  /**
+   * Patroni's store: `platform` (the platform's API, Kubernetes) or `etcd` (an EtcdCluster of
+   * this component's own). @default platform where the platform has one, else etcd
+   */
+  readonly dcs?: "platform" | "etcd";
+  /** etcd members when dcs is etcd: 1 (development), 3 or 5. @default 3 */
+  readonly etcdMembers?: number;
+  /** Data volume per member in GiB. @default 10 */
+  readonly storageGi?: number;
+  /** Keep the data volumes when the stack is destroyed or a member replaced. @default false */
+  readonly protect?: boolean;
+  readonly resources?: ResourceSpec;
+  /** PostgreSQL shared_buffers. @default "128MB" */
+  readonly sharedBuffers?: string;
+  /** PostgreSQL max_connections. @default 200 */
+  readonly maxConnections?: number;
+  /** Tiers that may connect to the router. @default ["app"] */
+  readonly allowFrom?: string[];
+  /** Router replicas. @default 2 */
+  readonly routerReplicas?: number;
+}
+
+export interface ResolvedPostgresClusterArgs {
+  readonly members: number;
+  readonly timings: PatroniTimings;
+  readonly maximumLagOnFailover: number;
+  readonly synchronousMode: boolean;
+  readonly synchronousModeStrict: boolean;
+  readonly dcs: "platform" | "etcd";
+  readonly etcdMembers: number;
+  readonly storageGi: number;
+  readonly sharedBuffers: string;
+  readonly maxConnections: number;
+  readonly routerReplicas: number;
+}
+
+function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
+  return invalidArg("PostgresCluster", name, field, rule, value, fix);
+}
+
+const SQL_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** Defaults and every rule, checked before any child exists (pure but for asking the platform). */
+export function resolvePostgresClusterArgs(
+  name: string,
+  args: PostgresClusterArgs,
+): ResolvedPostgresClusterArgs {
+  const members = args.members ?? 3;
+  if (!Number.isInteger(members) || members < 1 || members > 9) {
+    fail(name, "members", "be a whole number from 1 to 9", members, "Use 3 (a leader and two replicas).");
+  }
+  const synchronousMode = args.synchronousMode ?? members >= 2;
+  const synchronousModeStrict = args.synchronousModeStrict ?? false;
+  if (synchronousMode && members < 2) {
+    fail(
+      name,
+      "synchronousMode",
+      "have a standby to wait for (members of at least 2)",
+      members,
+      "Set members: 2 or more, or synchronousMode: false.",
+    );
+  }
+  if (synchronousModeStrict && !synchronousMode) {
+    fail(
+      name,
+      "synchronousModeStrict",
+      "only be set with synchronousMode",
+      synchronousModeStrict,
+      "Set synchronousMode: true, or remove synchronousModeStrict.",
+    );
+  }
+  if (synchronousModeStrict && members < 3) {
+    // With two members, losing the replica stops every write until it is back.
+    fail(
+      name,
+      "synchronousModeStrict",
+      "have two standbys (members of at least 3), or losing one replica stops all writes",
+      members,
+      "Set members: 3, or synchronousModeStrict: false.",
+    );
+  }
+  const timings = { ...PATRONI_FAST_TIMINGS, ...args.timings };
+  const problem = timingsProblem(timings);
+  if (problem !== undefined) {
+    fail(
+      name,
+      "timings",
+      `keep loopWait + 2 × retryTimeout ≤ ttl, in whole seconds of at least 1 (${problem})`,
+      timings,
+      "Raise ttl or lower loopWait/retryTimeout, e.g. { ttl: 10, loopWait: 2, retryTimeout: 3 }.",
+    );
+  }
+  const maximumLagOnFailover = args.maximumLagOnFailover ?? 1_048_576;
+  if (!Number.isInteger(maximumLagOnFailover) || maximumLagOnFailover < 0) {
+    fail(
+      name,
+      "maximumLagOnFailover",
+      "be a whole number of bytes (0 or more)",
+      maximumLagOnFailover,
+      "Use e.g. 1048576.",
+    );
+  }
+  for (const [field, v] of [
+    ["database", args.database],
+    ["user", args.user],
+  ] as const) {
+    if (!SQL_NAME.test(v)) {
+      fail(name, field, "be a lowercase SQL name (a-z, 0-9, _; at most 32)", v, "Use e.g. shop.");
+    }
+  }
+  if (RESERVED_USERS.includes(args.user)) {
+    fail(
+      name,
+      "user",
+      `not be one of Patroni's own roles (${RESERVED_USERS.join(", ")})`,
+      args.user,
+      "Use e.g. shop.",
+    );
+  }
+  if (
+    args.image !== undefined &&
+    (!/^[^\s:]+:[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(args.image) || args.image.endsWith(":latest"))
+  ) {
+    fail(
+      name,
+      "image",
+      "be pinned by a tag other than latest (name:tag)",
+      args.image,
+      "Give the tag you built, e.g. registry.example.com/patroni:15.18-1.",
+    );
+  }
+  if (args.image === undefined && !args.platform.canBuildImages) {
+    fail(
+      name,
+      "image",
+      "be given when the platform cannot build images (a KubernetesPlatform without imageRegistry)",
+      args.image,
+      `Give the platform an imageRegistry to push to, or build ${PATRONI_IMAGE_CONTEXT} yourself and pass image.`,
+    );
+  }
+  const hasStore = args.platform.stateStore(`${name}-pg`) !== undefined;
+  const dcs = args.dcs ?? (hasStore ? "platform" : "etcd");
+  if (dcs !== "platform" && dcs !== "etcd") fail(name, "dcs", "be platform or etcd", dcs, "Pick one.");
+  if (dcs === "platform" && !hasStore) {
+    fail(
+      name,
+      "dcs",
+      `be etcd on a platform without an API to keep state in (${args.platform.kind})`,
+      dcs,
+      "Use dcs: etcd, or leave it unset.",
+    );
+  }
+  const etcdMembers = args.etcdMembers ?? 3;
+  if (![1, 3, 5, 7].includes(etcdMembers)) {
+    fail(
+      name,
+      "etcdMembers",
+      "be 1, 3, 5 or 7 (a majority must survive; an even count adds nothing)",
+      etcdMembers,
+      "Use 3; 1 only for development.",
+    );
+  }
+  const storageGi = args.storageGi ?? 10;
+  if (!Number.isInteger(storageGi) || storageGi < 1)
+    fail(name, "storageGi", "be a whole number of at least 1", storageGi, "Use e.g. 10.");
+  const sharedBuffers = args.sharedBuffers ?? "128MB";
+  if (!/^[1-9][0-9]*(kB|MB|GB)$/.test(sharedBuffers))
+    fail(name, "sharedBuffers", "be a PostgreSQL size such as 128MB or 2GB", sharedBuffers, "Fix the size.");
+  const maxConnections = args.maxConnections ?? 200;
+  if (!Number.isInteger(maxConnections) || maxConnections < 10 || maxConnections > 10_000)
+    fail(name, "maxConnections", "be a whole number from 10 to 10000", maxConnections, "Use e.g. 200.");
+  const routerReplicas = args.routerReplicas ?? 2;
+  if (!Number.isInteger(routerReplicas) || routerReplicas < 1)
+    fail(name, "routerReplicas", "be a whole number of at least 1", routerReplicas, "Use 2.");
+  checkResources("PostgresCluster", name, args.resources);
+  return {
+    members,
+    timings,
+    maximumLagOnFailover,
+    synchronousMode,
+    synchronousModeStrict,
+    dcs,
+    etcdMembers,
+    storageGi,
+    sharedBuffers,
+    maxConnections,
+    routerReplicas,
+  };
+}
+
+/**
+ * Patroni-managed PostgreSQL 15: streaming replicas (optionally synchronous), automatic
+ * failover through a leader lease in etcd or the Kubernetes API, and an HAProxy router whose
+ * read-write port follows the leader (`/primary`) and read-only port the replicas (`/replica`).
+ * Passwords come from @pulumi/random and stay secret.
+ */
+export class PostgresCluster extends pulumi.ComponentResource {
+  /** `host:port` of the read-write endpoint (the leader). */
+  public readonly rwEndpoint: pulumi.Output<string>;
+  /** `host:port` of the read-only endpoint (the replicas; the leader while none is up). */
+  public readonly roEndpoint: pulumi.Output<string>;
+  /** `postgresql://user:password@host:5432/db` (secret). */
+  public readonly connectionUrl: pulumi.Output<string>;
+  /** The same for the read-only endpoint (secret). */
+  public readonly readConnectionUrl: pulumi.Output<string>;
+  public readonly members: pulumi.Output<MemberAddress[]>;
+  /**
+   * Worst-case seconds from the leader's death to writes succeeding again through the router:
+   * ttl + loop_wait + the router's rise × interval.
+   */
+  public readonly failoverBudgetSeconds: pulumi.Output<number>;
+  /** Where Patroni keeps its leader lease: `etcd` or `platform`. */
+  public readonly dcs: pulumi.Output<string>;
+  /** The router config (no secrets). patroni.yml holds passwords and is not an output. */
+  public readonly routerConfig: pulumi.Output<string>;
+
+  constructor(name: string, args: PostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:database:PostgresCluster", name, {}, opts);
+    const r = resolvePostgresClusterArgs(name, args);
+    const password = (role: string) =>
+      pulumi.secret(
+        new random.RandomPassword(
+          `${name}-${role}-password`,
+          { length: 32, special: false },
+          { parent: this },
+        ).result,
+      );
+    const superuserPassword = password("superuser");
+    const replicationPassword = password("replication");
+    const rewindPassword = password("rewind");
+    const appPassword = password("app");
+
+    const workload = `${name}-pg`;
+    const routerTier = `${name}-router`;
+    const store = args.platform.stateStore(workload);
+    let dcs: PatroniRenderSpec["dcs"];
+    if (r.dcs === "platform" && store !== undefined) {
+      dcs = {
+        kind: "kubernetes",
+        namespace: store.namespace,
+        labels: store.labels,
+        scopeLabel: store.nameLabel,
+      };
+    } else {
+      new EtcdCluster(
+        name,
+        { platform: args.platform, members: r.etcdMembers, allowFrom: [workload], protect: args.protect },
+        { parent: this },
+      );
+      dcs = { kind: "etcd3", hosts: etcdClientHosts(args.platform, name, r.etcdMembers) };
+    }
+    const spec: PatroniRenderSpec = {
+      // The scope is the workload's name: on Kubernetes Patroni finds its pods by it.
+      scope: workload,
+      dcs,
+      timings: r.timings,
+      maximumLagOnFailover: r.maximumLagOnFailover,
+      synchronousMode: r.synchronousMode,
+      synchronousModeStrict: r.synchronousModeStrict,
+      peerNetworks: args.platform.memberNetworks,
+      pgPort: PORTS.postgresql,
+      restApiPort: PORTS.patroni,
+      dataDir: PATHS.dataDir,
+      binDir: PATHS.binDir,
+      pgpassPath: PATHS.pgpass,
+      postBootstrapScript: PATHS.postBootstrap,
+      appUser: args.user,
+      appDatabase: args.database,
+      maxConnections: r.maxConnections,
+      sharedBuffers: r.sharedBuffers,
+    };
+    const patroniYml = pulumi
+      .all([superuserPassword, replicationPassword, rewindPassword])
+      .apply(([su, repl, rewind]) =>
+        renderPatroniYml(spec, { superuserPassword: su, replicationPassword: repl, rewindPassword: rewind }),
+      );
+
+    const db = args.platform.deploy(
+      workload,
+      {
+        kind: "stateful",
+        replicas: r.members,
+        image: args.image ?? PATRONI_IMAGE,
+        build: args.image === undefined ? { context: PATRONI_IMAGE_CONTEXT } : undefined,
+        command: ["/usr/bin/patroni", PATHS.patroniYml],
+        // One file for every member; each member's name and addresses come from its environment.
+        memberEnv: patroniMemberEnv(PORTS.postgresql, PORTS.patroni),
+        secretFiles: {
+          [PATHS.patroniYml]: pulumi.secret(patroniYml),
+          [PATHS.postBootstrap]: pulumi.secret(appPassword.apply((p) => renderPostBootstrap(spec, p))),
+        },
+        ports: { ...PORTS },
+        healthCheck: {
+          // Ready: PostgreSQL runs and the member sees the cluster. Alive: Patroni's loop turns
+          // (true during a long base backup too, so a copying replica is never restarted).
+          httpGet: { path: "/readiness", port: "patroni" },
+          livenessPath: "/liveness",
+          // The image has python3 (Patroni's) but neither curl nor wget.
+          dockerCommand: [
+            "python3",
+            "-c",
+            `import urllib.request; urllib.request.urlopen('http://127.0.0.1:${PORTS.patroni}/readiness', timeout=2)`,
+          ],
+          intervalSeconds: 5,
+          timeoutSeconds: 3,
+          failureThreshold: 3,
+          startPeriodSeconds: 60,
+        },
+        volume: { mountPath: PATHS.volume, sizeGi: r.storageGi, protect: args.protect ?? false },
+        resources: args.resources,
+        tier: workload,
+        allowFrom: [routerTier],
+        runAsUser: POSTGRES_UID,
+        apiAccess: dcs.kind === "kubernetes" ? PATRONI_API_RULES : undefined,
+      },
+      { parent: this },
+    );
+
+    this.routerConfig = pulumi.output(
+      renderPgRouter({
+        members: db.members.map((m) => ({
+          name: m.name,
+          host: m.host,
+          pgPort: PORTS.postgresql,
+          restApiPort: PORTS.patroni,
+        })),
+        rwPort: ROUTER_PORTS.rw,
+        roPort: ROUTER_PORTS.ro,
+        statsPort: ROUTER_PORTS.stats,
+        check: PG_ROUTER_CHECK,
+        dynamicDns: { resolvers: [] },
+        clientTimeoutMs: 3_600_000,
+      }),
+    );
+    const router = args.platform.deploy(
+      routerTier,
+      {
+        kind: "stateless",
+        replicas: r.routerReplicas,
+        image: HAPROXY_IMAGE,
+        command: ["haproxy", "-W", "-db", "-f", PATHS.router],
+        files: { [PATHS.router]: this.routerConfig },
+        ports: { ...ROUTER_PORTS },
+        healthCheck: { httpGet: { path: "/lb-health", port: "stats" } },
+        tier: routerTier,
+        allowFrom: args.allowFrom ?? ["app"],
+        runAsUser: 99,
+      },
+      { parent: this },
+    );
+
+    this.rwEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.rw}`);
+    this.roEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.ro}`);
+    const url = (port: number) =>
+      pulumi.secret(
+        pulumi.interpolate`postgresql://${args.user}:${appPassword}@${router.serviceHost}:${port}/${args.database}`,
+      );
+    this.connectionUrl = url(ROUTER_PORTS.rw);
+    this.readConnectionUrl = url(ROUTER_PORTS.ro);
+    this.members = pulumi.output([...db.members]);
+    this.failoverBudgetSeconds = pulumi.output(failoverBudgetSeconds(r.timings, PG_ROUTER_CHECK));
+    this.dcs = pulumi.output(dcs.kind === "kubernetes" ? "platform" : "etcd");
+    this.registerOutputs({
+      rwEndpoint: this.rwEndpoint,
+      roEndpoint: this.roEndpoint,
+      connectionUrl: this.connectionUrl,
+      readConnectionUrl: this.readConnectionUrl,
+      members: this.members,
+      failoverBudgetSeconds: this.failoverBudgetSeconds,
+      dcs: this.dcs,
+      routerConfig: this.routerConfig,
+    });
+  }
+}
