@@ -62,10 +62,12 @@ export {
   MAX_SHARDS,
   SHARD_SCHEME,
   ShardedMysql,
+  ShardedPostgres,
   shardFor,
   type ShardEndpoint,
   type ShardMap,
   type ShardedMysqlArgs,
+  type ShardedPostgresArgs,
 } from "./database/sharding";
 export {
   GALERA_DEFAULT_TIMINGS,

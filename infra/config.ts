@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { isCpuQuantity, isMemoryQuantity } from "../components/platform/quantity";
+import { PATRONI_FAST_TIMINGS, timingsProblem } from "../components/database/render/patroni";
 
 /** The stack-config namespace: every key in `stacks/Pulumi.<stack>.yaml` that this program reads. */
 export const NAMESPACE = "ha-backend";
@@ -109,10 +110,80 @@ const BalancerSchema = z.strictObject({
   resources: ResourcesSchema.optional(),
 });
 
+const PINNED_IMAGE = (s: string) =>
+  /^[^\s:]+(:[A-Za-z0-9_][A-Za-z0-9_.-]*)$/.test(s) && !s.endsWith(":latest");
+
+/**
+ * PostgreSQL (Patroni) settings; only with database.engine: postgresql. No defaults here, so an
+ * error can show exactly what the stack file says: {@link postgresqlSettings} fills them in.
+ */
+const PostgresqlSchema = z.strictObject({
+  /** Leader lease, housekeeping loop and retry budget, in seconds (loopWait + 2 × retryTimeout ≤ ttl). */
+  ttl: z.int().min(5).max(3600).optional(),
+  loopWait: z.int().min(1).max(600).optional(),
+  retryTimeout: z.int().min(1).max(600).optional(),
+  maximumLagOnFailover: z.int().min(0).max(1_099_511_627_776).optional(),
+  /** Unset: on with 2+ members. */
+  synchronousMode: z.boolean().optional(),
+  synchronousModeStrict: z.boolean().optional(),
+  /** A prebuilt Patroni image; unset: built from components/database/image at `pulumi up`. */
+  image: z
+    .string()
+    .refine(
+      ...rule(
+        PINNED_IMAGE,
+        "be an image pinned by a tag other than latest (name:tag)",
+        "Give the tag you pushed, e.g. registry.example.com/patroni:15.18-1, or remove it to build the image.",
+      ),
+    )
+    .optional(),
+  /** Docker only: etcd members for Patroni's store. Unset: 1 (one host has one failure domain). */
+  etcdMembers: z
+    .int()
+    .refine(
+      ...rule(
+        (n: number) => [1, 3, 5].includes(n),
+        "be 1, 3 or 5 (a majority must survive; an even count adds nothing)",
+        "Use 1 on one Docker host, 3 to survive the loss of a member.",
+      ),
+    )
+    .optional(),
+  sharedBuffers: z
+    .string()
+    .refine(
+      ...rule(
+        (s: string) => /^[1-9][0-9]*(kB|MB|GB)$/.test(s),
+        "be a PostgreSQL size such as 128MB or 2GB",
+        "Write e.g. sharedBuffers: 256MB.",
+      ),
+    )
+    .optional(),
+  maxConnections: z.int().min(10).max(10_000).optional(),
+});
+
+/** database.postgresql's defaults: Patroni's fast timings (the live tests' figures). */
+export const POSTGRESQL_DEFAULTS = {
+  ttl: PATRONI_FAST_TIMINGS.ttl,
+  loopWait: PATRONI_FAST_TIMINGS.loopWait,
+  retryTimeout: PATRONI_FAST_TIMINGS.retryTimeout,
+  maximumLagOnFailover: 1_048_576,
+  synchronousModeStrict: false,
+  sharedBuffers: "128MB",
+  maxConnections: 200,
+} as const;
+
+/** database.postgresql with every default filled in. */
+export function postgresqlSettings(d: { postgresql?: z.infer<typeof PostgresqlSchema> }) {
+  return { ...POSTGRESQL_DEFAULTS, ...d.postgresql };
+}
+
 const DatabaseSchema = z.strictObject({
-  engine: z.enum(["mariadb", "mysql"]).default("mariadb"),
+  engine: z.enum(["mariadb", "mysql", "postgresql"]).default("mariadb"),
   mode: z.enum(["replication", "galera"]).default("replication"),
-  /** Servers per cluster. Unset: 2 for replication (primary + replica), 3 for Galera. */
+  /**
+   * Servers per cluster. Unset: 2 for replication (primary + replica), 3 for Galera; PostgreSQL
+   * 3 on Kubernetes, 2 on Docker.
+   */
   members: z.int().min(1).max(9).optional(),
   semiSync: z.boolean().default(false),
   /** E-commerce only: independent clusters the orders are split across. */
@@ -130,6 +201,7 @@ const DatabaseSchema = z.strictObject({
       keepalivePeriodMs: z.int().min(100).max(10_000).optional(),
     })
     .optional(),
+  postgresql: PostgresqlSchema.optional(),
 });
 
 const DockerSchema = z.strictObject({
@@ -147,7 +219,113 @@ const KubernetesSchema = z.strictObject({
     )
     .optional(),
   storageClass: z.string().min(1).optional(),
+  /** Where `pulumi up` pushes images it builds (the Patroni image), e.g. registry.example.com/shop. */
+  imageRegistry: z
+    .string()
+    .refine(
+      ...rule(
+        (s: string) => /^[a-z0-9.-]+(:[0-9]+)?(\/[a-z0-9._-]+)*$/.test(s),
+        "be a registry host with an optional path, lowercase, without a tag",
+        "Write e.g. registry.example.com/shop.",
+      ),
+    )
+    .optional(),
+  /** Pod address ranges for pg_hba. Unset: 10/8, 172.16/12, 192.168/16. */
+  podNetworks: z
+    .array(
+      z
+        .string()
+        .refine(
+          ...rule(
+            (s: string) => /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(s),
+            "list IPv4 CIDRs",
+            "Write e.g. podNetworks: [10.244.0.0/16].",
+          ),
+        ),
+    )
+    .min(1)
+    .optional(),
 });
+
+type RawConfig = {
+  platform: "docker" | "kubernetes";
+  database: z.infer<typeof DatabaseSchema>;
+  kubernetes?: z.infer<typeof KubernetesSchema>;
+};
+type AddIssue = (path: (string | number)[], input: unknown, message: string, fix: string) => void;
+
+/** Servers per database cluster, with the engine's and platform's default filled in. */
+export function databaseMembers(c: RawConfig): number {
+  const d = c.database;
+  if (d.members !== undefined) return d.members;
+  if (d.engine === "postgresql") return c.platform === "kubernetes" ? 3 : 2;
+  return d.mode === "galera" ? 3 : 2;
+}
+
+/** The rules PostgresCluster enforces, said in stack-config keys. */
+function postgresIssues(c: RawConfig, members: number, issue: AddIssue): void {
+  const d = c.database;
+  const pg = postgresqlSettings(d);
+  if (d.mode === "galera") {
+    issue(
+      ["database", "mode"],
+      d.mode,
+      "be replication when database.engine is postgresql (Patroni streams to replicas; Galera is MariaDB's)",
+      `Remove ${NAMESPACE}:database.mode.`,
+    );
+  }
+  const sync = pg.synchronousMode ?? members >= 2;
+  if (sync && members < 2) {
+    issue(
+      ["database", "postgresql", "synchronousMode"],
+      true,
+      `have a standby to wait for (database.members is ${members})`,
+      `Set ${NAMESPACE}:database.members: 2 or more, or database.postgresql.synchronousMode: false.`,
+    );
+  }
+  if (sync && members < 2) {
+    // Reported above; a strictness problem on top would say the same thing twice.
+  } else if (pg.synchronousModeStrict && !sync) {
+    issue(
+      ["database", "postgresql", "synchronousModeStrict"],
+      true,
+      "only be set with synchronousMode",
+      `Set ${NAMESPACE}:database.postgresql.synchronousMode: true, or remove synchronousModeStrict.`,
+    );
+  } else if (pg.synchronousModeStrict && members < 3) {
+    issue(
+      ["database", "postgresql", "synchronousModeStrict"],
+      true,
+      `have two standbys (database.members is ${members}): with one, losing it stops every write`,
+      `Set ${NAMESPACE}:database.members: 3, or synchronousModeStrict: false.`,
+    );
+  }
+  const problem = timingsProblem({ ttl: pg.ttl, loopWait: pg.loopWait, retryTimeout: pg.retryTimeout });
+  if (problem !== undefined) {
+    issue(
+      ["database", "postgresql", "ttl"],
+      pg.ttl,
+      `leave room for a loop and two retries: loopWait + 2 × retryTimeout ≤ ttl (${problem})`,
+      `Raise ${NAMESPACE}:database.postgresql.ttl, or lower loopWait or retryTimeout (e.g. ttl 10, loopWait 2, retryTimeout 3).`,
+    );
+  }
+  if (c.platform === "kubernetes" && pg.image === undefined && c.kubernetes?.imageRegistry === undefined) {
+    issue(
+      ["kubernetes", "imageRegistry"],
+      undefined,
+      "be set when database.engine is postgresql on Kubernetes and no database.postgresql.image is given (pulumi up builds the Patroni image and pushes it there)",
+      `Set ${NAMESPACE}:kubernetes.imageRegistry (and docker login to it), or database.postgresql.image to an image you built from components/database/image.`,
+    );
+  }
+  if (c.platform === "kubernetes" && pg.etcdMembers !== undefined) {
+    issue(
+      ["database", "postgresql", "etcdMembers"],
+      pg.etcdMembers,
+      "only be set on the docker platform (on Kubernetes Patroni keeps its state in the Kubernetes API)",
+      `Remove ${NAMESPACE}:database.postgresql.etcdMembers.`,
+    );
+  }
+}
 
 export const StackConfigSchema = z
   .strictObject({
@@ -203,7 +381,17 @@ export const StackConfigSchema = z
       );
     }
     const d = c.database;
-    const members = d.members ?? (d.mode === "galera" ? 3 : 2);
+    const members = databaseMembers(c);
+    if (d.engine === "postgresql") {
+      postgresIssues(c, members, issue);
+    } else if (d.postgresql !== undefined) {
+      issue(
+        ["database", "postgresql"],
+        d.postgresql,
+        `only be set when database.engine is postgresql (it is ${d.engine})`,
+        `Remove ${NAMESPACE}:database.postgresql, or set database.engine: postgresql.`,
+      );
+    }
     if (d.mode === "galera" && d.engine === "mysql") {
       issue(
         ["database", "mode"],
@@ -220,7 +408,14 @@ export const StackConfigSchema = z
         `Set ${NAMESPACE}:database.members: 3.`,
       );
     }
-    if (d.semiSync && d.mode === "galera") {
+    if (d.semiSync && d.engine === "postgresql") {
+      issue(
+        ["database", "semiSync"],
+        d.semiSync,
+        "only be set for MySQL-family engines (PostgreSQL uses database.postgresql.synchronousMode)",
+        `Remove ${NAMESPACE}:database.semiSync; set database.postgresql.synchronousMode: true instead.`,
+      );
+    } else if (d.semiSync && d.mode === "galera") {
       issue(
         ["database", "semiSync"],
         d.semiSync,

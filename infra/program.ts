@@ -22,6 +22,8 @@ function platformFor(config: StackConfig, stack: string): PlatformChoice {
         platform: new KubernetesPlatform("kubernetes", {
           namespace: config.kubernetes?.namespace ?? stack,
           storageClass: config.kubernetes?.storageClass,
+          imageRegistry: config.kubernetes?.imageRegistry,
+          podNetworks: config.kubernetes?.podNetworks,
         }),
         publicPorts: { http: 80, https: 443 },
         tlsHostNames: [`${stack}.local`],

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { MysqlCluster, resolveMysqlClusterArgs, type MysqlClusterArgs } from "./mysql-cluster";
+import { PostgresCluster, resolvePostgresClusterArgs, type PostgresClusterArgs } from "./postgres-cluster";
 
 /**
  * Sharding (分库分表): N independent clusters and the map apps use to route a key. The routing
@@ -65,11 +66,16 @@ export interface ShardedMysqlArgs extends MysqlClusterArgs {
   readonly shards: number;
 }
 
+export interface ShardedPostgresArgs extends PostgresClusterArgs {
+  /** Number of independent clusters (1–64). */
+  readonly shards: number;
+}
+
 /** Rejects shard counts out of range, before any child exists. */
-export function validateShards(name: string, shards: number): void {
+export function validateShards(name: string, shards: number, kind = "ShardedMysql"): void {
   if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
     throw new Error(
-      `ShardedMysql "${name}": shards must be a whole number from 1 to ${MAX_SHARDS}, but ${JSON.stringify(shards)} was provided. ` +
+      `${kind} "${name}": shards must be a whole number from 1 to ${MAX_SHARDS}, but ${JSON.stringify(shards)} was provided. ` +
         "Use e.g. 2; more shards than that means re-sharding data, plan it.",
     );
   }
@@ -90,13 +96,37 @@ export class ShardedMysql extends pulumi.ComponentResource {
       { length: shards },
       (_, i) => new MysqlCluster(`${name}-${i}`, clusterArgs, { parent: this }),
     );
-    this.shardMap = pulumi
-      .all(this.shards.map((s) => pulumi.all([s.rwEndpoint, s.roEndpoint])))
-      .apply((eps) => ({
-        version: shards,
-        scheme: SHARD_SCHEME,
-        shards: eps.map(([rw, ro], id) => ({ id, rw, ro })),
-      }));
+    this.shardMap = shardMapOf(this.shards);
+    this.registerOutputs({ shardMap: this.shardMap });
+  }
+}
+
+/** The map apps route by, from the shards' endpoints in shard order. */
+function shardMapOf(
+  shards: readonly { rwEndpoint: pulumi.Output<string>; roEndpoint: pulumi.Output<string> }[],
+): pulumi.Output<ShardMap> {
+  return pulumi.all(shards.map((s) => pulumi.all([s.rwEndpoint, s.roEndpoint]))).apply((eps) => ({
+    version: shards.length,
+    scheme: SHARD_SCHEME,
+    shards: eps.map(([rw, ro], id) => ({ id, rw, ro })),
+  }));
+}
+
+/** N `PostgresCluster`s named `<name>-<i>` and the shard map that routes keys to them. */
+export class ShardedPostgres extends pulumi.ComponentResource {
+  public readonly shards: PostgresCluster[];
+  public readonly shardMap: pulumi.Output<ShardMap>;
+
+  constructor(name: string, args: ShardedPostgresArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:database:ShardedPostgres", name, {}, opts);
+    validateShards(name, args.shards, "ShardedPostgres");
+    const { shards, ...clusterArgs } = args;
+    resolvePostgresClusterArgs(`${name}-0`, clusterArgs);
+    this.shards = Array.from(
+      { length: shards },
+      (_, i) => new PostgresCluster(`${name}-${i}`, clusterArgs, { parent: this }),
+    );
+    this.shardMap = shardMapOf(this.shards);
     this.registerOutputs({ shardMap: this.shardMap });
   }
 }

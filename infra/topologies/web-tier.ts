@@ -4,8 +4,10 @@ import * as tls from "@pulumi/tls";
 import { LoadBalancer, type LoadBalancerBackend } from "../../components/balancer/load-balancer";
 import { ServerCluster } from "../../components/cluster/server-cluster";
 import { MysqlCluster, type MysqlClusterArgs } from "../../components/database/mysql-cluster";
+import { PostgresCluster, type PostgresClusterArgs } from "../../components/database/postgres-cluster";
+import { ShardedMysql, ShardedPostgres, type ShardMap } from "../../components/database/sharding";
 import type { Platform } from "../../components/platform/types";
-import type { StackConfig } from "../config";
+import { databaseMembers, postgresqlSettings, type StackConfig } from "../config";
 
 /** What every topology builder receives. */
 export interface TopologyContext {
@@ -20,9 +22,26 @@ export interface TopologyContext {
 /** Stack outputs a topology exports (names are nouns; secrets stay secret). */
 export type TopologyOutputs = Record<string, pulumi.Output<unknown>>;
 
-/** The MySQL-family settings every cluster of the stack shares. */
-export function databaseArgs(ctx: TopologyContext, database: string, user: string): MysqlClusterArgs {
+/** What an app needs from a database cluster, whichever the engine. */
+export interface DatabaseEndpoints {
+  readonly rwEndpoint: pulumi.Output<string>;
+  readonly roEndpoint: pulumi.Output<string>;
+  readonly connectionUrl: pulumi.Output<string>;
+  readonly readConnectionUrl: pulumi.Output<string>;
+}
+
+/** A topology's databases: one cluster, or clusters behind a shard map. */
+export interface Databases {
+  readonly clusters: DatabaseEndpoints[];
+  readonly shardMap?: pulumi.Output<ShardMap>;
+  /** PostgreSQL: worst-case seconds from a leader's death to writes resuming. */
+  readonly failoverBudgetSeconds?: pulumi.Output<number>;
+}
+
+/** The settings every cluster of the stack shares, for the MySQL family. */
+function mysqlArgs(ctx: TopologyContext, database: string, user: string): MysqlClusterArgs {
   const d = ctx.config.database;
+  if (d.engine === "postgresql") throw new Error("mysqlArgs: the engine is postgresql");
   return {
     platform: ctx.platform,
     engine: d.engine,
@@ -40,9 +59,73 @@ export function databaseArgs(ctx: TopologyContext, database: string, user: strin
   };
 }
 
+/** The settings every cluster of the stack shares, for PostgreSQL (Patroni). */
+function postgresArgs(ctx: TopologyContext, database: string, user: string): PostgresClusterArgs {
+  const d = ctx.config.database;
+  const pg = postgresqlSettings(d);
+  return {
+    platform: ctx.platform,
+    members: databaseMembers(ctx.config),
+    timings: { ttl: pg.ttl, loopWait: pg.loopWait, retryTimeout: pg.retryTimeout },
+    maximumLagOnFailover: pg.maximumLagOnFailover,
+    synchronousMode: pg.synchronousMode,
+    synchronousModeStrict: pg.synchronousModeStrict,
+    image: pg.image,
+    // One host is one failure domain: a single etcd member is enough on Docker.
+    etcdMembers: pg.etcdMembers ?? 1,
+    database,
+    user,
+    storageGi: d.storageGi,
+    protect: d.protect ?? ctx.config.platform === "kubernetes",
+    resources: d.resources,
+    sharedBuffers: pg.sharedBuffers,
+    maxConnections: pg.maxConnections,
+    routerReplicas: d.routerReplicas,
+  };
+}
+
+/**
+ * The stack's database for `name`: a cluster of the configured engine, or with `shards` > 1
+ * (or when `sharded`), that many clusters and the shard map.
+ */
+export function databases(
+  ctx: TopologyContext,
+  name: string,
+  database: string,
+  user: string,
+  shards?: number,
+): Databases {
+  if (ctx.config.database.engine === "postgresql") {
+    const args = postgresArgs(ctx, database, user);
+    if (shards === undefined) {
+      const db = new PostgresCluster(name, args);
+      return { clusters: [db], failoverBudgetSeconds: db.failoverBudgetSeconds };
+    }
+    const sharded = new ShardedPostgres(name, { ...args, shards });
+    return {
+      clusters: sharded.shards,
+      shardMap: sharded.shardMap,
+      failoverBudgetSeconds: sharded.shards[0].failoverBudgetSeconds,
+    };
+  }
+  const args = mysqlArgs(ctx, database, user);
+  if (shards === undefined) return { clusters: [new MysqlCluster(name, args)] };
+  const sharded = new ShardedMysql(name, { ...args, shards });
+  return { clusters: sharded.shards, shardMap: sharded.shardMap };
+}
+
 /** The app's view of one cluster: read-write and read-only URLs, as secrets. */
-export function databaseEnv(prefix: string, db: MysqlCluster): Record<string, pulumi.Input<string>> {
+export function databaseEnv(prefix: string, db: DatabaseEndpoints): Record<string, pulumi.Input<string>> {
   return { [`${prefix}URL`]: db.connectionUrl, [`${prefix}READ_URL`]: db.readConnectionUrl };
+}
+
+/** Stack outputs every topology shares about its databases. */
+export function databaseOutputs(ctx: TopologyContext, dbs: Databases[]): TopologyOutputs {
+  const budget = dbs.find((d) => d.failoverBudgetSeconds !== undefined)?.failoverBudgetSeconds;
+  return {
+    databaseEngine: pulumi.output(ctx.config.database.engine),
+    ...(budget ? { databaseFailoverBudgetSeconds: budget } : {}),
+  };
 }
 
 /**

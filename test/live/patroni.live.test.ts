@@ -8,6 +8,7 @@ import {
   type PatroniRenderSpec,
 } from "../../components/database/render/patroni";
 import { renderPgRouter } from "../../components/database/render/router";
+import { PG_ROUTER_CHECK } from "../../components/database/postgres-cluster";
 import { memberValues } from "../../components/platform/docker";
 import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
 import {
@@ -36,7 +37,8 @@ const creds = {
   rewindPassword: "rewind-pass-1",
 };
 const app = { user: "shop", password: "app-pass-1", database: "orders" };
-const ROUTER_CHECK = { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 };
+// The router checks PostgresCluster deploys, so the measured outage is the budget it exports.
+const ROUTER_CHECK = PG_ROUTER_CHECK;
 
 describe("Patroni cluster with synchronous mode behind the generated router (live)", () => {
   const procs = new ProcessGroup();

@@ -1,4 +1,10 @@
-import { decodeConfigValue, parseStackConfig, StackConfigError } from "../../infra/config";
+import {
+  databaseMembers,
+  decodeConfigValue,
+  parseStackConfig,
+  postgresqlSettings,
+  StackConfigError,
+} from "../../infra/config";
 import { runWithConfig, type RecordedResource } from "../support/engine";
 
 const base = { topology: "ecommerce", platform: "docker" };
@@ -279,6 +285,100 @@ describe("parseStackConfig", () => {
   });
 });
 
+describe("database.engine: postgresql", () => {
+  const pg = (database: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    ...base,
+    database: { engine: "postgresql", ...database },
+    ...extra,
+  });
+  const k8s = { platform: "kubernetes", kubernetes: { imageRegistry: "registry.example.com/shop" } };
+
+  it("defaults to Patroni's fast timings, synchronous mode, 2 members on Docker and 3 on Kubernetes", () => {
+    const c = parseStackConfig(pg({}));
+    expect(c.database.postgresql).toBeUndefined();
+    expect(databaseMembers(c)).toBe(2);
+    expect(databaseMembers(parseStackConfig(pg({}, k8s)))).toBe(3);
+    expect(postgresqlSettings(parseStackConfig(pg({ postgresql: { ttl: 20 } })).database)).toEqual({
+      ttl: 20,
+      loopWait: 2,
+      retryTimeout: 3,
+      maximumLagOnFailover: 1048576,
+      synchronousModeStrict: false,
+      sharedBuffers: "128MB",
+      maxConnections: 200,
+    });
+  });
+
+  it("accepts a prebuilt image on Kubernetes without a registry", () => {
+    const c = parseStackConfig(
+      pg({ postgresql: { image: "registry.example.com/patroni:15.18-1" } }, { platform: "kubernetes" }),
+    );
+    expect(c.database.postgresql?.image).toBe("registry.example.com/patroni:15.18-1");
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "strict synchronous mode with one member",
+      pg({ members: 1, postgresql: { synchronousMode: true, synchronousModeStrict: true } }),
+      "ha-backend:database.postgresql.synchronousMode must have a standby to wait for (database.members is 1), but true was provided. Set ha-backend:database.members: 2 or more, or database.postgresql.synchronousMode: false.",
+    ],
+    [
+      "strict synchronous mode with two members",
+      pg({ members: 2, postgresql: { synchronousModeStrict: true } }),
+      "ha-backend:database.postgresql.synchronousModeStrict must have two standbys (database.members is 2): with one, losing it stops every write, but true was provided. Set ha-backend:database.members: 3, or synchronousModeStrict: false.",
+    ],
+    [
+      "timings that break the lease",
+      pg({ postgresql: { ttl: 10, loopWait: 5, retryTimeout: 3 } }),
+      "ha-backend:database.postgresql.ttl must leave room for a loop and two retries: loopWait + 2 × retryTimeout ≤ ttl (loopWait + 2 × retryTimeout (11) must not exceed ttl (10)), but 10 was provided. Raise ha-backend:database.postgresql.ttl, or lower loopWait or retryTimeout (e.g. ttl 10, loopWait 2, retryTimeout 3).",
+    ],
+    [
+      "Kubernetes with nowhere to push the built image",
+      pg({}, { platform: "kubernetes" }),
+      "ha-backend:kubernetes.imageRegistry must be set when database.engine is postgresql on Kubernetes and no database.postgresql.image is given (pulumi up builds the Patroni image and pushes it there), but nothing was provided.",
+    ],
+    [
+      "galera mode",
+      pg({ mode: "galera", members: 3 }),
+      'ha-backend:database.mode must be replication when database.engine is postgresql (Patroni streams to replicas; Galera is MariaDB\'s), but "galera" was provided. Remove ha-backend:database.mode.',
+    ],
+    [
+      "semi-sync",
+      pg({ semiSync: true }),
+      "ha-backend:database.semiSync must only be set for MySQL-family engines (PostgreSQL uses database.postgresql.synchronousMode), but true was provided.",
+    ],
+    [
+      "postgresql settings for MariaDB",
+      { ...base, database: { postgresql: { ttl: 20 } } },
+      'ha-backend:database.postgresql must only be set when database.engine is postgresql (it is mariadb), but {"ttl":20} was provided.',
+    ],
+    [
+      "etcd members on Kubernetes",
+      pg({ postgresql: { etcdMembers: 3 } }, k8s),
+      "ha-backend:database.postgresql.etcdMembers must only be set on the docker platform (on Kubernetes Patroni keeps its state in the Kubernetes API), but 3 was provided.",
+    ],
+    [
+      "an even etcd count",
+      pg({ postgresql: { etcdMembers: 2 } }),
+      "ha-backend:database.postgresql.etcdMembers must be 1, 3 or 5 (a majority must survive; an even count adds nothing), but 2 was provided.",
+    ],
+    [
+      "an unpinned image",
+      pg({ postgresql: { image: "patroni:latest" } }),
+      'ha-backend:database.postgresql.image must be an image pinned by a tag other than latest (name:tag), but "patroni:latest" was provided.',
+    ],
+    [
+      "a registry with a tag",
+      pg({}, { platform: "kubernetes", kubernetes: { imageRegistry: "registry.example.com/shop:1" } }),
+      'ha-backend:kubernetes.imageRegistry must be a registry host with an optional path, lowercase, without a tag, but "registry.example.com/shop:1" was provided.',
+    ],
+  ])("%s", (_label, raw, message) => {
+    const problems = problemsOf(raw);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(message);
+  });
+});
+
 describe("the TLS key", () => {
   it("must be a secret: a plain value in the stack file is refused", () => {
     expect(() =>
@@ -337,6 +437,14 @@ describe("the program with bad config", () => {
       "wrong platform section",
       { ...base, kubernetes: {} },
       "ha-backend:kubernetes must only be set when platform is kubernetes",
+    ],
+    [
+      "strict PostgreSQL sync without two standbys",
+      {
+        ...base,
+        database: { engine: "postgresql", members: 2, postgresql: { synchronousModeStrict: true } },
+      },
+      "ha-backend:database.postgresql.synchronousModeStrict must have two standbys",
     ],
   ])("%s: fails before any resource is registered", async (_label, raw, message) => {
     const recorded: RecordedResource[] = [];

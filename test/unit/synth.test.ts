@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { synthStack, writeTree } from "../../scripts/synth";
 import { binary, check, tempDir } from "../support/daemons";
+import { manifestKinds, validateManifests } from "../support/manifests";
 
 const ROOT = join(__dirname, "..", "..");
 const STACKS = ["ecommerce-dev", "ecommerce-prod", "blog-dev", "blog-prod"];
@@ -18,14 +19,6 @@ function readTree(dir: string): Map<string, string> {
   };
   walk(dir);
   return out;
-}
-
-function validateManifests(...paths: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "scripts", "validate-manifests.mjs"), ...paths], {
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
 describe.each(STACKS)("synth %s", (stack) => {
@@ -100,9 +93,7 @@ describe.each(STACKS)("synth %s", (stack) => {
 
   if (stack.endsWith("prod")) {
     it("writes Kubernetes manifests that validate against the Kubernetes OpenAPI schema", () => {
-      const kinds = [...tree.keys()]
-        .filter((p) => p.startsWith("kubernetes/"))
-        .map((p) => p.split("/")[1].split("-")[0]);
+      const kinds = manifestKinds(tree);
       expect(new Set(kinds)).toEqual(
         new Set([
           "ConfigMap",
