@@ -48,20 +48,36 @@ export function check(cmd: string, args: string[]): { code: number; output: stri
 /** Runs `cmd` with its own /etc/hosts (names mapped to loopback) in a private mount namespace. */
 export function checkWithHosts(hosts: Record<string, string>, cmd: string, args: string[]) {
   if (Object.keys(hosts).length === 0) return check(cmd, args);
+  return check("unshare", withHosts(hosts, cmd, args));
+}
+
+/**
+ * Arguments for `unshare` that run `cmd` with its own /etc/hosts (a private mount namespace,
+ * the machine's file untouched), with `env` added. unshare, sh and env all exec in place, so
+ * the started PID is the daemon's.
+ */
+export function withHosts(
+  hosts: Record<string, string>,
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): string[] {
   const hostsFile = join(tempDir("hosts"), "hosts");
   writeFileSync(
     hostsFile,
     ["127.0.0.1 localhost", ...Object.entries(hosts).map(([h, ip]) => `${ip} ${h}`), ""].join("\n"),
   );
-  return check("unshare", [
+  return [
     "-m",
     "sh",
     "-c",
     `mount --bind "$0" /etc/hosts && exec "$@"`,
     hostsFile,
+    "env",
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
     cmd,
     ...args,
-  ]);
+  ];
 }
 
 /**
