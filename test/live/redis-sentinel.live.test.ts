@@ -4,6 +4,7 @@ import { join } from "node:path";
 import Redis from "ioredis";
 import {
   renderRedisConf,
+  renderRedisRouter,
   renderRedisStartScript,
   renderSentinelConf,
   SENTINEL_FAST_TIMINGS,
@@ -105,6 +106,8 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
     }
   }
 
+  const router = { ip: `127.0.0.${NET + 7}`, port: 16379, stats: 18409 };
+
   beforeAll(async () => {
     for (const m of members) start("redis", m);
     for (const m of members)
@@ -129,9 +132,39 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
       },
       { attempts: 150, intervalMs: 200 },
     );
+    // The plain endpoint: HAProxy with the generated router config, checking role:master.
+    const routerDir = tempDir("redis-router");
+    writeFileSync(
+      join(routerDir, "haproxy.cfg"),
+      renderRedisRouter(
+        {
+          listenAddress: router.ip,
+          statsAddress: router.ip,
+          port: router.port,
+          statsPort: router.stats,
+          members: members.map((m) => ({ name: m.name, host: m.ip, port: 6379 })),
+          check: { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 },
+          clientTimeoutMs: 60_000,
+        },
+        creds.password,
+      ),
+    );
+    procs.start("haproxy", ["-f", join(routerDir, "haproxy.cfg"), "-db"]);
+    await waitFor("router up", async () => (await routerRole()) === "master", { attempts: 100 });
   }, 60_000);
 
   afterAll(() => procs.stopAll());
+
+  /** The role of whichever member the router's port reaches. */
+  async function routerRole(): Promise<string> {
+    const c = direct(router.ip, router.port);
+    try {
+      await c.connect();
+      return ((await c.role()) as unknown[])[0] as string;
+    } finally {
+      c.disconnect();
+    }
+  }
 
   it("replicates to both replicas by name, which refuse writes; FLUSHALL and CONFIG are gone", async () => {
     expect(await roleOf(members[0].ip)).toBe("master");
@@ -224,6 +257,26 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
     // Replication is asynchronous: the figure is printed, not asserted. What must hold is that
     // the new primary took writes.
     expect(acked.length).toBeGreaterThanOrEqual(400);
+    // The router's port follows: a write through it lands on the new primary.
+    const viaRouter = direct(router.ip, router.port);
+    const ms = await waitFor(
+      "router on the new primary",
+      async () => {
+        try {
+          if (viaRouter.status !== "ready") await viaRouter.connect();
+          return (await viaRouter.set("via-router", "1")) === "OK";
+        } catch {
+          viaRouter.disconnect();
+          return false;
+        }
+      },
+      { attempts: 100, intervalMs: 100 },
+    );
+    viaRouter.disconnect();
+    // Checked once the write loop ended: this says the port follows, not how fast it did.
+    console.log(
+      `redis: the router's port reaches the new primary (a write through it ${ms} ms after the loop ended)`,
+    );
   }, 60_000);
 
   it("takes the old primary back as a replica of the new one", async () => {

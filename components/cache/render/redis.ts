@@ -1,3 +1,7 @@
+import { statsSection } from "../../balancer/render/haproxy";
+import { hostPort, listenOn } from "../../balancer/render/spec";
+import { tcpPreamble, type TcpRouterBase } from "../../database/render/router";
+
 /**
  * Redis with Sentinel: redis.conf and sentinel.conf (one file each for every member), and the
  * start script that gives each member its own lines in a writable copy. Plain data in, text
@@ -225,4 +229,40 @@ export function renderRedisStartScript(
  */
 export function sentinelBudgetSeconds(t: SentinelTimings): number {
   return t.downAfterMs / 1000 + 4;
+}
+
+/** HAProxy in front of the members: one port that always reaches the current primary. */
+export interface RedisRouterSpec extends Omit<TcpRouterBase, "roPort" | "rwPort"> {
+  readonly port: number;
+  readonly members: readonly { readonly name: string; readonly host: string; readonly port: number }[];
+}
+
+/**
+ * For clients that cannot ask Sentinel: a server counts only while it answers `role:master`
+ * after AUTH, so the port follows Sentinel's promotions within the router's rise × interval.
+ * The config holds the password: it is a secret file.
+ */
+export function renderRedisRouter(s: RedisRouterSpec, password: string): string {
+  if (s.members.length === 0) throw new Error("router: at least one member is required");
+  return [
+    ...tcpPreamble({ ...s, rwPort: s.port, roPort: s.port }),
+    "",
+    "# The current primary, whichever member Sentinel promoted.",
+    "listen redis",
+    `    bind ${listenOn(s.listenAddress, s.port, "haproxy")}`,
+    "    option tcp-check",
+    "    tcp-check connect",
+    `    tcp-check send AUTH\\ ${password}\\r\\n`,
+    "    tcp-check expect string +OK",
+    "    tcp-check send PING\\r\\n",
+    "    tcp-check expect string +PONG",
+    "    tcp-check send INFO\\ replication\\r\\n",
+    "    tcp-check expect string role:master",
+    "    tcp-check send QUIT\\r\\n",
+    "    tcp-check expect string +OK",
+    ...s.members.map((m) => `    server ${m.name} ${hostPort(m.host, m.port)} check`),
+    "",
+    ...statsSection(s.statsAddress, s.statsPort, "tcp"),
+    "",
+  ].join("\n");
 }

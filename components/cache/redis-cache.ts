@@ -1,0 +1,379 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { HAPROXY_IMAGE } from "../balancer/load-balancer";
+import { checkResources, invalidArg } from "../errors";
+import type { MemberAddress, Platform, ResourceSpec } from "../platform/types";
+import {
+  renderRedisConf,
+  renderRedisRouter,
+  renderRedisStartScript,
+  renderSentinelConf,
+  SENTINEL_FAST_TIMINGS,
+  sentinelBudgetSeconds,
+  type RedisMode,
+  type RedisRenderSpec,
+  type SentinelTimings,
+} from "./render/redis";
+
+/** The official image, pinned: Redis 7.0, what the live tests run (Debian 12's redis-server). */
+export const REDIS_IMAGE = "redis:7.0.15-alpine";
+/** The image's unprivileged `redis` user. */
+const REDIS_UID = 999;
+const PORTS = { redis: 6379, sentinel: 26379 } as const;
+const ROUTER_PORTS = { redis: 6379, stats: 8404 } as const;
+const ROUTER_CHECK = { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 } as const;
+const PATHS = {
+  data: "/data",
+  redisTemplate: "/etc/ha-backend/redis/redis.conf",
+  sentinelTemplate: "/etc/ha-backend/redis/sentinel.conf",
+  redisStart: "/etc/ha-backend/redis/start-redis.sh",
+  sentinelStart: "/etc/ha-backend/redis/start-sentinel.sh",
+  router: "/usr/local/etc/haproxy/haproxy.cfg",
+} as const;
+
+export interface RedisCacheArgs {
+  readonly platform: Platform;
+  /** `cache` (no persistence, LRU eviction) or `store` (AOF, writes need a replica). @default "cache" */
+  readonly mode?: RedisMode;
+  /** Replicas of the primary. @default 2 */
+  readonly replicas?: number;
+  /** Sentinels: 3 or 5 (1 only for development: it is never highly available). @default 3 */
+  readonly sentinels?: number;
+  /** Sentinels that must agree the primary is down. @default a majority */
+  readonly quorum?: number;
+  /** @default {@link SENTINEL_FAST_TIMINGS} (down-after 1000 ms, failover-timeout 10 s, parallel-syncs 1) */
+  readonly timings?: Partial<SentinelTimings>;
+  /** Memory limit per member, Redis units (`256mb`, `1gb`). @default "256mb" */
+  readonly maxmemory?: string;
+  /** Store mode: connected replicas a write needs. @default 1 */
+  readonly minReplicasToWrite?: number;
+  /** Store mode: seconds after which a silent replica stops counting. @default 10 */
+  readonly minReplicasMaxLagSeconds?: number;
+  /** Volume per member (the config copy; in store mode the AOF). @default 1 */
+  readonly storageGi?: number;
+  readonly protect?: boolean;
+  readonly resources?: ResourceSpec;
+  /** Tiers that may connect (to the members, the Sentinels and the router). @default ["app"] */
+  readonly allowFrom?: string[];
+  /** Router replicas (the plain endpoint). @default 2 */
+  readonly routerReplicas?: number;
+}
+
+export interface ResolvedRedisCacheArgs {
+  readonly mode: RedisMode;
+  readonly replicas: number;
+  readonly sentinels: number;
+  readonly quorum: number;
+  readonly timings: SentinelTimings;
+  readonly maxmemory: string;
+  readonly minReplicasToWrite: number;
+  readonly minReplicasMaxLagSeconds: number;
+  readonly storageGi: number;
+  readonly routerReplicas: number;
+}
+
+function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
+  return invalidArg("RedisCache", name, field, rule, value, fix);
+}
+
+const whole = (n: unknown, min: number, max: number) =>
+  Number.isInteger(n) && (n as number) >= min && (n as number) <= max;
+
+/** Defaults and every rule, before any child exists (pure). */
+export function resolveRedisCacheArgs(name: string, args: RedisCacheArgs): ResolvedRedisCacheArgs {
+  const mode = args.mode ?? "cache";
+  if (mode !== "cache" && mode !== "store") fail(name, "mode", "be cache or store", mode, "Pick one.");
+  const replicas = args.replicas ?? 2;
+  if (!whole(replicas, 0, 8)) fail(name, "replicas", "be a whole number from 0 to 8", replicas, "Use 2.");
+  const sentinels = args.sentinels ?? 3;
+  if (![1, 3, 5, 7].includes(sentinels)) {
+    fail(
+      name,
+      "sentinels",
+      "be 1, 3, 5 or 7 (an even count adds no vote a majority needs)",
+      sentinels,
+      "Use 3 (survives the loss of one); 1 only for development.",
+    );
+  }
+  const quorum = args.quorum ?? Math.floor(sentinels / 2) + 1;
+  if (!whole(quorum, 1, sentinels)) {
+    fail(
+      name,
+      "quorum",
+      `be from 1 to the number of sentinels (${sentinels})`,
+      quorum,
+      "Use a majority, e.g. 2 of 3.",
+    );
+  }
+  const timings = { ...SENTINEL_FAST_TIMINGS, ...args.timings };
+  if (!whole(timings.downAfterMs, 100, 600_000)) {
+    fail(
+      name,
+      "timings.downAfterMs",
+      "be whole milliseconds from 100 to 600000",
+      timings.downAfterMs,
+      "Use e.g. 1000.",
+    );
+  }
+  if (!whole(timings.failoverTimeoutMs, timings.downAfterMs + 1, 3_600_000)) {
+    fail(
+      name,
+      "timings.failoverTimeoutMs",
+      `exceed downAfterMs (${timings.downAfterMs})`,
+      timings.failoverTimeoutMs,
+      "Use e.g. 10000.",
+    );
+  }
+  if (!whole(timings.parallelSyncs, 1, 8)) {
+    fail(name, "timings.parallelSyncs", "be a whole number from 1 to 8", timings.parallelSyncs, "Use 1.");
+  }
+  const minReplicasToWrite = mode === "store" ? (args.minReplicasToWrite ?? 1) : 0;
+  if (mode === "store" && replicas < 1) {
+    fail(
+      name,
+      "replicas",
+      "be at least 1 in store mode (a write must reach a replica before the primary can be lost)",
+      replicas,
+      "Set replicas: 2, or mode: cache.",
+    );
+  }
+  if (!whole(minReplicasToWrite, 0, replicas)) {
+    fail(
+      name,
+      "minReplicasToWrite",
+      `be from 0 to the number of replicas (${replicas})`,
+      minReplicasToWrite,
+      "Use 1.",
+    );
+  }
+  const minReplicasMaxLagSeconds = args.minReplicasMaxLagSeconds ?? 10;
+  if (!whole(minReplicasMaxLagSeconds, 1, 3600)) {
+    fail(
+      name,
+      "minReplicasMaxLagSeconds",
+      "be whole seconds from 1 to 3600",
+      minReplicasMaxLagSeconds,
+      "Use 10.",
+    );
+  }
+  const maxmemory = args.maxmemory ?? "256mb";
+  if (!/^[1-9][0-9]*(mb|gb)$/.test(maxmemory)) {
+    fail(name, "maxmemory", "be a Redis size such as 256mb or 2gb", maxmemory, "Fix the size.");
+  }
+  const storageGi = args.storageGi ?? 1;
+  if (!whole(storageGi, 1, 16_384))
+    fail(name, "storageGi", "be a whole number of at least 1", storageGi, "Use 1.");
+  const routerReplicas = args.routerReplicas ?? 2;
+  if (!whole(routerReplicas, 1, 10))
+    fail(name, "routerReplicas", "be from 1 to 10", routerReplicas, "Use 2.");
+  checkResources("RedisCache", name, args.resources);
+  return {
+    mode,
+    replicas,
+    sentinels,
+    quorum,
+    timings,
+    maxmemory,
+    minReplicasToWrite,
+    minReplicasMaxLagSeconds,
+    storageGi,
+    routerReplicas,
+  };
+}
+
+/**
+ * Redis with automatic failover: a primary and replicas, Sentinels that promote a replica
+ * when the primary dies, and an HAProxy router whose one port follows the primary for clients
+ * that cannot ask Sentinel. Passwords come from @pulumi/random and stay secret.
+ */
+export class RedisCache extends pulumi.ComponentResource {
+  /** `host:26379` of every Sentinel. */
+  public readonly sentinelEndpoints: pulumi.Output<string[]>;
+  /** The name Sentinel knows the primary by. */
+  public readonly masterName: pulumi.Output<string>;
+  /** `host:6379` that always reaches the primary (the router). */
+  public readonly endpoint: pulumi.Output<string>;
+  /** `redis://:password@host:6379` through the router (secret). */
+  public readonly url: pulumi.Output<string>;
+  /** Clients' password (secret). */
+  public readonly password: pulumi.Output<string>;
+  /** Sentinel's password (secret). */
+  public readonly sentinelPassword: pulumi.Output<string>;
+  public readonly members: pulumi.Output<MemberAddress[]>;
+  /** Worst-case seconds from the primary's death to writes through Sentinel: down-after + 4. */
+  public readonly failoverBudgetSeconds: pulumi.Output<number>;
+
+  constructor(name: string, args: RedisCacheArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:cache:RedisCache", name, {}, opts);
+    const r = resolveRedisCacheArgs(name, args);
+    const secret = (role: string, length = 32) =>
+      pulumi.secret(
+        new random.RandomPassword(`${name}-${role}`, { length, special: false }, { parent: this }).result,
+      );
+    const password = secret("password");
+    const sentinelPassword = secret("sentinel-password");
+    // A name nobody can guess: CONFIG renamed to it is Sentinel's alone.
+    const configCommand = secret("config-command", 24).apply((s) => `CONFIG_${s}`);
+
+    const workload = `${name}-redis`;
+    const sentinelWorkload = `${name}-sentinel`;
+    const routerTier = `${name}-router`;
+    const clients = args.allowFrom ?? ["app"];
+    const members = r.replicas + 1;
+    const hosts = args.platform.memberHosts(workload, members);
+    const spec: RedisRenderSpec = {
+      masterName: name,
+      primaryHost: hosts[0],
+      port: PORTS.redis,
+      sentinelPort: PORTS.sentinel,
+      quorum: r.quorum,
+      timings: r.timings,
+      mode: r.mode,
+      maxmemory: r.maxmemory,
+      minReplicasToWrite: r.minReplicasToWrite,
+      minReplicasMaxLagSeconds: r.minReplicasMaxLagSeconds,
+      dataDir: PATHS.data,
+    };
+    const creds = pulumi
+      .all([password, sentinelPassword, configCommand])
+      .apply(([p, sp, cc]) => ({ password: p, sentinelPassword: sp, configCommand: cc }));
+    const memberEnv = { REDIS_MEMBER: "{name}", REDIS_HOST: "{host}" };
+    const volume = { mountPath: PATHS.data, sizeGi: r.storageGi, protect: args.protect ?? false };
+    // redis-cli reads the password from REDISCLI_AUTH: it never shows in a command line.
+    const ping = (port: number) => ({
+      exec: ["sh", "-c", `redis-cli -h 127.0.0.1 -p ${port} ping | grep -q PONG`],
+      intervalSeconds: 5,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+      startPeriodSeconds: 20,
+    });
+
+    const redis = args.platform.deploy(
+      workload,
+      {
+        kind: "stateful",
+        replicas: members,
+        image: REDIS_IMAGE,
+        command: ["sh", PATHS.redisStart],
+        memberEnv,
+        secretEnv: { REDISCLI_AUTH: password },
+        files: {
+          [PATHS.redisStart]: renderRedisStartScript("redis", spec, {
+            template: PATHS.redisTemplate,
+            config: `${PATHS.data}/redis.conf`,
+            binary: "redis-server",
+          }),
+        },
+        secretFiles: { [PATHS.redisTemplate]: pulumi.secret(creds.apply((c) => renderRedisConf(spec, c))) },
+        ports: { redis: PORTS.redis },
+        healthCheck: ping(PORTS.redis),
+        volume,
+        resources: args.resources,
+        tier: workload,
+        // Clients that ask Sentinel connect to the primary it names, so they reach members too.
+        allowFrom: [sentinelWorkload, routerTier, ...clients],
+        runAsUser: REDIS_UID,
+      },
+      { parent: this },
+    );
+
+    const sentinel = args.platform.deploy(
+      sentinelWorkload,
+      {
+        kind: "stateful",
+        replicas: r.sentinels,
+        image: REDIS_IMAGE,
+        command: ["sh", PATHS.sentinelStart],
+        memberEnv,
+        secretEnv: { REDISCLI_AUTH: sentinelPassword },
+        files: {
+          [PATHS.sentinelStart]: renderRedisStartScript("sentinel", spec, {
+            template: PATHS.sentinelTemplate,
+            config: `${PATHS.data}/sentinel.conf`,
+            binary: "redis-sentinel",
+          }),
+        },
+        secretFiles: {
+          [PATHS.sentinelTemplate]: pulumi.secret(creds.apply((c) => renderSentinelConf(spec, c))),
+        },
+        ports: { sentinel: PORTS.sentinel },
+        healthCheck: ping(PORTS.sentinel),
+        // Sentinel rewrites its config (known replicas, epochs, the current primary): keep it.
+        volume: { ...volume, sizeGi: 1 },
+        resources: args.resources,
+        tier: sentinelWorkload,
+        allowFrom: clients,
+        runAsUser: REDIS_UID,
+      },
+      { parent: this },
+    );
+
+    const routerConfig = password.apply((p) =>
+      renderRedisRouter(
+        {
+          port: ROUTER_PORTS.redis,
+          statsPort: ROUTER_PORTS.stats,
+          members: redis.members.map((m) => ({ name: m.name, host: m.host, port: PORTS.redis })),
+          check: ROUTER_CHECK,
+          dynamicDns: { resolvers: [] },
+          clientTimeoutMs: 3_600_000,
+        },
+        p,
+      ),
+    );
+    const router = args.platform.deploy(
+      routerTier,
+      {
+        kind: "stateless",
+        replicas: r.routerReplicas,
+        image: HAPROXY_IMAGE,
+        command: ["haproxy", "-W", "-db", "-f", PATHS.router],
+        // The checks log in: the config holds the password.
+        secretFiles: { [PATHS.router]: pulumi.secret(routerConfig) },
+        ports: { ...ROUTER_PORTS },
+        healthCheck: { httpGet: { path: "/lb-health", port: "stats" } },
+        tier: routerTier,
+        allowFrom: clients,
+        runAsUser: 99,
+      },
+      { parent: this },
+    );
+
+    this.sentinelEndpoints = pulumi.output(sentinel.members.map((m) => `${m.host}:${PORTS.sentinel}`));
+    this.masterName = pulumi.output(name);
+    this.endpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.redis}`);
+    this.url = pulumi.secret(
+      pulumi.interpolate`redis://:${password}@${router.serviceHost}:${ROUTER_PORTS.redis}`,
+    );
+    this.password = password;
+    this.sentinelPassword = sentinelPassword;
+    this.members = pulumi.output([...redis.members]);
+    this.failoverBudgetSeconds = pulumi.output(sentinelBudgetSeconds(r.timings));
+    this.registerOutputs({
+      sentinelEndpoints: this.sentinelEndpoints,
+      masterName: this.masterName,
+      endpoint: this.endpoint,
+      url: this.url,
+      members: this.members,
+      failoverBudgetSeconds: this.failoverBudgetSeconds,
+    });
+  }
+
+  /** The app's environment: where Sentinel is and what to ask it (plain), credentials (secret). */
+  appEnv(prefix = "REDIS_"): {
+    env: Record<string, pulumi.Input<string>>;
+    secretEnv: Record<string, pulumi.Input<string>>;
+  } {
+    return {
+      env: {
+        [`${prefix}SENTINELS`]: this.sentinelEndpoints.apply((e) => e.join(",")),
+        [`${prefix}MASTER_NAME`]: this.masterName,
+      },
+      secretEnv: {
+        [`${prefix}URL`]: this.url,
+        [`${prefix}PASSWORD`]: this.password,
+        [`${prefix}SENTINEL_PASSWORD`]: this.sentinelPassword,
+      },
+    };
+  }
+}
