@@ -86,6 +86,8 @@ export {
   EtcdCluster,
   etcdClientHosts,
   etcdEnvironment,
+  etcdMemberEnv,
+  type EtcdClientTls,
   type EtcdClusterArgs,
 } from "./coordination/etcd-cluster";
 export {
@@ -110,3 +112,31 @@ export {
   type PatroniTimings,
 } from "./database/render/patroni";
 export { renderPgRouter, type PgRouterSpec } from "./database/render/router";
+export {
+  REDIS_IMAGE,
+  RedisCache,
+  resolveRedisCacheArgs,
+  type RedisCacheArgs,
+  type ResolvedRedisCacheArgs,
+} from "./cache/redis-cache";
+export {
+  renderRedisConf,
+  renderRedisRouter,
+  renderRedisStartScript,
+  renderSentinelConf,
+  SENTINEL_DEFAULT_TIMINGS,
+  SENTINEL_FAST_TIMINGS,
+  sentinelBudgetSeconds,
+  type RedisMode,
+  type RedisRenderSpec,
+  type SentinelTimings,
+} from "./cache/render/redis";
+export { Memcached, MEMCACHED_IMAGE, resolveMemcachedArgs, type MemcachedArgs } from "./cache/memcached";
+export { renderMemcachedArgs, type MemcachedRenderSpec } from "./cache/render/memcached";
+export { LockService, type LockServiceArgs } from "./coordination/lock-service";
+export {
+  EtcdLockClient,
+  LockTimeoutError,
+  type EtcdLockClientOptions,
+  type HeldLock,
+} from "./coordination/lock-client";

@@ -60,6 +60,16 @@ function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknow
         ...args.inputs,
         certPem: `-----BEGIN CERTIFICATE-----\nmock ${args.name}\n-----END CERTIFICATE-----\n`,
       };
+    case "tls:index/certRequest:CertRequest":
+      return {
+        ...args.inputs,
+        certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\nmock ${args.name}\n-----END CERTIFICATE REQUEST-----\n`,
+      };
+    case "tls:index/locallySignedCert:LocallySignedCert":
+      return {
+        ...args.inputs,
+        certPem: `-----BEGIN CERTIFICATE-----\nmock ${args.name}\n-----END CERTIFICATE-----\n`,
+      };
     case "docker:index/image:Image":
       // A pushed image's digest (the engine reads it from the registry after the push).
       return { ...args.inputs, repoDigest: `${String(args.inputs.imageName).split(":")[0]}@sha256:mock` };

@@ -8,6 +8,20 @@ export const ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.5.17";
 const CLIENT_PORT = 2379;
 const PEER_PORT = 2380;
 const DATA_DIR = "/var/lib/etcd";
+/** Where the client TLS files land in the container. */
+export const ETCD_TLS_PATHS = {
+  ca: "/etc/ha-backend/etcd/tls/ca.pem",
+  cert: "/etc/ha-backend/etcd/tls/server.pem",
+  key: "/etc/ha-backend/etcd/tls/server-key.pem",
+} as const;
+
+/** Client TLS: clients must present a certificate signed by `ca` (their credential). */
+export interface EtcdClientTls {
+  readonly ca: pulumi.Input<string>;
+  /** The members' certificate: valid for every member's host name and 127.0.0.1, server and client use. */
+  readonly cert: pulumi.Input<string>;
+  readonly key: pulumi.Input<string>;
+}
 
 export interface EtcdClusterArgs {
   readonly platform: Platform;
@@ -20,6 +34,8 @@ export interface EtcdClusterArgs {
   /** Keep the data volumes on destroy/replace. @default false */
   readonly protect?: boolean;
   readonly resources?: ResourceSpec;
+  /** Serve clients over TLS and admit only those with a certificate signed by its CA. @default plain HTTP */
+  readonly clientTls?: EtcdClientTls;
 }
 
 /** The workload an EtcdCluster of this name deploys (its members are `<workload>-<i>`). */
@@ -32,14 +48,27 @@ export function etcdClientHosts(platform: Platform, cluster: string, members: nu
   return platform.memberHosts(etcdWorkload(cluster), members).map((h) => `${h}:${CLIENT_PORT}`);
 }
 
-/** The environment every member shares, given the members' names and hosts in order. */
+/**
+ * The environment every member shares, given the members' names and hosts in order. With
+ * `tls` (paths of the CA, the members' certificate and key), clients speak HTTPS and must
+ * present a certificate the CA signed; peers stay on the platform's internal network.
+ */
 export function etcdEnvironment(
   cluster: string,
   members: readonly { name: string; host: string }[],
+  tls?: { readonly ca: string; readonly cert: string; readonly key: string },
 ): Record<string, string> {
   return {
     ETCD_DATA_DIR: DATA_DIR,
-    ETCD_LISTEN_CLIENT_URLS: `http://0.0.0.0:${CLIENT_PORT}`,
+    ETCD_LISTEN_CLIENT_URLS: `${tls ? "https" : "http"}://0.0.0.0:${CLIENT_PORT}`,
+    ...(tls
+      ? {
+          ETCD_CERT_FILE: tls.cert,
+          ETCD_KEY_FILE: tls.key,
+          ETCD_TRUSTED_CA_FILE: tls.ca,
+          ETCD_CLIENT_CERT_AUTH: "true",
+        }
+      : {}),
     ETCD_LISTEN_PEER_URLS: `http://0.0.0.0:${PEER_PORT}`,
     ETCD_INITIAL_CLUSTER: members.map((m) => `${m.name}=http://${m.host}:${PEER_PORT}`).join(","),
     ETCD_INITIAL_CLUSTER_STATE: "new",
@@ -51,11 +80,16 @@ export function etcdEnvironment(
 }
 
 /** What differs per member; the platform fills in `{name}` and `{host}`. */
-export const ETCD_MEMBER_ENV: Readonly<Record<string, string>> = {
-  ETCD_NAME: "{name}",
-  ETCD_INITIAL_ADVERTISE_PEER_URLS: `http://{host}:${PEER_PORT}`,
-  ETCD_ADVERTISE_CLIENT_URLS: `http://{host}:${CLIENT_PORT}`,
-};
+export function etcdMemberEnv(tls = false): Record<string, string> {
+  return {
+    ETCD_NAME: "{name}",
+    ETCD_INITIAL_ADVERTISE_PEER_URLS: `http://{host}:${PEER_PORT}`,
+    ETCD_ADVERTISE_CLIENT_URLS: `${tls ? "https" : "http"}://{host}:${CLIENT_PORT}`,
+  };
+}
+
+/** {@link etcdMemberEnv} for plain HTTP clients. */
+export const ETCD_MEMBER_ENV: Readonly<Record<string, string>> = etcdMemberEnv(false);
 
 /**
  * etcd members on an internal network: Patroni's DCS on Docker and the lock service. Peer and
@@ -64,6 +98,8 @@ export const ETCD_MEMBER_ENV: Readonly<Record<string, string>> = {
 export class EtcdCluster extends pulumi.ComponentResource {
   /** `host:2379` of every member, for clients that take a list (Patroni's etcd3.hosts). */
   public readonly clientEndpoints: pulumi.Output<string[]>;
+  /** `http(s)://host:2379` of every member. */
+  public readonly clientUrls: pulumi.Output<string[]>;
   public readonly members: pulumi.Output<number>;
 
   constructor(name: string, args: EtcdClusterArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -94,6 +130,20 @@ export class EtcdCluster extends pulumi.ComponentResource {
     const workload = etcdWorkload(name);
     const hosts = args.platform.memberHosts(workload, members);
     const peers = hosts.map((host, i) => ({ name: `${workload}-${i}`, host }));
+    const tls = args.clientTls;
+    const health = [
+      "/usr/local/bin/etcdctl",
+      ...(tls
+        ? [
+            `--endpoints=https://127.0.0.1:${CLIENT_PORT}`,
+            `--cacert=${ETCD_TLS_PATHS.ca}`,
+            `--cert=${ETCD_TLS_PATHS.cert}`,
+            `--key=${ETCD_TLS_PATHS.key}`,
+          ]
+        : []),
+      "endpoint",
+      "health",
+    ];
     const deployed = args.platform.deploy(
       workload,
       {
@@ -101,10 +151,12 @@ export class EtcdCluster extends pulumi.ComponentResource {
         replicas: members,
         image: ETCD_IMAGE,
         command: ["/usr/local/bin/etcd"],
-        env: etcdEnvironment(name, peers),
-        memberEnv: ETCD_MEMBER_ENV,
+        env: etcdEnvironment(name, peers, tls ? ETCD_TLS_PATHS : undefined),
+        memberEnv: etcdMemberEnv(tls !== undefined),
+        files: tls ? { [ETCD_TLS_PATHS.ca]: tls.ca, [ETCD_TLS_PATHS.cert]: tls.cert } : undefined,
+        secretFiles: tls ? { [ETCD_TLS_PATHS.key]: pulumi.secret(tls.key) } : undefined,
         ports: { client: CLIENT_PORT, peer: PEER_PORT },
-        healthCheck: { exec: ["/usr/local/bin/etcdctl", "endpoint", "health"], startPeriodSeconds: 30 },
+        healthCheck: { exec: health, startPeriodSeconds: 30 },
         volume: { mountPath: DATA_DIR, sizeGi: storageGi, protect: args.protect ?? false },
         resources: args.resources,
         tier: workload,
@@ -113,7 +165,14 @@ export class EtcdCluster extends pulumi.ComponentResource {
       { parent: this },
     );
     this.clientEndpoints = pulumi.output(deployed.members.map((m) => `${m.host}:${CLIENT_PORT}`));
+    this.clientUrls = pulumi.output(
+      deployed.members.map((m) => `${tls ? "https" : "http"}://${m.host}:${CLIENT_PORT}`),
+    );
     this.members = pulumi.output(members);
-    this.registerOutputs({ clientEndpoints: this.clientEndpoints, members: this.members });
+    this.registerOutputs({
+      clientEndpoints: this.clientEndpoints,
+      clientUrls: this.clientUrls,
+      members: this.members,
+    });
   }
 }

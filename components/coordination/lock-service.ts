@@ -1,0 +1,153 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { invalidArg } from "../errors";
+import type { Platform, ResourceSpec } from "../platform/types";
+import { EtcdCluster, etcdWorkload } from "./etcd-cluster";
+
+export interface LockServiceArgs {
+  readonly platform: Platform;
+  /** etcd members: 3 or 5 in production, 1 for development. @default 3 */
+  readonly members?: number;
+  /** The lease TTL apps are told to use: how long a crashed holder keeps the lock. @default 10 */
+  readonly ttlSeconds?: number;
+  /** Tiers that may take locks. @default ["app"] */
+  readonly allowFrom?: string[];
+  readonly storageGi?: number;
+  readonly protect?: boolean;
+  readonly resources?: ResourceSpec;
+}
+
+const YEAR_HOURS = 24 * 365;
+
+/**
+ * Distributed locks for the app tier: an etcd cluster of its own that serves only HTTPS and only
+ * to clients with a certificate its CA signed. The CA, the members' certificate and the app's
+ * client certificate come from @pulumi/tls (renewed by `pulumi up` in the last 30 days of their
+ * year); the client key reaches the app only as secret env. Apps lock with etcd leases: see
+ * {@link EtcdLockClient} and the README.
+ */
+export class LockService extends pulumi.ComponentResource {
+  /** `https://host:2379` of every member. */
+  public readonly endpoints: pulumi.Output<string[]>;
+  /** The CA that signed the members' and the app's certificates (PEM). */
+  public readonly caCert: pulumi.Output<string>;
+  /** The app's client certificate (PEM). */
+  public readonly clientCert: pulumi.Output<string>;
+  /** The app's client key (PEM, secret). */
+  public readonly clientKey: pulumi.Output<string>;
+  public readonly ttlSeconds: pulumi.Output<number>;
+
+  constructor(name: string, args: LockServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ha:coordination:LockService", name, {}, opts);
+    const members = args.members ?? 3;
+    if (![1, 3, 5, 7].includes(members)) {
+      invalidArg(
+        "LockService",
+        name,
+        "members",
+        "be 1, 3, 5 or 7 (a majority must survive; an even count adds nothing)",
+        members,
+        "Use 3 (survives one loss); 1 only for development.",
+      );
+    }
+    const ttlSeconds = args.ttlSeconds ?? 10;
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 2 || ttlSeconds > 3600) {
+      invalidArg(
+        "LockService",
+        name,
+        "ttlSeconds",
+        "be whole seconds from 2 to 3600",
+        ttlSeconds,
+        "Use 10: a crashed holder blocks others for at most that long.",
+      );
+    }
+    const opt = { parent: this };
+    const key = (role: string) =>
+      new tls.PrivateKey(`${name}-${role}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opt);
+    const caKey = key("ca");
+    const ca = new tls.SelfSignedCert(
+      `${name}-ca`,
+      {
+        privateKeyPem: caKey.privateKeyPem,
+        isCaCertificate: true,
+        subject: { commonName: `${name} lock service CA`, organization: "ha-backend" },
+        validityPeriodHours: 5 * YEAR_HOURS,
+        earlyRenewalHours: 90 * 24,
+        allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+      },
+      opt,
+    );
+    const signed = (
+      role: string,
+      subject: string,
+      uses: string[],
+      names: { dnsNames?: string[]; ipAddresses?: string[] },
+    ) => {
+      const k = key(role);
+      const csr = new tls.CertRequest(
+        `${name}-${role}-csr`,
+        {
+          privateKeyPem: k.privateKeyPem,
+          subject: { commonName: subject, organization: "ha-backend" },
+          ...names,
+        },
+        opt,
+      );
+      const cert = new tls.LocallySignedCert(
+        `${name}-${role}-cert`,
+        {
+          certRequestPem: csr.certRequestPem,
+          caPrivateKeyPem: caKey.privateKeyPem,
+          caCertPem: ca.certPem,
+          validityPeriodHours: YEAR_HOURS,
+          earlyRenewalHours: 30 * 24,
+          allowedUses: ["digital_signature", "key_encipherment", ...uses],
+        },
+        opt,
+      );
+      return { cert: cert.certPem, key: pulumi.secret(k.privateKeyPem) };
+    };
+    const hosts = args.platform.memberHosts(etcdWorkload(name), members);
+    // The members' certificate also serves their own health check (client use, on 127.0.0.1).
+    const server = signed("server", `${name} etcd`, ["server_auth", "client_auth"], {
+      dnsNames: [...hosts, "localhost"],
+      ipAddresses: ["127.0.0.1"],
+    });
+    const client = signed("client", `${name} lock client`, ["client_auth"], {});
+    const etcd = new EtcdCluster(
+      name,
+      {
+        platform: args.platform,
+        members,
+        allowFrom: args.allowFrom ?? ["app"],
+        storageGi: args.storageGi,
+        protect: args.protect,
+        resources: args.resources,
+        clientTls: { ca: ca.certPem, cert: server.cert, key: server.key },
+      },
+      opt,
+    );
+    this.endpoints = etcd.clientUrls;
+    this.caCert = ca.certPem;
+    this.clientCert = client.cert;
+    this.clientKey = client.key;
+    this.ttlSeconds = pulumi.output(ttlSeconds);
+    this.registerOutputs({ endpoints: this.endpoints, caCert: this.caCert, ttlSeconds: this.ttlSeconds });
+  }
+
+  /** The app's environment: endpoints, CA, certificate and TTL (plain), the key (secret). */
+  appEnv(prefix = "LOCK_"): {
+    env: Record<string, pulumi.Input<string>>;
+    secretEnv: Record<string, pulumi.Input<string>>;
+  } {
+    return {
+      env: {
+        [`${prefix}ENDPOINTS`]: this.endpoints.apply((e) => e.join(",")),
+        [`${prefix}CA_PEM`]: this.caCert,
+        [`${prefix}CLIENT_CERT_PEM`]: this.clientCert,
+        [`${prefix}TTL_SECONDS`]: this.ttlSeconds.apply(String),
+      },
+      secretEnv: { [`${prefix}CLIENT_KEY_PEM`]: this.clientKey },
+    };
+  }
+}
