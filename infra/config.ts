@@ -204,6 +204,76 @@ const DatabaseSchema = z.strictObject({
   postgresql: PostgresqlSchema.optional(),
 });
 
+/** Where each topology keeps its cache unless the stack says otherwise. */
+export const DEFAULT_CACHE_ENGINE = { ecommerce: "redis", blog: "memcached" } as const;
+/** Redis's default use per topology: the shop keeps sessions and carts (store), the blog caches pages. */
+export const DEFAULT_REDIS_MODE = { ecommerce: "store", blog: "cache" } as const;
+
+const RedisSchema = z.strictObject({
+  /** `cache` (memory only, LRU) or `store` (AOF, writes need a replica). Unset: per topology. */
+  mode: z.enum(["cache", "store"]).optional(),
+  replicas: z.int().min(0).max(8).default(2),
+  sentinels: z
+    .int()
+    .refine(
+      ...rule(
+        (n: number) => [1, 3, 5, 7].includes(n),
+        "be 1, 3, 5 or 7 (an even count adds no vote a majority needs)",
+        "Use 3 (survives the loss of one).",
+      ),
+    )
+    .default(3),
+  /** Sentinels that must agree the primary is down. Unset: a majority. */
+  quorum: z.int().min(1).max(7).optional(),
+  downAfterMs: z.int().min(100).max(600_000).default(1000),
+  failoverTimeoutMs: z.int().min(1000).max(3_600_000).default(10_000),
+  parallelSyncs: z.int().min(1).max(8).default(1),
+  maxmemory: z
+    .string()
+    .refine(
+      ...rule(
+        (s: string) => /^[1-9][0-9]*(mb|gb)$/.test(s),
+        "be a Redis size such as 256mb or 2gb",
+        "Write e.g. maxmemory: 256mb.",
+      ),
+    )
+    .default("256mb"),
+  /** Store mode: connected replicas a write needs. Unset: 1. */
+  minReplicasToWrite: z.int().min(0).max(8).optional(),
+  storageGi: z.int().min(1).max(16_384).default(1),
+});
+
+const MemcachedSchema = z.strictObject({
+  members: z.int().min(1).max(32).default(3),
+  memoryMb: z.int().min(16).max(65_536).default(64),
+  maxConnections: z.int().min(64).max(65_536).default(1024),
+});
+
+const CacheSchema = z.strictObject({
+  /** Unset: redis for the shop (sessions, carts), memcached for the blog (pages). */
+  engine: z.enum(["redis", "memcached", "none"]).optional(),
+  redis: RedisSchema.optional(),
+  memcached: MemcachedSchema.optional(),
+  resources: ResourcesSchema.optional(),
+});
+
+const LocksSchema = z.strictObject({
+  /** Unset: on for the shop (stock reservations), off for the blog. */
+  enabled: z.boolean().optional(),
+  /** etcd members. Unset: 1 on Docker, 3 on Kubernetes. */
+  members: z
+    .int()
+    .refine(
+      ...rule(
+        (n: number) => [1, 3, 5].includes(n),
+        "be 1, 3 or 5 (a majority must survive; an even count adds nothing)",
+        "Use 3; 1 only for development.",
+      ),
+    )
+    .optional(),
+  ttlSeconds: z.int().min(2).max(3600).default(10),
+});
+
 const DockerSchema = z.strictObject({
   /** Host port of the balancer's plain HTTP listener. */
   publicPort: PORT.default(8080),
@@ -327,6 +397,72 @@ function postgresIssues(c: RawConfig, members: number, issue: AddIssue): void {
   }
 }
 
+/** The rules RedisCache and Memcached enforce, said in stack-config keys. */
+function cacheIssues(
+  c: {
+    topology: "ecommerce" | "blog";
+    platform: "docker" | "kubernetes";
+    cache: z.infer<typeof CacheSchema>;
+  },
+  issue: AddIssue,
+): void {
+  const engine = c.cache.engine ?? DEFAULT_CACHE_ENGINE[c.topology];
+  for (const other of ["redis", "memcached"] as const) {
+    if (c.cache[other] !== undefined && engine !== other) {
+      issue(
+        ["cache", other],
+        c.cache[other],
+        `only be set when cache.engine is ${other} (it is ${engine})`,
+        `Remove ${NAMESPACE}:cache.${other}, or set cache.engine: ${other}.`,
+      );
+    }
+  }
+  if (engine !== "redis") return;
+  const r = c.cache.redis ?? RedisSchema.parse({});
+  const mode = r.mode ?? DEFAULT_REDIS_MODE[c.topology];
+  if (c.platform === "kubernetes" && r.sentinels < 3) {
+    issue(
+      ["cache", "redis", "sentinels"],
+      r.sentinels,
+      "be at least 3 on Kubernetes (one Sentinel is never highly available: its loss stops every failover)",
+      `Set ${NAMESPACE}:cache.redis.sentinels: 3.`,
+    );
+  }
+  if (r.quorum !== undefined && r.quorum > r.sentinels) {
+    issue(
+      ["cache", "redis", "quorum"],
+      r.quorum,
+      `not exceed cache.redis.sentinels (${r.sentinels}): that many could never agree`,
+      `Set ${NAMESPACE}:cache.redis.quorum to a majority, e.g. ${Math.floor(r.sentinels / 2) + 1}.`,
+    );
+  }
+  if (mode === "store" && r.replicas < 1) {
+    issue(
+      ["cache", "redis", "replicas"],
+      r.replicas,
+      "be at least 1 in store mode (a write must reach a replica before the primary can be lost)",
+      `Set ${NAMESPACE}:cache.redis.replicas: 2, or cache.redis.mode: cache.`,
+    );
+  } else if (r.minReplicasToWrite !== undefined && (mode !== "store" || r.minReplicasToWrite > r.replicas)) {
+    issue(
+      ["cache", "redis", "minReplicasToWrite"],
+      r.minReplicasToWrite,
+      mode === "store"
+        ? `not exceed cache.redis.replicas (${r.replicas})`
+        : "only be set in store mode (a cache takes writes without waiting for replicas)",
+      `Lower ${NAMESPACE}:cache.redis.minReplicasToWrite, or remove it.`,
+    );
+  }
+  if (r.failoverTimeoutMs <= r.downAfterMs) {
+    issue(
+      ["cache", "redis", "failoverTimeoutMs"],
+      r.failoverTimeoutMs,
+      `exceed cache.redis.downAfterMs (${r.downAfterMs})`,
+      `Set ${NAMESPACE}:cache.redis.failoverTimeoutMs to e.g. 10 × downAfterMs.`,
+    );
+  }
+}
+
 export const StackConfigSchema = z
   .strictObject({
     topology: z.enum(["ecommerce", "blog"]),
@@ -334,6 +470,8 @@ export const StackConfigSchema = z
     app: AppSchema.prefault({}),
     balancer: BalancerSchema.prefault({}),
     database: DatabaseSchema.prefault({}),
+    cache: CacheSchema.prefault({}),
+    locks: LocksSchema.prefault({}),
     /** PEM certificate chain for balancer.tls: provided (`pulumi config set ha-backend:tlsCertificate`). */
     tlsCertificate: z.string().optional(),
     /** PEM private key for balancer.tls: provided; must be a secret (`pulumi config set --secret`). */
@@ -446,6 +584,7 @@ export const StackConfigSchema = z
         `Remove ${NAMESPACE}:database.galera.`,
       );
     }
+    cacheIssues(c, issue);
     if (b.tls === "provided") {
       for (const key of ["tlsCertificate", "tlsKey"] as const) {
         if (c[key] === undefined) {

@@ -300,7 +300,8 @@ export class RedisCache extends pulumi.ComponentResource {
         healthCheck: ping(PORTS.sentinel),
         // Sentinel rewrites its config (known replicas, epochs, the current primary): keep it.
         volume: { ...volume, sizeGi: 1 },
-        resources: args.resources,
+        // A Sentinel holds no data: a small fixed size wherever the members are sized.
+        resources: args.resources ? { cpu: "100m", memory: "64Mi" } : undefined,
         tier: sentinelWorkload,
         allowFrom: clients,
         runAsUser: REDIS_UID,

@@ -7,11 +7,12 @@ import {
   type TopologyContext,
   type TopologyOutputs,
 } from "./web-tier";
+import { cacheService, lockService } from "./services";
 
 /**
  * The e-commerce site: the shop's app servers behind Nginx (by default), a catalog database, and
  * the orders split across `database.shards` clusters (MySQL family or PostgreSQL, as configured).
- * Later: Redis for sessions and carts, locks for stock reservations.
+ * A cache (Redis with Sentinel by default) and a lock service.
  */
 export function ecommerce(ctx: TopologyContext): TopologyOutputs {
   const catalogDbs = databases(ctx, "catalog", "catalog", "shop");
@@ -21,12 +22,20 @@ export function ecommerce(ctx: TopologyContext): TopologyOutputs {
     {},
     ...orders.clusters.map((s, i) => databaseEnv(`ORDERS_SHARD_${i}_`, s)),
   );
+  // Sessions, carts and hot catalog data; locks for stock reservations.
+  const cache = cacheService(ctx, "cache");
+  const locks = lockService(ctx, "locks");
   const web = webTier(
     ctx,
     "shop",
     // The map holds endpoints only; each shard's credentials come as secrets.
-    { APP_TOPOLOGY: "ecommerce", ORDERS_SHARD_MAP: orders.shardMap!.apply((m) => JSON.stringify(m)) },
-    { ...databaseEnv("DATABASE_", catalog), ...shardSecrets },
+    {
+      APP_TOPOLOGY: "ecommerce",
+      ORDERS_SHARD_MAP: orders.shardMap!.apply((m) => JSON.stringify(m)),
+      ...cache.env,
+      ...locks.env,
+    },
+    { ...databaseEnv("DATABASE_", catalog), ...shardSecrets, ...cache.secretEnv, ...locks.secretEnv },
   );
   return {
     ...web,
@@ -35,5 +44,7 @@ export function ecommerce(ctx: TopologyContext): TopologyOutputs {
     ordersShardMap: orders.shardMap!,
     databaseUrl: pulumi.secret(catalog.connectionUrl),
     ...databaseOutputs(ctx, [catalogDbs, orders]),
+    ...cache.outputs,
+    ...locks.outputs,
   };
 }

@@ -1,4 +1,6 @@
 import {
+  DEFAULT_CACHE_ENGINE,
+  DEFAULT_REDIS_MODE,
   databaseMembers,
   decodeConfigValue,
   parseStackConfig,
@@ -45,6 +47,9 @@ describe("parseStackConfig", () => {
         storageGi: 10,
         routerReplicas: 2,
       },
+      // Engines per topology are filled in where they are used (DEFAULT_CACHE_ENGINE, locks per topology).
+      cache: {},
+      locks: { ttlSeconds: 10 },
     });
   });
 
@@ -371,6 +376,69 @@ describe("database.engine: postgresql", () => {
       "a registry with a tag",
       pg({}, { platform: "kubernetes", kubernetes: { imageRegistry: "registry.example.com/shop:1" } }),
       'ha-backend:kubernetes.imageRegistry must be a registry host with an optional path, lowercase, without a tag, but "registry.example.com/shop:1" was provided.',
+    ],
+  ])("%s", (_label, raw, message) => {
+    const problems = problemsOf(raw);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(message);
+  });
+});
+
+describe("cache and locks", () => {
+  it("defaults: the shop gets Redis in store mode and locks, the blog memcached and no locks", () => {
+    expect(DEFAULT_CACHE_ENGINE).toEqual({ ecommerce: "redis", blog: "memcached" });
+    expect(DEFAULT_REDIS_MODE).toEqual({ ecommerce: "store", blog: "cache" });
+    expect(parseStackConfig({ ...base, cache: { redis: {} } }).cache.redis).toEqual({
+      replicas: 2,
+      sentinels: 3,
+      downAfterMs: 1000,
+      failoverTimeoutMs: 10000,
+      parallelSyncs: 1,
+      maxmemory: "256mb",
+      storageGi: 1,
+    });
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "an even number of Sentinels",
+      { ...base, cache: { redis: { sentinels: 4 } } },
+      "ha-backend:cache.redis.sentinels must be 1, 3, 5 or 7 (an even count adds no vote a majority needs), but 4 was provided. Use 3 (survives the loss of one).",
+    ],
+    [
+      "one Sentinel on Kubernetes",
+      { ...base, platform: "kubernetes", cache: { redis: { sentinels: 1 } } },
+      "ha-backend:cache.redis.sentinels must be at least 3 on Kubernetes (one Sentinel is never highly available: its loss stops every failover), but 1 was provided. Set ha-backend:cache.redis.sentinels: 3.",
+    ],
+    [
+      "a quorum larger than the Sentinels",
+      { ...base, cache: { redis: { quorum: 5 } } },
+      "ha-backend:cache.redis.quorum must not exceed cache.redis.sentinels (3): that many could never agree, but 5 was provided. Set ha-backend:cache.redis.quorum to a majority, e.g. 2.",
+    ],
+    [
+      "store mode without replicas",
+      { ...base, cache: { redis: { mode: "store", replicas: 0 } } },
+      "ha-backend:cache.redis.replicas must be at least 1 in store mode (a write must reach a replica before the primary can be lost), but 0 was provided.",
+    ],
+    [
+      "a write quorum in cache mode",
+      { topology: "blog", platform: "docker", cache: { engine: "redis", redis: { minReplicasToWrite: 1 } } },
+      "ha-backend:cache.redis.minReplicasToWrite must only be set in store mode (a cache takes writes without waiting for replicas), but 1 was provided.",
+    ],
+    [
+      "a failover timeout within detection",
+      { ...base, cache: { redis: { downAfterMs: 5000, failoverTimeoutMs: 5000 } } },
+      "ha-backend:cache.redis.failoverTimeoutMs must exceed cache.redis.downAfterMs (5000), but 5000 was provided.",
+    ],
+    [
+      "Redis settings for a memcached cache",
+      { topology: "blog", platform: "docker", cache: { redis: { replicas: 1 } } },
+      "ha-backend:cache.redis must only be set when cache.engine is redis (it is memcached)",
+    ],
+    [
+      "an even lock cluster",
+      { ...base, locks: { members: 2 } },
+      "ha-backend:locks.members must be 1, 3 or 5 (a majority must survive; an even count adds nothing), but 2 was provided.",
     ],
   ])("%s", (_label, raw, message) => {
     const problems = problemsOf(raw);

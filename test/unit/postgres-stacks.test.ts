@@ -65,7 +65,8 @@ describe.each(STACKS)("%s with PostgreSQL", (stack) => {
     const routers = [...tree.entries()].filter(([p]) =>
       /-router-[^/]*\/usr\/local\/etc\/haproxy\/haproxy\.cfg$/.test(p),
     );
-    const distinct = new Set(routers.map(([, c]) => c));
+    // Database routers only (the cache's is a secret file).
+    const distinct = new Set(routers.map(([, c]) => c).filter((c) => c.includes("uri /primary")));
     expect(distinct.size).toBe(stack.startsWith("ecommerce") ? 1 + (stack.endsWith("prod") ? 2 : 1) : 1);
     for (const config of distinct) {
       expect(config).toContain("http-check send meth GET uri /primary");
@@ -92,9 +93,12 @@ describe.each(STACKS)("%s with PostgreSQL", (stack) => {
           "StatefulSet",
         ]),
       );
-      // No etcd on Kubernetes: every StatefulSet is a PostgreSQL cluster.
+      // No etcd for Patroni on Kubernetes: the only etcd is the lock service's.
       const sets = [...tree.keys()].filter((p) => p.startsWith("kubernetes/StatefulSet-"));
-      expect(sets.every((p) => p.endsWith("-pg-statefulset.yaml"))).toBe(true);
+      expect(sets.filter((p) => p.includes("-pg-statefulset")).length).toBeGreaterThan(0);
+      expect(sets.filter((p) => p.includes("-etcd-"))).toEqual(
+        stack.startsWith("ecommerce") ? ["kubernetes/StatefulSet-locks-etcd-statefulset.yaml"] : [],
+      );
       const out = tempDir(`pg-synth-${stack}`);
       writeTree(out, tree);
       const r = validateManifests(join(out, "kubernetes"));

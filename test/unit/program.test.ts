@@ -37,8 +37,21 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
         plain(one(run, "docker:index/container:Container", `${app}-app-0`)).envs as string[]
       ).map((e) => e.split("=")[0]);
       expect(names).toEqual(expect.arrayContaining(["DATABASE_URL", "DATABASE_READ_URL"]));
-      if (topology === "ecommerce")
+      if (topology === "ecommerce") {
         expect(names).toEqual(expect.arrayContaining(["ORDERS_SHARD_0_URL", "ORDERS_SHARD_MAP"]));
+        // Sessions and carts in Redis (Sentinel), stock reservations under etcd locks.
+        expect(names).toEqual(
+          expect.arrayContaining([
+            "REDIS_SENTINELS",
+            "REDIS_MASTER_NAME",
+            "REDIS_PASSWORD",
+            "LOCK_ENDPOINTS",
+            "LOCK_CLIENT_KEY_PEM",
+          ]),
+        );
+      } else {
+        expect(names).toEqual(expect.arrayContaining(["MEMCACHED_SERVERS"]));
+      }
       expect(run.outputs.url).toBe(
         topology === "ecommerce" ? "http://localhost:8080" : "http://localhost:8081",
       );
@@ -54,7 +67,9 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
       expect(one(run, "kubernetes:policy/v1:PodDisruptionBudget", `${app}-app-pdb`)).toBeDefined();
       expect(ofType(run, "docker:index/container:Container")).toEqual([]);
       // prod: every database StatefulSet is protected, and so are its claims (Retain).
-      const sets = ofType(run, "kubernetes:apps/v1:StatefulSet");
+      const sets = ofType(run, "kubernetes:apps/v1:StatefulSet").filter((st) =>
+        st.name.endsWith("-db-statefulset"),
+      );
       expect(sets.length).toBe(topology === "ecommerce" ? 3 : 1);
       for (const st of sets) {
         expect([
@@ -69,6 +84,18 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
       });
     }
     expect(run.outputs.databaseUrl).toBe("[secret]");
+    if (topology === "ecommerce") {
+      expect(run.outputs).toMatchObject({
+        cacheEngine: "redis",
+        cacheMasterName: "cache",
+        cacheFailoverBudgetSeconds: 5,
+      });
+      expect(run.outputs.cacheSentinels).toHaveLength(3);
+      expect(run.outputs.lockEndpoints).toHaveLength(env === "dev" ? 1 : 3);
+    } else {
+      expect(run.outputs.cacheEngine).toBe("memcached");
+      expect(run.outputs.lockEndpoints).toBeUndefined();
+    }
   });
 
   it("passes the generated session key only as a secret", async () => {
