@@ -2,6 +2,7 @@ import { join } from "node:path";
 import {
   failoverBudgetSeconds,
   patroniMemberEnv,
+  PATRONI_DEFAULT_TIMINGS,
   PATRONI_FAST_TIMINGS,
   renderPatroniYml,
   renderPostBootstrap,
@@ -39,6 +40,10 @@ const creds = {
 const app = { user: "shop", password: "app-pass-1", database: "orders" };
 // The router checks PostgresCluster deploys, so the measured outage is the budget it exports.
 const ROUTER_CHECK = PG_ROUTER_CHECK;
+// PostgresCluster's default timings, or with HA_BACKEND_PATRONI_DEFAULTS=1 Patroni's own
+// (ttl 30, loop_wait 10, retry_timeout 10), for a side-by-side figure.
+const TIMINGS =
+  process.env.HA_BACKEND_PATRONI_DEFAULTS === "1" ? PATRONI_DEFAULT_TIMINGS : PATRONI_FAST_TIMINGS;
 
 describe("Patroni cluster with synchronous mode behind the generated router (live)", () => {
   const procs = new ProcessGroup();
@@ -55,7 +60,7 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
     const spec: PatroniRenderSpec = {
       scope: "orders",
       dcs: { kind: "etcd3", hosts: [`${etcdHost}:2379`] },
-      timings: PATRONI_FAST_TIMINGS,
+      timings: TIMINGS,
       maximumLagOnFailover: 1_048_576,
       synchronousMode: true,
       synchronousModeStrict: false,
@@ -145,19 +150,6 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
   });
 
   it("bootstraps: one leader, two streaming replicas, writes through rw and reads through ro", async () => {
-    const rw = await pgConnect(router.host, router.rw, app.user, app.password, app.database);
-    await rw.query("CREATE TABLE orders (id BIGINT PRIMARY KEY, note TEXT)");
-    await rw.query("INSERT INTO orders VALUES (1, 'first')");
-    const ro = await pgConnect(router.host, router.ro, app.user, app.password, app.database);
-    await waitFor(
-      "row on a replica",
-      async () => (await ro.query("SELECT 1 FROM orders WHERE id = 1")).rowCount === 1,
-      {
-        attempts: 100,
-        intervalMs: 50,
-      },
-    );
-    expect((await ro.query("SELECT pg_is_in_recovery() AS r")).rows[0].r).toBe(true);
     // Replication details are for superusers (the app user sees empty columns).
     const su = await pgConnect(members[0].host, 5432, "postgres", creds.superuserPassword, "postgres");
     // A replica answers Patroni's /replica check as soon as it runs in recovery, which can be
@@ -182,13 +174,23 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
     console.log(`patroni: replication states seen by the leader: ${states.join(", ")}`);
     expect(states).toHaveLength(2);
     expect(states).toContain("sync");
+    const rw = await pgConnect(router.host, router.rw, app.user, app.password, app.database);
+    await rw.query("CREATE TABLE orders (id BIGINT PRIMARY KEY, note TEXT)");
+    await rw.query("INSERT INTO orders VALUES (1, 'first')");
+    const ro = await pgConnect(router.host, router.ro, app.user, app.password, app.database);
+    await waitFor(
+      "row on a replica",
+      async () => (await ro.query("SELECT 1 FROM orders WHERE id = 1")).rowCount === 1,
+      { attempts: 100, intervalMs: 50 },
+    );
+    expect((await ro.query("SELECT pg_is_in_recovery() AS r")).rows[0].r).toBe(true);
     await rw.end();
     await ro.end();
   });
 
   it("fails over within the computed budget when the leader is killed with -9, losing no acknowledged write", async () => {
     // (The budget is printed beside the measured outage, not asserted: tests assert no wall-clock times.)
-    const budget = failoverBudgetSeconds(PATRONI_FAST_TIMINGS, ROUTER_CHECK);
+    const budget = failoverBudgetSeconds(TIMINGS, ROUTER_CHECK);
     const old = await leader();
     expect(old).toBeDefined();
     const acked: number[] = [];
@@ -218,7 +220,7 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
     const outage = (firstAfterKill - killedAt) / 1000;
     const now = await leader();
     console.log(
-      `patroni: leader ${old!.name} killed; writes resumed on ${now?.name} after ${outage.toFixed(1)} s (budget ${budget} s from ttl ${PATRONI_FAST_TIMINGS.ttl}, loop_wait ${PATRONI_FAST_TIMINGS.loopWait}, router ${ROUTER_CHECK.rise} × ${ROUTER_CHECK.intervalMs} ms)`,
+      `patroni: leader ${old!.name} killed; writes resumed on ${now?.name} after ${outage.toFixed(1)} s (budget ${budget} s from ttl ${TIMINGS.ttl}, loop_wait ${TIMINGS.loopWait}, router ${ROUTER_CHECK.rise} × ${ROUTER_CHECK.intervalMs} ms)`,
     );
     expect(firstAfterKill).toBeGreaterThan(0);
     expect(now?.name).not.toBe(old!.name);
