@@ -1,6 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import { HAPROXY_IMAGE } from "../balancer/load-balancer";
+import { deployRouter, generatedSecret } from "../shared";
 import { checkResources, invalidArg } from "../errors";
 import type { MemberAddress, Platform, ResourceSpec } from "../platform/types";
 import {
@@ -28,7 +27,6 @@ const PATHS = {
   sentinelTemplate: "/etc/ha-backend/redis/sentinel.conf",
   redisStart: "/etc/ha-backend/redis/start-redis.sh",
   sentinelStart: "/etc/ha-backend/redis/start-sentinel.sh",
-  router: "/usr/local/etc/haproxy/haproxy.cfg",
 } as const;
 
 export interface RedisCacheArgs {
@@ -206,10 +204,7 @@ export class RedisCache extends pulumi.ComponentResource {
   constructor(name: string, args: RedisCacheArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ha:cache:RedisCache", name, {}, opts);
     const r = resolveRedisCacheArgs(name, args);
-    const secret = (role: string, length = 32) =>
-      pulumi.secret(
-        new random.RandomPassword(`${name}-${role}`, { length, special: false }, { parent: this }).result,
-      );
+    const secret = (role: string, length = 32) => generatedSecret(this, `${name}-${role}`, length);
     const password = secret("password");
     const sentinelPassword = secret("sentinel-password");
     // A name nobody can guess: CONFIG renamed to it is Sentinel's alone.
@@ -322,22 +317,18 @@ export class RedisCache extends pulumi.ComponentResource {
         p,
       ),
     );
-    const router = args.platform.deploy(
+    // The checks log in: the config holds the password.
+    const router = deployRouter(
+      args.platform,
       routerTier,
       {
-        kind: "stateless",
         replicas: r.routerReplicas,
-        image: HAPROXY_IMAGE,
-        command: ["haproxy", "-W", "-db", "-f", PATHS.router],
-        // The checks log in: the config holds the password.
-        secretFiles: { [PATHS.router]: pulumi.secret(routerConfig) },
-        ports: { ...ROUTER_PORTS },
-        healthCheck: { httpGet: { path: "/lb-health", port: "stats" } },
-        tier: routerTier,
+        ports: ROUTER_PORTS,
+        config: routerConfig,
+        configIsSecret: true,
         allowFrom: clients,
-        runAsUser: 99,
       },
-      { parent: this },
+      this,
     );
 
     this.sentinelEndpoints = pulumi.output(sentinel.members.map((m) => `${m.host}:${PORTS.sentinel}`));

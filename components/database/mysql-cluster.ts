@@ -1,6 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import { HAPROXY_IMAGE } from "../balancer/load-balancer";
+import { deployRouter, generatedSecret } from "../shared";
 import type { MemberAddress, Platform, ResourceSpec } from "../platform/types";
 import {
   renderInitSql,
@@ -38,7 +37,6 @@ const PATHS = {
   startScript: "/etc/ha-backend/db/start.sh",
   initSql: "/etc/ha-backend/db/init.sql",
   replicaSql: "/etc/ha-backend/db/replica.sql",
-  router: "/usr/local/etc/haproxy/haproxy.cfg",
 } as const;
 
 export interface MysqlClusterArgs {
@@ -217,14 +215,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
   constructor(name: string, args: MysqlClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ha:database:MysqlCluster", name, {}, opts);
     const r = resolveMysqlClusterArgs(name, args);
-    const password = (role: string) =>
-      pulumi.secret(
-        new random.RandomPassword(
-          `${name}-${role}-password`,
-          { length: 32, special: false },
-          { parent: this },
-        ).result,
-      );
+    const password = (role: string) => generatedSecret(this, `${name}-${role}-password`);
     const rootPassword = password("root");
     const appPassword = password("app");
     const replPassword = password("replication");
@@ -313,21 +304,16 @@ export class MysqlCluster extends pulumi.ComponentResource {
         clientTimeoutMs: 3_600_000,
       }),
     );
-    const router = args.platform.deploy(
-      `${name}-router`,
+    const router = deployRouter(
+      args.platform,
+      routerTier,
       {
-        kind: "stateless",
         replicas: r.routerReplicas,
-        image: HAPROXY_IMAGE,
-        command: ["haproxy", "-W", "-db", "-f", PATHS.router],
-        files: { [PATHS.router]: this.routerConfig },
-        ports: { rw: ROUTER_PORTS.rw, ro: ROUTER_PORTS.ro, stats: ROUTER_PORTS.stats },
-        healthCheck: { httpGet: { path: "/lb-health", port: "stats" } },
-        tier: routerTier,
+        ports: ROUTER_PORTS,
+        config: this.routerConfig,
         allowFrom: args.allowFrom ?? ["app"],
-        runAsUser: 99,
       },
-      { parent: this },
+      this,
     );
 
     this.rwEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.rw}`);

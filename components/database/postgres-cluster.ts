@@ -2,8 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import { HAPROXY_IMAGE } from "../balancer/load-balancer";
+import { deployRouter, generatedSecret } from "../shared";
 import { EtcdCluster, etcdClientHosts } from "../coordination/etcd-cluster";
 import { checkResources, invalidArg } from "../errors";
 import type { ApiRule, MemberAddress, Platform, ResourceSpec } from "../platform/types";
@@ -58,7 +57,6 @@ const PATHS = {
   patroniYml: "/etc/ha-backend/pg/patroni.yml",
   postBootstrap: "/etc/ha-backend/pg/post-bootstrap.sh",
   pgpass: "/tmp/pgpass",
-  router: "/usr/local/etc/haproxy/haproxy.cfg",
 } as const;
 
 /** Role names Patroni itself uses: the app's user must be another. */
@@ -304,14 +302,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
   constructor(name: string, args: PostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ha:database:PostgresCluster", name, {}, opts);
     const r = resolvePostgresClusterArgs(name, args);
-    const password = (role: string) =>
-      pulumi.secret(
-        new random.RandomPassword(
-          `${name}-${role}-password`,
-          { length: 32, special: false },
-          { parent: this },
-        ).result,
-      );
+    const password = (role: string) => generatedSecret(this, `${name}-${role}-password`);
     const superuserPassword = password("superuser");
     const replicationPassword = password("replication");
     const rewindPassword = password("rewind");
@@ -419,21 +410,16 @@ export class PostgresCluster extends pulumi.ComponentResource {
         clientTimeoutMs: 3_600_000,
       }),
     );
-    const router = args.platform.deploy(
+    const router = deployRouter(
+      args.platform,
       routerTier,
       {
-        kind: "stateless",
         replicas: r.routerReplicas,
-        image: HAPROXY_IMAGE,
-        command: ["haproxy", "-W", "-db", "-f", PATHS.router],
-        files: { [PATHS.router]: this.routerConfig },
-        ports: { ...ROUTER_PORTS },
-        healthCheck: { httpGet: { path: "/lb-health", port: "stats" } },
-        tier: routerTier,
+        ports: ROUTER_PORTS,
+        config: this.routerConfig,
         allowFrom: args.allowFrom ?? ["app"],
-        runAsUser: 99,
       },
-      { parent: this },
+      this,
     );
 
     this.rwEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.rw}`);

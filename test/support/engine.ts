@@ -5,6 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
   isWrappedSecret,
+  redactSecrets,
   runProgramWithMocks,
   unwrapSecrets,
   type ProgramRun,
@@ -62,4 +63,34 @@ export function plain(r: RecordedResource): any {
 /** Resolves an output to its value (tests only). */
 export function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => o.apply((v) => resolve(v)));
+}
+
+/**
+ * Runs `build` as a program and expects it to throw `message` without registering a single
+ * real (custom) resource: bad args fail before anything would be created.
+ */
+export async function expectRejectedBeforeAnyResource(build: () => void, message: string): Promise<void> {
+  const recorded: RecordedResource[] = [];
+  await expect(
+    runProgramWithMocks(
+      {
+        config: {},
+        stack: "unit",
+        program: () => {
+          build();
+          return {};
+        },
+      },
+      recorded,
+    ),
+  ).rejects.toThrow(message);
+  expect(recorded.filter((r) => r.custom)).toEqual([]);
+}
+
+/** No resource's visible (non-secret) inputs contain any of `secrets`. */
+export function expectSecretsHidden(run: ProgramRun, secrets: readonly string[]): void {
+  for (const r of run.resources) {
+    const visible = JSON.stringify(redactSecrets(r.inputs));
+    for (const s of secrets) expect([r.name, s, visible.includes(s)]).toEqual([r.name, s, false]);
+  }
 }

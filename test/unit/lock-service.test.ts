@@ -1,8 +1,15 @@
 import { LockService } from "../../components/coordination/lock-service";
 import { DockerPlatform } from "../../components/platform/docker";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
-import { redactSecrets } from "../../scripts/mock-engine";
-import { isWrappedSecret, ofType, one, plain, runComponents, type RecordedResource } from "../support/engine";
+import {
+  expectRejectedBeforeAnyResource,
+  expectSecretsHidden,
+  isWrappedSecret,
+  ofType,
+  one,
+  plain,
+  runComponents,
+} from "../support/engine";
 
 const CONTAINER = "docker:index/container:Container";
 
@@ -60,10 +67,7 @@ describe("LockService", () => {
     ]);
     const keys = ofType(run, "tls:index/privateKey:PrivateKey").map((k) => `mock ${k.name}`);
     expect(keys).toHaveLength(3);
-    for (const r of run.resources) {
-      const visible = JSON.stringify(redactSecrets(r.inputs));
-      for (const k of keys) expect([r.name, visible.includes(k)]).toEqual([r.name, false]);
-    }
+    expectSecretsHidden(run, keys);
   });
 
   it("on Kubernetes: the members' key in a Secret, the certificate names the pods' stable DNS names", async () => {
@@ -87,21 +91,8 @@ describe("LockService", () => {
       "ttlSeconds must be whole seconds from 2 to 3600, but 1 was provided.",
     ],
   ])("rejects %s before creating anything", async (_, args, message) => {
-    const recorded: RecordedResource[] = [];
-    const { runProgramWithMocks } = await import("../../scripts/mock-engine");
-    await expect(
-      runProgramWithMocks(
-        {
-          config: {},
-          stack: "unit",
-          program: () => {
-            void new LockService("l", { platform: new DockerPlatform("docker", { prefix: "dev" }), ...args });
-            return {};
-          },
-        },
-        recorded,
-      ),
-    ).rejects.toThrow(message);
-    expect(recorded.filter((r) => r.custom)).toEqual([]);
+    await expectRejectedBeforeAnyResource(() => {
+      void new LockService("l", { platform: new DockerPlatform("docker", { prefix: "dev" }), ...args });
+    }, message);
   });
 });

@@ -1,7 +1,7 @@
 import { Memcached, MEMCACHED_IMAGE, type MemcachedArgs } from "../../components/cache/memcached";
 import { DockerPlatform } from "../../components/platform/docker";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
-import { ofType, one, plain, runComponents, type RecordedResource } from "../support/engine";
+import { expectRejectedBeforeAnyResource, ofType, one, plain, runComponents } from "../support/engine";
 
 describe("Memcached", () => {
   it("runs independent nodes with stable names, no UDP, the memory and connection limits given", async () => {
@@ -67,21 +67,8 @@ describe("Memcached", () => {
       'resources.memory must leave room for memoryMb (512 MiB of items need about 596 MiB in all), but "256Mi" was provided. Raise it to at least 596Mi, or lower memoryMb.',
     ],
   ])("rejects %s before creating anything", async (_, args, message) => {
-    const recorded: RecordedResource[] = [];
-    const { runProgramWithMocks } = await import("../../scripts/mock-engine");
-    await expect(
-      runProgramWithMocks(
-        {
-          config: {},
-          stack: "unit",
-          program: () => {
-            void new Memcached("m", { platform: new DockerPlatform("docker", { prefix: "dev" }), ...args });
-            return {};
-          },
-        },
-        recorded,
-      ),
-    ).rejects.toThrow(message);
-    expect(recorded.filter((r) => r.custom)).toEqual([]);
+    await expectRejectedBeforeAnyResource(() => {
+      void new Memcached("m", { platform: new DockerPlatform("docker", { prefix: "dev" }), ...args });
+    }, message);
   });
 });

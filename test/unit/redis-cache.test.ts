@@ -1,8 +1,16 @@
 import { RedisCache, REDIS_IMAGE, type RedisCacheArgs } from "../../components/cache/redis-cache";
 import { DockerPlatform } from "../../components/platform/docker";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
-import { redactSecrets } from "../../scripts/mock-engine";
-import { isWrappedSecret, ofType, one, plain, runComponents, type RecordedResource } from "../support/engine";
+import {
+  expectRejectedBeforeAnyResource,
+  expectSecretsHidden,
+  isWrappedSecret,
+  ofType,
+  one,
+  plain,
+  runComponents,
+  type RecordedResource,
+} from "../support/engine";
 
 const CONTAINER = "docker:index/container:Container";
 const STS = "kubernetes:apps/v1:StatefulSet";
@@ -91,10 +99,7 @@ describe("RedisCache on Docker", () => {
       (p) => `mock-password-for-${p.name}`,
     );
     expect(secrets).toHaveLength(3);
-    for (const r of run.resources) {
-      const visible = JSON.stringify(redactSecrets(r.inputs));
-      for (const s of secrets) expect([r.name, visible.includes(s)]).toEqual([r.name, false]);
-    }
+    expectSecretsHidden(run, secrets);
     const conf = plain(one(run, CONTAINER, "sessions-redis-0")).uploads[1].content as string;
     expect(conf).toContain("requirepass mock-password-for-sessions-password");
     expect(conf).toContain("rename-command CONFIG CONFIG_mock-password-for-sessions-config-command");
@@ -178,21 +183,8 @@ describe("RedisCache rejects bad args before creating anything", () => {
     ],
   ];
   it.each(cases)("%s", async (_, args, message) => {
-    const recorded: RecordedResource[] = [];
-    const { runProgramWithMocks } = await import("../../scripts/mock-engine");
-    await expect(
-      runProgramWithMocks(
-        {
-          config: {},
-          stack: "unit",
-          program: () => {
-            void new RedisCache("c", { platform: new DockerPlatform("docker", { prefix: "dev" }), ...args });
-            return {};
-          },
-        },
-        recorded,
-      ),
-    ).rejects.toThrow(message);
-    expect(recorded.filter((r) => r.custom)).toEqual([]);
+    await expectRejectedBeforeAnyResource(() => {
+      void new RedisCache("c", { platform: new DockerPlatform("docker", { prefix: "dev" }), ...args });
+    }, message);
   });
 });

@@ -1,0 +1,52 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { HAPROXY_IMAGE } from "./balancer/load-balancer";
+import type { Platform, Workload } from "./platform/types";
+
+/**
+ * A generated secret (letters and digits) from @pulumi/random, named `<name>` under `parent`.
+ * The engine marks random results secret; `pulumi.secret` keeps them so under mocks too.
+ */
+export function generatedSecret(parent: pulumi.Resource, name: string, length = 32): pulumi.Output<string> {
+  return pulumi.secret(new random.RandomPassword(name, { length, special: false }, { parent }).result);
+}
+
+/** Where a TCP router's config lands in the official HAProxy image. */
+export const ROUTER_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg";
+
+/**
+ * The HAProxy workload in front of a data tier (databases, Redis): stateless replicas of the
+ * official image, unprivileged, with the config as a file (or a secret file when its checks
+ * log in), health on the stats port's `/lb-health`, reachable from `allowFrom` only.
+ */
+export function deployRouter(
+  platform: Platform,
+  name: string,
+  r: {
+    readonly replicas: number;
+    readonly ports: Readonly<Record<string, number>>;
+    readonly config: pulumi.Input<string>;
+    readonly configIsSecret?: boolean;
+    readonly allowFrom: readonly string[];
+  },
+  parent: pulumi.Resource,
+): Workload {
+  const file = { [ROUTER_CONFIG_PATH]: r.configIsSecret ? pulumi.secret(r.config) : r.config };
+  return platform.deploy(
+    name,
+    {
+      kind: "stateless",
+      replicas: r.replicas,
+      image: HAPROXY_IMAGE,
+      command: ["haproxy", "-W", "-db", "-f", ROUTER_CONFIG_PATH],
+      ...(r.configIsSecret ? { secretFiles: file } : { files: file }),
+      ports: { ...r.ports },
+      healthCheck: { httpGet: { path: "/lb-health", port: "stats" } },
+      // The router is its own tier: the data members admit it by name.
+      tier: name,
+      allowFrom: [...r.allowFrom],
+      runAsUser: 99,
+    },
+    { parent },
+  );
+}
