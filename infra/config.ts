@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { isCpuQuantity, isMemoryQuantity } from "../components/platform/quantity";
 import { PATRONI_FAST_TIMINGS, timingsProblem } from "../components/database/render/patroni";
+import { SENTINEL_MIN_DOWN_AFTER_MS } from "../components/cache/render/redis";
 
 /** The stack-config namespace: every key in `stacks/Pulumi.<stack>.yaml` that this program reads. */
 export const NAMESPACE = "ha-backend";
@@ -225,7 +226,8 @@ const RedisSchema = z.strictObject({
     .default(3),
   /** Sentinels that must agree the primary is down. Unset: a majority. */
   quorum: z.int().min(1).max(7).optional(),
-  downAfterMs: z.int().min(100).max(600_000).default(1000),
+  /** At least 2000: Sentinel pings once a second, and less can fail over a primary it just promoted. */
+  downAfterMs: z.int().min(SENTINEL_MIN_DOWN_AFTER_MS).max(600_000).default(SENTINEL_MIN_DOWN_AFTER_MS),
   failoverTimeoutMs: z.int().min(1000).max(3_600_000).default(10_000),
   parallelSyncs: z.int().min(1).max(8).default(1),
   maxmemory: z

@@ -8,6 +8,7 @@ import {
   renderRedisStartScript,
   renderSentinelConf,
   SENTINEL_FAST_TIMINGS,
+  SENTINEL_MIN_DOWN_AFTER_MS,
   sentinelBudgetSeconds,
   type RedisMode,
   type RedisRenderSpec,
@@ -39,7 +40,7 @@ export interface RedisCacheArgs {
   readonly sentinels?: number;
   /** Sentinels that must agree the primary is down. @default a majority */
   readonly quorum?: number;
-  /** @default {@link SENTINEL_FAST_TIMINGS} (down-after 1000 ms, failover-timeout 10 s, parallel-syncs 1) */
+  /** @default {@link SENTINEL_FAST_TIMINGS} (down-after 2000 ms, failover-timeout 10 s, parallel-syncs 1) */
   readonly timings?: Partial<SentinelTimings>;
   /** Memory limit per member, Redis units (`256mb`, `1gb`). @default "256mb" */
   readonly maxmemory?: string;
@@ -104,13 +105,13 @@ export function resolveRedisCacheArgs(name: string, args: RedisCacheArgs): Resol
     );
   }
   const timings = { ...SENTINEL_FAST_TIMINGS, ...args.timings };
-  if (!whole(timings.downAfterMs, 100, 600_000)) {
+  if (!whole(timings.downAfterMs, SENTINEL_MIN_DOWN_AFTER_MS, 600_000)) {
     fail(
       name,
       "timings.downAfterMs",
-      "be whole milliseconds from 100 to 600000",
+      `be whole milliseconds from ${SENTINEL_MIN_DOWN_AFTER_MS} to 600000 (Sentinel pings once a second; less can fail over a primary it has just promoted)`,
       timings.downAfterMs,
-      "Use e.g. 1000.",
+      `Use ${SENTINEL_MIN_DOWN_AFTER_MS}.`,
     );
   }
   if (!whole(timings.failoverTimeoutMs, timings.downAfterMs + 1, 3_600_000)) {

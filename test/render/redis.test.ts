@@ -65,13 +65,13 @@ describe("renderSentinelConf", () => {
     expect(lines.indexOf("sentinel resolve-hostnames yes")).toBeLessThan(
       lines.indexOf("sentinel monitor cache cache-redis-0 6379 2"),
     );
-    expect(lines).toContain("sentinel down-after-milliseconds cache 1000");
+    expect(lines).toContain("sentinel down-after-milliseconds cache 2000");
     expect(lines).toContain("sentinel rename-command cache CONFIG CONFIG_abc");
     expect(lines).toContain("sentinel sentinel-pass spw");
   });
 
   it("budgets down-after plus 4 s of Sentinel's own steps", () => {
-    expect(sentinelBudgetSeconds(SENTINEL_FAST_TIMINGS)).toBe(5);
+    expect(sentinelBudgetSeconds(SENTINEL_FAST_TIMINGS)).toBe(6);
     expect(sentinelBudgetSeconds(SENTINEL_DEFAULT_TIMINGS)).toBe(34);
   });
 });

@@ -391,7 +391,7 @@ describe("cache and locks", () => {
     expect(parseStackConfig({ ...base, cache: { redis: {} } }).cache.redis).toEqual({
       replicas: 2,
       sentinels: 3,
-      downAfterMs: 1000,
+      downAfterMs: 2000,
       failoverTimeoutMs: 10000,
       parallelSyncs: 1,
       maxmemory: "256mb",
@@ -434,6 +434,11 @@ describe("cache and locks", () => {
       "Redis settings for a memcached cache",
       { topology: "blog", platform: "docker", cache: { redis: { replicas: 1 } } },
       "ha-backend:cache.redis must only be set when cache.engine is redis (it is memcached)",
+    ],
+    [
+      "a down-after at Sentinel's ping period",
+      { ...base, cache: { redis: { downAfterMs: 1000 } } },
+      "ha-backend:cache.redis.downAfterMs must be at least 2000, but 1000 was provided.",
     ],
     [
       "an even lock cluster",

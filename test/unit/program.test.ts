@@ -88,7 +88,7 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
       expect(run.outputs).toMatchObject({
         cacheEngine: "redis",
         cacheMasterName: "cache",
-        cacheFailoverBudgetSeconds: 5,
+        cacheFailoverBudgetSeconds: 6,
       });
       expect(run.outputs.cacheSentinels).toHaveLength(3);
       expect(run.outputs.lockEndpoints).toHaveLength(env === "dev" ? 1 : 3);

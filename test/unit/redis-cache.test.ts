@@ -75,7 +75,7 @@ describe("RedisCache on Docker", () => {
       master: "sessions",
       endpoint: "sessions-router:6379",
       url: "[secret]",
-      budget: 5,
+      budget: 6,
       env: {
         REDIS_SENTINELS: "sessions-sentinel-0:26379,sessions-sentinel-1:26379,sessions-sentinel-2:26379",
         REDIS_MASTER_NAME: "sessions",
@@ -175,6 +175,11 @@ describe("RedisCache rejects bad args before creating anything", () => {
       "a failover timeout shorter than detection",
       { timings: { downAfterMs: 5000, failoverTimeoutMs: 3000 } },
       "timings.failoverTimeoutMs must exceed downAfterMs (5000), but 3000 was provided.",
+    ],
+    [
+      "a down-after at Sentinel's ping period",
+      { timings: { downAfterMs: 1000 } },
+      "timings.downAfterMs must be whole milliseconds from 2000 to 600000 (Sentinel pings once a second; less can fail over a primary it has just promoted), but 1000 was provided.",
     ],
     [
       "a bad memory size",
