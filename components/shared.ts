@@ -4,10 +4,15 @@ import { HAPROXY_IMAGE } from "./balancer/load-balancer";
 import type { Platform, Workload } from "./platform/types";
 
 /**
- * A generated secret (letters and digits) from @pulumi/random, named `<name>` under `parent`.
- * The engine marks random results secret; `pulumi.secret` keeps them so under mocks too.
+ * A generated secret (letters and digits) from @pulumi/random, named `<name>` under `parent`
+ * (the stack when none). The engine marks random results secret; `pulumi.secret` keeps them so
+ * under mocks too.
  */
-export function generatedSecret(parent: pulumi.Resource, name: string, length = 32): pulumi.Output<string> {
+export function generatedSecret(
+  parent: pulumi.Resource | undefined,
+  name: string,
+  length = 32,
+): pulumi.Output<string> {
   return pulumi.secret(new random.RandomPassword(name, { length, special: false }, { parent }).result);
 }
 

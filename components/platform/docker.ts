@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { cpuCores, dockerMemoryMb } from "./quantity";
 import {
+  dockerBuild,
   dockerHealthCommand,
   filesDigest,
   resolveHealthCheck,
@@ -90,10 +91,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
               resourceName,
               {
                 imageName: ref,
-                build: {
-                  context: build.context,
-                  dockerfile: `${build.context}/${build.dockerfile ?? "Dockerfile"}`,
-                },
+                build: dockerBuild(build),
                 skipPush: true,
               },
               { parent: this },

@@ -1,7 +1,14 @@
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { fileKey, filesDigest, resolveHealthCheck, sortedEntries, validateWorkloadSpec } from "./spec";
+import {
+  dockerBuild,
+  fileKey,
+  filesDigest,
+  resolveHealthCheck,
+  sortedEntries,
+  validateWorkloadSpec,
+} from "./spec";
 import type {
   HealthCheck,
   MemberAddress,
@@ -166,11 +173,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       `${name}-image`,
       {
         imageName: `${registry}/${spec.image}`,
-        build: {
-          context: spec.build.context,
-          dockerfile: `${spec.build.context}/${spec.build.dockerfile ?? "Dockerfile"}`,
-          platform: "linux/amd64",
-        },
+        build: { ...dockerBuild(spec.build), platform: "linux/amd64" },
       },
       { parent },
     );

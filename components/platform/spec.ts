@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { HealthCheck, WorkloadSpec } from "./types";
+import type { HealthCheck, ImageBuild, WorkloadSpec } from "./types";
 import { invalidArg } from "../errors";
 
 /** Kubernetes object names and port names double as DNS labels: keep both platforms to that rule. */
@@ -344,4 +344,9 @@ export function fileKey(path: string): string {
 /** Entries of a record sorted by key, so generated lists never depend on insertion order. */
 export function sortedEntries<T>(record: Readonly<Record<string, T>> | undefined): [string, T][] {
   return Object.entries(record ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The Docker provider's build arguments for an {@link ImageBuild}: the Dockerfile as a path. */
+export function dockerBuild(build: ImageBuild): { context: string; dockerfile: string } {
+  return { context: build.context, dockerfile: `${build.context}/${build.dockerfile ?? "Dockerfile"}` };
 }

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
+import { generatedSecret } from "../../components/shared";
 import { LoadBalancer, type LoadBalancerBackend } from "../../components/balancer/load-balancer";
 import { ServerCluster } from "../../components/cluster/server-cluster";
 import { MysqlCluster, type MysqlClusterArgs } from "../../components/database/mysql-cluster";
@@ -162,7 +162,7 @@ function tlsMaterial(ctx: TopologyContext, name: string) {
 /**
  * The web tier both topologies share: the app servers (plus standby servers when
  * balancer.backups is set), a session-signing key from @pulumi/random, and the load balancer in
- * front. Under the real engine random results are secret already; `pulumi.secret` keeps them
+ * front. Under the real engine random results are secret already; generatedSecret keeps them
  * secret under mocks too.
  */
 export function webTier(
@@ -172,7 +172,7 @@ export function webTier(
   secretEnv: Record<string, pulumi.Input<string>> = {},
 ): TopologyOutputs {
   const { app, balancer } = ctx.config;
-  const sessionKey = new random.RandomPassword(`${name}-session-key`, { length: 48, special: false });
+  const sessionKey = generatedSecret(undefined, `${name}-session-key`, 48);
   const appArgs = {
     platform: ctx.platform,
     image: app.image,
@@ -180,7 +180,7 @@ export function webTier(
     healthCheckPath: app.healthCheckPath,
     resources: app.resources,
     env: { ...env, ...app.env },
-    secretEnv: { ...secretEnv, SESSION_SECRET: pulumi.secret(sessionKey.result) },
+    secretEnv: { ...secretEnv, SESSION_SECRET: sessionKey },
   };
   const primary = new ServerCluster(name, { ...appArgs, replicas: app.replicas });
   const backends: LoadBalancerBackend[] = [{ group: primary, weights: balancer.weights }];

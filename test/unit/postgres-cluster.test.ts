@@ -11,13 +11,13 @@ import { DockerPlatform } from "../../components/platform/docker";
 import { KubernetesPlatform, PRIVATE_NETWORKS } from "../../components/platform/kubernetes";
 import type { Platform } from "../../components/platform/types";
 import {
+  expectRejectedBeforeAnyResource,
   expectSecretsHidden,
   isWrappedSecret,
   ofType,
   one,
   plain,
   runComponents,
-  type RecordedResource,
 } from "../support/engine";
 
 const CONTAINER = "docker:index/container:Container";
@@ -298,41 +298,11 @@ describe("PostgresCluster rejects bad args before creating anything", () => {
     ],
   ];
 
+  // Each rejection also registers no real resource (the helper checks both).
   it.each(cases)("%s", async (_, platform, args, message) => {
-    let created = -1;
-    await expect(
-      runComponents(() => {
-        const p = platform();
-        void new PostgresCluster("pg", { platform: p, database: "orders", user: "shop", ...args });
-      }).then((r) => (created = r.resources.length)),
-    ).rejects.toThrow(message);
-    expect(created).toBe(-1);
-  });
-
-  it("registers no real resource when rejected", async () => {
-    const { runProgramWithMocks } = await import("../../scripts/mock-engine");
-    const recorded: RecordedResource[] = [];
-    await expect(
-      runProgramWithMocks(
-        {
-          config: {},
-          stack: "unit",
-          program: () => {
-            const p = new DockerPlatform("docker", { prefix: "dev" });
-            void new PostgresCluster("pg", {
-              platform: p,
-              database: "orders",
-              user: "shop",
-              members: 1,
-              synchronousModeStrict: true,
-            });
-            return {};
-          },
-        },
-        recorded,
-      ),
-    ).rejects.toThrow("PostgresCluster");
-    expect(recorded.filter((r) => r.custom).map((r) => r.type)).toEqual([]);
+    await expectRejectedBeforeAnyResource(() => {
+      void new PostgresCluster("pg", { platform: platform(), database: "orders", user: "shop", ...args });
+    }, message);
   });
 });
 
