@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { deployRouter, generatedSecret } from "../shared";
 import { EtcdCluster, etcdClientHosts } from "../coordination/etcd-cluster";
 import { checkResources, invalidArg } from "../errors";
+import { statefulMemberNames } from "../platform/spec";
 import type { ApiRule, MemberAddress, Platform, ResourceSpec } from "../platform/types";
 import {
   failoverBudgetSeconds,
@@ -58,6 +59,14 @@ const PATHS = {
   postBootstrap: "/etc/ha-backend/pg/post-bootstrap.sh",
   pgpass: "/tmp/pgpass",
 } as const;
+
+/**
+ * WAL the leader may hold back for members that are away: a quarter of the data volume, so a
+ * member that never comes back costs at most that much disk, and one back within it streams on.
+ */
+export function slotWalKeepMb(storageGi: number): number {
+  return Math.floor((storageGi * 1024) / 4);
+}
 
 /** Role names Patroni itself uses: the app's user must be another. */
 const RESERVED_USERS = ["postgres", "replicator", "rewind_user"];
@@ -330,6 +339,8 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const spec: PatroniRenderSpec = {
       // The scope is the workload's name: on Kubernetes Patroni finds its pods by it.
       scope: workload,
+      memberNames: statefulMemberNames(workload, r.members),
+      maxSlotWalKeepMb: slotWalKeepMb(r.storageGi),
       dcs,
       timings: r.timings,
       maximumLagOnFailover: r.maximumLagOnFailover,

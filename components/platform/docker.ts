@@ -7,6 +7,7 @@ import {
   filesDigest,
   resolveHealthCheck,
   sortedEntries,
+  statefulMemberNames,
   validateWorkloadSpec,
 } from "./spec";
 import type {
@@ -108,7 +109,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
 
   memberHosts(name: string, replicas: number): string[] {
     // Each member's network alias is its own name.
-    return Array.from({ length: replicas }, (_, i) => `${name}-${i}`);
+    return statefulMemberNames(name, replicas);
   }
 
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
@@ -135,8 +136,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     const secretFiles = sortedEntries(spec.secretFiles);
     const members: MemberAddress[] = [];
     const containers: docker.Container[] = [];
+    const names = statefulMemberNames(name, spec.replicas);
     for (let i = 0; i < spec.replicas; i++) {
-      const member = `${name}-${i}`;
+      const member = names[i];
       const host = this.memberHosts(name, spec.replicas)[i];
       members.push({ name: member, host });
       const volume =

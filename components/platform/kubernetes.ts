@@ -7,6 +7,7 @@ import {
   filesDigest,
   resolveHealthCheck,
   sortedEntries,
+  statefulMemberNames,
   validateWorkloadSpec,
 } from "./spec";
 import type {
@@ -144,9 +145,8 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
 
   memberHosts(name: string, replicas: number): string[] {
     // StatefulSet pods are addressable through the headless Service: <pod>.<service>.<ns>.svc.<domain>.
-    return Array.from(
-      { length: replicas },
-      (_, i) => `${name}-${i}.${name}-headless.${this.args.namespace}.svc.${this.domain}`,
+    return statefulMemberNames(name, replicas).map(
+      (pod) => `${pod}.${name}-headless.${this.args.namespace}.svc.${this.domain}`,
     );
   }
 
@@ -487,7 +487,10 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const svc = `${ns}.svc.${this.domain}`;
     const members: MemberAddress[] =
       spec.kind === "stateful"
-        ? this.memberHosts(name, spec.replicas).map((host, i) => ({ name: `${name}-${i}`, host }))
+        ? this.memberHosts(name, spec.replicas).map((host, i) => ({
+            name: statefulMemberNames(name, spec.replicas)[i],
+            host,
+          }))
         : [];
     return {
       name,

@@ -341,6 +341,15 @@ export function fileKey(path: string): string {
   return path.replace(/^\/+/, "").replace(/[^-._a-zA-Z0-9]/g, "_");
 }
 
+/**
+ * Names of a stateful workload's members (`<name>-0`, `<name>-1`, …) on every platform: a
+ * StatefulSet's pod names, and Docker's container aliases. Known before deploy, so a config can
+ * name its peers.
+ */
+export function statefulMemberNames(name: string, replicas: number): string[] {
+  return Array.from({ length: replicas }, (_, i) => `${name}-${i}`);
+}
+
 /** Entries of a record sorted by key, so generated lists never depend on insertion order. */
 export function sortedEntries<T>(record: Readonly<Record<string, T>> | undefined): [string, T][] {
   return Object.entries(record ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

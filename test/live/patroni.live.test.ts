@@ -9,7 +9,7 @@ import {
   type PatroniRenderSpec,
 } from "../../components/database/render/patroni";
 import { renderPgRouter } from "../../components/database/render/router";
-import { PG_ROUTER_CHECK } from "../../components/database/postgres-cluster";
+import { PG_ROUTER_CHECK, slotWalKeepMb } from "../../components/database/postgres-cluster";
 import { memberValues } from "../../components/platform/docker";
 import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
 import {
@@ -59,6 +59,8 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
     // As in a StatefulSet: the file leaves the member's identity out, its environment sets it.
     const spec: PatroniRenderSpec = {
       scope: "orders",
+      memberNames: members.map((x) => x.name),
+      maxSlotWalKeepMb: slotWalKeepMb(10),
       dcs: { kind: "etcd3", hosts: [`${etcdHost}:2379`] },
       timings: TIMINGS,
       maximumLagOnFailover: 1_048_576,

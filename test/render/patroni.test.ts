@@ -6,6 +6,7 @@ import {
   PATRONI_FAST_TIMINGS,
   renderPatroniYml,
   renderPostBootstrap,
+  slotNameForMember,
   timingsProblem,
   type PatroniRenderSpec,
 } from "../../components/database/render/patroni";
@@ -16,6 +17,8 @@ import { expectGolden } from "../support/golden";
 const spec: PatroniRenderSpec = {
   scope: "orders",
   member: { name: "orders-pg-1", host: "orders-pg-1" },
+  memberNames: ["orders-pg-0", "orders-pg-1", "orders-pg-2"],
+  maxSlotWalKeepMb: 2560,
   dcs: { kind: "etcd3", hosts: ["etcd-0:2379", "etcd-1:2379", "etcd-2:2379"] },
   timings: PATRONI_FAST_TIMINGS,
   maximumLagOnFailover: 1_048_576,
@@ -100,6 +103,30 @@ describe("renderPatroniYml", () => {
     ]);
     expect(hba.filter((l) => l.includes("samenet"))).toEqual([]);
     expect(hba.filter((l) => l.includes(" rewind_user "))).toHaveLength(2);
+  });
+
+  it("keeps a slot for every member on whichever member leads, its WAL capped, so one that was away streams at once", () => {
+    const doc = parse(renderPatroniYml(spec, creds));
+    // Permanent slots: the leader holds them from promotion on, whether or not the member's DCS
+    // key has expired (Patroni skips the leader's own).
+    expect(doc.bootstrap.dcs.slots).toEqual({
+      orders_pg_0: { type: "physical" },
+      orders_pg_1: { type: "physical" },
+      orders_pg_2: { type: "physical" },
+    });
+    expect(doc.bootstrap.dcs.postgresql.use_slots).toBe(true);
+    // A member that never comes back costs at most this much of the leader's disk.
+    expect(doc.postgresql.parameters.max_slot_wal_keep_size).toBe("2560MB");
+  });
+
+  it.each([
+    ["orders-pg-0", "orders_pg_0"],
+    ["Shop.DB-1", "shop_db_1"],
+    ["db@2", "dbu00642"],
+    ["a\u{1F600}b", "au128512b"],
+    ["x".repeat(70), "x".repeat(63)],
+  ])("names member %s's slot %s, as Patroni does", (member, slot) => {
+    expect(slotNameForMember(member)).toBe(slot);
   });
 
   it("runs the post-bootstrap script through /bin/sh (secret files carry no execute bit)", () => {

@@ -128,6 +128,11 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
       maximum_lag_on_failover: 1048576,
     });
     expect(doc.postgresql.data_dir).toBe("/var/lib/postgresql/data/pgdata");
+    // A slot for every member, named as Patroni names it after the container, so a member that
+    // was away (a failover, a restart) finds its slot on whichever member leads.
+    expect(Object.keys(doc.bootstrap.dcs.slots)).toEqual(["orders_pg_0", "orders_pg_1", "orders_pg_2"]);
+    // ... holding back at most a quarter of the default 10 GiB volume.
+    expect(doc.postgresql.parameters.max_slot_wal_keep_size).toBe("2560MB");
     expect(doc.postgresql.pg_hba).toContain("host replication replicator samenet scram-sha-256");
     expect(doc.postgresql.authentication.superuser.password).toBe(
       "mock-password-for-orders-superuser-password",
@@ -210,7 +215,7 @@ describe("PostgresCluster on Kubernetes (Patroni on the Kubernetes API)", () => 
   });
 
   it("puts patroni.yml in a Secret, with the namespace's ConfigMaps as the store and pod networks in pg_hba", async () => {
-    const run = await runComponents(build());
+    const run = await runComponents(build({ members: 5, storageGi: 40 }));
     const secret = one(run, "kubernetes:core/v1:Secret", "orders-pg-secret-files");
     expect(isWrappedSecret(secret.inputs.stringData)).toBe(true);
     const files = plain(secret).stringData as Record<string, string>;
@@ -227,6 +232,9 @@ describe("PostgresCluster on Kubernetes (Patroni on the Kubernetes API)", () => 
     expect(doc.postgresql.pg_hba.filter((l: string) => l.includes(" replicator "))).toEqual(
       PRIVATE_NETWORKS.map((n) => `host replication replicator ${n} scram-sha-256`),
     );
+    // The pods' names (the StatefulSet's) are the members' names, and so their slots' names.
+    expect(Object.keys(doc.bootstrap.dcs.slots)).toEqual([0, 1, 2, 3, 4].map((i) => `orders_pg_${i}`));
+    expect(doc.postgresql.parameters.max_slot_wal_keep_size).toBe("10240MB");
     // Nothing with a password goes to a ConfigMap.
     for (const cm of ofType(run, "kubernetes:core/v1:ConfigMap")) {
       expect(JSON.stringify(plain(cm))).not.toContain("mock-password");

@@ -46,6 +46,18 @@ export interface PatroniRenderSpec {
    * environment names it ({@link patroniMemberEnv}), as a StatefulSet needs.
    */
   readonly member?: PatroniMember;
+  /**
+   * Every member's name (Patroni's `name`), the leader's included. The leader keeps a
+   * replication slot for each of them, also while that member is away: see
+   * {@link permanentMemberSlots}.
+   */
+  readonly memberNames: readonly string[];
+  /**
+   * Most WAL, in MiB, a slot may hold back for a member that stays away
+   * (`max_slot_wal_keep_size`); past it the slot is given up and the member needs a fresh copy,
+   * instead of the leader's disk filling up.
+   */
+  readonly maxSlotWalKeepMb: number;
   /** Where Patroni keeps cluster state. */
   readonly dcs:
     | { readonly kind: "etcd3"; readonly hosts: readonly string[] }
@@ -111,6 +123,32 @@ function pgHba(s: PatroniRenderSpec): string[] {
   ];
 }
 
+/** Patroni's own mapping from a member name to its slot name (`slot_name_from_member_name`). */
+export function slotNameForMember(member: string): string {
+  return member
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/gu, (c) =>
+      c === "-" || c === "." ? "_" : `u${String(c.codePointAt(0)).padStart(4, "0")}`,
+    )
+    .slice(0, 63);
+}
+
+/**
+ * A permanent physical slot per member (Patroni's `slots`). Patroni 3.0 keeps a slot on the
+ * leader only for members whose key is in the DCS, and that key expires `ttl` seconds after a
+ * member dies, so a new leader has no slot for the old one: the old leader came back from
+ * pg_rewind asking for a slot that did not exist yet, and PostgreSQL retried only after
+ * `wal_retrieve_retry_interval` (5 s); a member away longer than `ttl` lost its slot and with it
+ * the WAL it needed. Permanent slots exist on every leader from its promotion on (Patroni skips
+ * the leader's own), so a returning member streams at once; `max_slot_wal_keep_size` bounds what
+ * they hold back.
+ */
+export function permanentMemberSlots(memberNames: readonly string[]): Record<string, { type: "physical" }> {
+  const slots: Record<string, { type: "physical" }> = {};
+  for (const slot of memberNames.map(slotNameForMember).sort()) slots[slot] = { type: "physical" };
+  return slots;
+}
+
 /**
  * What each member's environment sets when the file leaves `member` out (Patroni's
  * environment overrides its file); `{name}` and `{host}` are the platform's member placeholders.
@@ -158,6 +196,7 @@ export function renderPatroniYml(s: PatroniRenderSpec, c: PatroniCredentials): s
         maximum_lag_on_failover: s.maximumLagOnFailover,
         synchronous_mode: s.synchronousMode,
         synchronous_mode_strict: s.synchronousModeStrict,
+        slots: permanentMemberSlots(s.memberNames),
         postgresql: {
           use_pg_rewind: true,
           use_slots: true,
@@ -189,7 +228,11 @@ export function renderPatroniYml(s: PatroniRenderSpec, c: PatroniCredentials): s
         rewind: { username: "rewind_user", password: c.rewindPassword },
       },
       pg_hba: pgHba(s),
-      ...(s.socketDir ? { parameters: { unix_socket_directories: s.socketDir } } : {}),
+      // Local parameters override the DCS's and follow a reload, so a changed cap applies on the next update.
+      parameters: {
+        max_slot_wal_keep_size: `${s.maxSlotWalKeepMb}MB`,
+        ...(s.socketDir ? { unix_socket_directories: s.socketDir } : {}),
+      },
       create_replica_methods: ["basebackup"],
       basebackup: [{ checkpoint: "fast" }],
     },
