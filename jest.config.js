@@ -1,6 +1,8 @@
 /** Unit, render and live tests. Type checking is `npm run build`'s job; ts-jest only transpiles. */
 module.exports = {
-  testEnvironment: "node",
+  // Node's environment, recording each test's and hook's duration against its timeout when the
+  // live repeat runner asks (HA_BACKEND_TEST_LOG).
+  testEnvironment: "<rootDir>/test/support/timed-environment.ts",
   roots: ["<rootDir>/test"],
   testMatch: ["**/*.test.ts"],
   transform: {

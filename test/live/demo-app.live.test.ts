@@ -4,6 +4,9 @@ import { join } from "node:path";
 import { renderDemoApp } from "../../components/cluster/render/demo-app";
 import { binary, httpGet, ProcessGroup, tempDir, waitFor } from "../support/daemons";
 
+/** nginx answers every request from its config (no upstream): a cap for a loaded machine. */
+const REPLY_MS = 10_000;
+
 /**
  * The default app image's generated config, served by the real nginx: two members on their own
  * loopback addresses, as two containers would run it.
@@ -44,7 +47,11 @@ describe("demo app in the real nginx", () => {
     for (const m of members) {
       const ms = await waitFor(
         `nginx on ${m.host}`,
-        async () => (await httpGet(m.host, m.port, "/healthz")).status === 200,
+        async () => (await httpGet(m.host, m.port, "/healthz", REPLY_MS)).status === 200,
+        {
+          withinMs: 15_000,
+          because: "nginx start-up: no timer governs it; a cap for a loaded 2-core machine",
+        },
       );
       console.log(`demo app on ${m.host}:${m.port} ready after ${ms} ms`);
     }
@@ -54,13 +61,13 @@ describe("demo app in the real nginx", () => {
 
   it("answers the health path with 200 ok", async () => {
     for (const m of members) {
-      const r = await httpGet(m.host, m.port, "/healthz");
+      const r = await httpGet(m.host, m.port, "/healthz", REPLY_MS);
       expect([r.status, r.body]).toEqual([200, "ok\n"]);
     }
   });
 
   it("names the member that served each request, in JSON and in a header", async () => {
-    const r = await httpGet(members[1].host, members[1].port, "/cart?id=7");
+    const r = await httpGet(members[1].host, members[1].port, "/cart?id=7", REPLY_MS);
     expect(r.status).toBe(200);
     expect(r.headers["content-type"]).toBe("application/json");
     expect(JSON.parse(r.body)).toEqual({

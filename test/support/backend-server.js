@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // A tiny app server for balancer tests, run as its own process so a test can kill -9 it.
 //   node backend-server.js NAME HOST PORT LOGFILE
-// GET /healthz -> 200 ok; GET /* -> 200 {"server":NAME}; POST /slow -> logs the request id to
-// LOGFILE on arrival (before answering), then answers after 1.5 s. A POST that a balancer
-// replayed shows up twice across the backends' logs.
+// GET /healthz -> 200 ok; GET /* -> 200 {"server":NAME}; POST -> logs the request id to LOGFILE
+// on arrival, then never answers: the test kills the server that holds it, however long it takes
+// to notice (an answer after a fixed delay would race the test's kill on a slow machine). A POST
+// that a balancer replayed shows up twice across the backends' logs.
 "use strict";
 const http = require("node:http");
 const fs = require("node:fs");
@@ -19,11 +20,9 @@ const server = http.createServer((req, res) => {
   if (req.method === "POST") {
     const id = req.headers["x-request-id"] || "none";
     fs.appendFileSync(logFile, `${id} ${name}\n`);
+    // Held open: only the kill (or the balancer's own server timeout) ends this request.
     req.resume();
-    return setTimeout(() => {
-      res.writeHead(201, { "content-type": "application/json" });
-      res.end(JSON.stringify({ server: name, id }) + "\n");
-    }, 1500);
+    return;
   }
   res.writeHead(200, { "content-type": "application/json" });
   res.end(JSON.stringify({ server: name }) + "\n");

@@ -4,6 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import {
+  appendFileSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -15,6 +16,7 @@ import {
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CURRENT_TEST } from "./current-test";
 
 /** Finds a daemon binary on PATH or in sbin (Debian puts nginx and haproxy in /usr/sbin). */
 export function binary(name: string): string {
@@ -126,12 +128,21 @@ export class ProcessGroup {
     }
   }
 
-  /** SIGKILL to every started process group, by PID. */
-  async stopAll(): Promise<void> {
+  /**
+   * SIGKILL to every started process group, by PID; then each process's output is written to
+   * `logDir` (`<pid>.log`, its command line first; a new temporary directory by default), so a
+   * failed run can be read afterwards (the repeat runner keeps a failed run's TMPDIR).
+   */
+  async stopAll(logDir: string = tempDir("process-logs")): Promise<void> {
     await Promise.all(this.children.map((c) => this.kill(c, "SIGKILL")));
     for (const c of this.children) {
       c.stdout?.destroy();
       c.stderr?.destroy();
+    }
+    mkdirSync(logDir, { recursive: true });
+    for (const c of this.children) {
+      const pid = c.pid as number;
+      writeFileSync(join(logDir, `${pid}.log`), `# ${c.spawnargs.join(" ")}\n${this.logs.get(pid) ?? ""}`);
     }
   }
 }
@@ -157,18 +168,98 @@ export function httpGet(host: string, port: number, path: string, timeoutMs = 2_
   });
 }
 
-/** Polls `probe` until it returns true, at most `attempts` times `intervalMs` apart (bounded). */
+/**
+ * How long a wait may take, and why. Every bound in the live tests follows from the mechanism it
+ * waits for (a daemon's timer or setting, or a cap on a process start that no timer governs),
+ * and `because` says which, so a wait that trips names what it expected.
+ */
+export interface WaitBound {
+  /** Give up after this many milliseconds. */
+  readonly withinMs: number;
+  /** Pause between probes. @default 100 */
+  readonly intervalMs?: number;
+  /** Where `withinMs` comes from: the mechanism and the settings it is computed from. */
+  readonly because: string;
+}
+
+/** One finished wait, as the repeat runner reads it (`HA_BACKEND_WAIT_LOG`, one JSON per line). */
+export interface WaitRecord {
+  readonly file: string;
+  readonly test: string;
+  readonly what: string;
+  readonly withinMs: number;
+  readonly because: string;
+  readonly elapsedMs: number;
+  readonly ok: boolean;
+}
+
+/** Why the last probe said no: its error's first line, or that it answered false. */
+function outcome(e: unknown): string {
+  if (e === false) return "answered false";
+  const text = e instanceof Error ? e.message : String(e);
+  return `threw "${text.split("\n")[0].slice(0, 200)}"`;
+}
+
+function recordWait(r: Omit<WaitRecord, "file" | "test">): void {
+  const log = process.env.HA_BACKEND_WAIT_LOG;
+  if (log === undefined || log === "") return;
+  const state = typeof expect === "undefined" ? undefined : expect.getState();
+  // The test or suite hook running now, as the test environment names it.
+  const current = (globalThis as Record<string, unknown>)[CURRENT_TEST];
+  const line: WaitRecord = {
+    file: state?.testPath ?? "",
+    test: typeof current === "string" ? current : (state?.currentTestName ?? "(outside a test)"),
+    ...r,
+  };
+  appendFileSync(log, `${JSON.stringify(line)}\n`);
+}
+
+/**
+ * Polls `probe` until it returns true, at most `bound.withinMs` (and so a bounded number of
+ * probes). A probe that throws counts as "not yet"; when the bound is reached the error names
+ * the bound's reason and what the last probe said (a refused connection reads differently from
+ * a wrong answer). Resolves with the milliseconds it took.
+ */
 export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
-  { attempts = 50, intervalMs = 100 } = {},
+  bound: WaitBound,
 ): Promise<number> {
+  const intervalMs = bound.intervalMs ?? 100;
   const started = Date.now();
-  for (let i = 0; i < attempts; i++) {
-    if (await probe().catch(() => false)) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, intervalMs));
+  const deadline = started + bound.withinMs;
+  const maxProbes = Math.ceil(bound.withinMs / intervalMs) + 1;
+  let last: unknown = "never probed";
+  let probes = 0;
+  while (probes < maxProbes) {
+    probes++;
+    // A probe that hangs must not outlive the bound: it gets what is left (at least one interval).
+    const left = Math.max(deadline - Date.now(), intervalMs);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`probe still running after ${left} ms`)), left);
+    });
+    try {
+      if (await Promise.race([probe(), timeout])) {
+        const elapsedMs = Date.now() - started;
+        recordWait({ what, withinMs: bound.withinMs, because: bound.because, elapsedMs, ok: true });
+        return elapsedMs;
+      }
+      last = false;
+    } catch (e) {
+      last = e;
+    } finally {
+      clearTimeout(timer);
+    }
+    const now = Date.now();
+    if (now >= deadline) break;
+    await new Promise((r) => setTimeout(r, Math.min(intervalMs, deadline - now)));
   }
-  throw new Error(`${what}: not ready after ${attempts} attempts`);
+  const elapsedMs = Date.now() - started;
+  recordWait({ what, withinMs: bound.withinMs, because: bound.because, elapsedMs, ok: false });
+  throw new Error(
+    `${what}: not within ${bound.withinMs} ms (${bound.because}); ${probes} probes, the last ${outcome(last)}`,
+  );
 }
 
 /** A throwaway self-signed certificate (EC P-256) at `<dir>/server.pem` and its key at `server.pem.key`. */

@@ -1,6 +1,8 @@
 /**
  * A bounded HTTP load generator for live tests: at most `maxRequests` requests and `maxMs`
- * milliseconds, `concurrency` keep-alive connections, loopback targets only.
+ * milliseconds, `concurrency` keep-alive connections, loopback targets only. `maxMs` is a cap on
+ * a run that stalls, not a measure: a test that needs all `maxRequests` asserts `sent`, and its
+ * own timeout allows for `maxMs` plus one request's `requestTimeoutMs` (the last requests in flight).
  */
 import { Agent, request } from "node:http";
 
@@ -26,7 +28,8 @@ export interface LoadOptions {
   maxMs: number;
   /** Called once when this many requests have completed (fault injection point). */
   at?: { completed: number; run: () => Promise<void> | void };
-  requestTimeoutMs?: number;
+  /** Per request; the caller derives it from what it talks to (see `clientTimeoutMs`). */
+  requestTimeoutMs: number;
 }
 
 export function get(
@@ -73,7 +76,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       r.sent++;
       const t0 = Date.now();
       try {
-        const res = await get(agent, o.host, o.port, o.path ?? "/", o.requestTimeoutMs ?? 5_000);
+        const res = await get(agent, o.host, o.port, o.path ?? "/", o.requestTimeoutMs);
         if (res.status === 200) {
           r.ok++;
           const server = (JSON.parse(res.body) as { server?: string }).server ?? "?";

@@ -20,8 +20,86 @@ import {
   type MysqlRenderSpec,
 } from "../../components/database/render/mysql";
 import { renderDbRouter } from "../../components/database/render/router";
-import type { ProcessGroup } from "./daemons";
+import type { ProcessGroup, WaitBound } from "./daemons";
 import { binary, httpGet, waitFor } from "./daemons";
+
+/**
+ * mariadb-install-db on an empty data directory (about 2 s here): no timer governs it; a cap for
+ * a loaded 2-core machine.
+ */
+export const INSTALL_DB_TIMEOUT_MS = 60_000;
+
+/**
+ * One SQL batch over the local socket: the statements the tests send answer in milliseconds, and
+ * a server that is still starting refuses the socket at once; the cap tells a hung server.
+ */
+export const SQL_TIMEOUT_MS = 30_000;
+
+/**
+ * One status probe over the local socket (SHOW GLOBAL STATUS answers even on a node outside the
+ * primary component). spawnSync blocks the event loop, so waitFor cannot cut a hung probe short:
+ * the probe's own cap keeps a wait from overrunning its bound by more than this.
+ */
+const PROBE_TIMEOUT_MS = 5_000;
+
+/** mariadbd start-up until its socket answers a ping (about 1 s here, InnoDB with a 64M pool). */
+export const MARIADBD_START_UP: WaitBound = {
+  withinMs: 60_000,
+  because: "mariadbd start-up: no timer governs it; a cap for a loaded 2-core machine",
+};
+
+/**
+ * A client connection (through the router or to a member): the handshake on loopback takes
+ * milliseconds; the cap tells a dead or hung server from a slow one.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * The router's health checks in these tests: fast, so a killed member is noticed in about a
+ * second. Tests compute their bounds from these values with {@link routerNotices}.
+ */
+export const ROUTER_CHECK = { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 } as const;
+
+/**
+ * The longest the router takes, unloaded, to mark a server up (`rise` checks in a row) or down
+ * (`fall`), once the server changed: the check in flight may still see the old state, then `n`
+ * more. A check cycle is the interval, plus the check's connect (HAProxy caps it at
+ * min(timeout connect, inter) when `timeout check` is set) and its read (`timeout check`).
+ */
+export function routerReactionMs(change: "up" | "down"): number {
+  const n = change === "up" ? ROUTER_CHECK.rise : ROUTER_CHECK.fall;
+  const cycle = 2 * ROUTER_CHECK.intervalMs + ROUTER_CHECK.timeoutMs;
+  return (n + 1) * cycle;
+}
+
+/** A wait bound for the router to mark a server up or down: 3x its reaction, for a loaded machine. */
+export function routerNotices(change: "up" | "down"): WaitBound {
+  const { intervalMs, timeoutMs, rise, fall } = ROUTER_CHECK;
+  const checks = change === "up" ? `rise ${rise}` : `fall ${fall}`;
+  return {
+    withinMs: 3 * routerReactionMs(change),
+    because:
+      `HAProxy marks a server ${change} after ${checks} checks in a row (inter ${intervalMs} ms, ` +
+      `timeout check ${timeoutMs} ms): one more check cycle than that, each 2 x inter + timeout; 3x that`,
+  };
+}
+
+/** HAProxy start-up until its stats listener answers: no timer governs it. */
+export const HAPROXY_START_UP: WaitBound = {
+  withinMs: 30_000,
+  because:
+    "HAProxy start-up: no timer governs it (it listens within milliseconds); a cap for a loaded 2-core machine",
+};
+
+/**
+ * The replica's retry period for connecting to the primary (MASTER_CONNECT_RETRY in the
+ * rendered replica SQL), in milliseconds.
+ */
+export function connectRetryMs(replicaSql: string): number {
+  const m = /MASTER_CONNECT_RETRY = (\d+)/.exec(replicaSql);
+  if (m === null) throw new Error("the rendered replica SQL sets no MASTER_CONNECT_RETRY");
+  return Number(m[1]) * 1000;
+}
 
 export interface RenderedFiles {
   readonly myCnf: string;
@@ -63,6 +141,8 @@ export class MariaNode {
   readonly dir: string;
   readonly dataDir: string;
   readonly socket: string;
+  /** The member's own temporary directory: the test's TMPDIR may not be writable by `mysql`. */
+  readonly tmpDir: string;
   process?: ChildProcess;
 
   constructor(
@@ -74,11 +154,13 @@ export class MariaNode {
     this.dir = join(baseDir, name);
     this.dataDir = join(this.dir, "data");
     this.socket = join(this.dir, "mysqld.sock");
+    this.tmpDir = join(this.dir, "tmp");
   }
 
   /** Writes the rendered files and the per-member wrapper cnf (addresses, paths) next to them. */
   prepare(files: RenderedFiles, galeraListen: boolean): void {
     mkdirSync(this.dataDir, { recursive: true });
+    mkdirSync(this.tmpDir, { recursive: true });
     // mkdtemp makes 0700 folders: the mysql user must be able to walk into its own.
     chmodSync(this.baseDir, 0o755);
     const { uid, gid } = mysqlIds();
@@ -95,6 +177,7 @@ export class MariaNode {
       `socket = ${this.socket}`,
       `pid-file = ${join(this.dir, "mysqld.pid")}`,
       `log-error = ${join(this.dir, "error.log")}`,
+      `tmpdir = ${this.tmpDir}`,
       `bind-address = ${this.host}`,
       "user = mysql",
       ...(galeraListen && providerOptions
@@ -137,7 +220,7 @@ export class MariaNode {
         "--auth-root-authentication-method=normal",
         "--skip-test-db",
       ],
-      { encoding: "utf8", timeout: 120_000 },
+      { encoding: "utf8", timeout: INSTALL_DB_TIMEOUT_MS, env: { ...process.env, TMPDIR: this.tmpDir } },
     );
     if (r.status !== 0) throw new Error(`install-db ${this.name}: ${r.stderr}`);
   }
@@ -146,6 +229,7 @@ export class MariaNode {
   start(procs: ProcessGroup): ChildProcess {
     this.process = procs.start("env", [
       `HOSTNAME=${this.name}`,
+      `TMPDIR=${this.tmpDir}`,
       `HA_BACKEND_EXEC=${join(this.dir, "exec.sh")}`,
       `HA_BACKEND_DATADIR=${this.dataDir}`,
       `HA_BACKEND_INITDB=${join(this.dir, "initdb")}`,
@@ -157,24 +241,26 @@ export class MariaNode {
   }
 
   /** Runs SQL as root over the socket (how the image's entrypoint applies init scripts). */
-  sql(text: string): string {
+  sql(text: string, timeoutMs = SQL_TIMEOUT_MS): string {
     const r = spawnSync("mariadb", [`--defaults-file=${join(this.dir, "my.cnf")}`, "-uroot", "-N", "-B"], {
       input: text,
       encoding: "utf8",
-      timeout: 30_000,
+      timeout: timeoutMs,
     });
+    if (r.error !== undefined) throw new Error(`${this.name}: ${r.error.message}`);
     if (r.status !== 0) throw new Error(`${this.name}: ${r.stderr}`);
     return r.stdout.trim();
   }
 
-  async waitUp(attempts = 300): Promise<number> {
+  /** Waits until mariadbd answers on its socket (a fresh client per probe). */
+  async waitUp(bound: WaitBound = MARIADBD_START_UP): Promise<number> {
     return waitFor(
       `${this.name} socket`,
-      async () => spawnSync("mariadb-admin", [`--socket=${this.socket}`, "-uroot", "ping"]).status === 0,
-      {
-        attempts,
-        intervalMs: 100,
-      },
+      async () =>
+        spawnSync("mariadb-admin", [`--socket=${this.socket}`, "-uroot", "ping"], {
+          timeout: PROBE_TIMEOUT_MS,
+        }).status === 0,
+      bound,
     );
   }
 
@@ -189,8 +275,9 @@ export class MariaNode {
     return scripts;
   }
 
+  /** One status variable, read on a fresh connection: safe to poll across restarts. */
   status(variable: string): string {
-    return this.sql(`SHOW GLOBAL STATUS LIKE '${variable}'`).split("\t")[1] ?? "";
+    return this.sql(`SHOW GLOBAL STATUS LIKE '${variable}'`, PROBE_TIMEOUT_MS).split("\t")[1] ?? "";
   }
 }
 
@@ -203,7 +290,7 @@ export function connect(
   database: string,
 ): Promise<Connection> {
   if (!host.startsWith("127.")) throw new Error("tests connect to loopback only");
-  return createConnection({ host, port, user, password, database, connectTimeout: 3_000 });
+  return createConnection({ host, port, user, password, database, connectTimeout: CONNECT_TIMEOUT_MS });
 }
 
 /** Credentials for a test cluster whose app database and user are both `app`. */
@@ -248,7 +335,7 @@ export async function startRouter(
       rwPort: router.rw,
       roPort: router.ro,
       statsPort: router.stats,
-      check: { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 },
+      check: ROUTER_CHECK,
       clientTimeoutMs: 60_000,
     }),
   );
@@ -256,6 +343,7 @@ export async function startRouter(
   await waitFor(
     "router",
     async () => (await httpGet(router.host, router.stats, "/lb-health")).status === 200,
+    HAPROXY_START_UP,
   );
 }
 

@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import type { ProcessGroup } from "./daemons";
-import { httpGet, waitFor } from "./daemons";
+import { httpGet, waitFor, type WaitBound } from "./daemons";
 
 /** The unprivileged user the database processes run as; created on first use. */
 export const PG_USER = "hapg";
@@ -80,12 +80,13 @@ export async function role(host: string, port = 8008): Promise<"primary" | "repl
   return "none";
 }
 
+/** Waits until Patroni's REST API on `host` reports `want`; resolves with the milliseconds it took. */
 export async function waitForRole(
   host: string,
   want: "primary" | "replica",
-  attempts = 600,
+  bound: WaitBound,
 ): Promise<number> {
-  return waitFor(`${host} ${want}`, async () => (await role(host)) === want, { attempts, intervalMs: 100 });
+  return waitFor(`${host} ${want}`, async () => (await role(host)) === want, bound);
 }
 
 /** A PostgreSQL connection to a loopback address. */
