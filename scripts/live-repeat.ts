@@ -24,7 +24,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import type { WaitRecord } from "../test/support/daemons";
+import { signalIfAlive, type WaitRecord } from "../test/support/daemons";
 import type { TimedRecord } from "../test/support/timed-environment";
 
 const ROOT = join(__dirname, "..");
@@ -83,28 +83,12 @@ function stopOnSignals(hogs: { stop: () => void }): void {
   ] as const) {
     process.on(signal, () => {
       if (current !== undefined) {
-        killGroup(current.pid);
-        for (const p of leftovers(current.dir)) killPid(p.pid);
+        signalIfAlive(-current.pid, "SIGKILL");
+        for (const p of leftovers(current.dir)) signalIfAlive(p.pid, "SIGKILL");
       }
       hogs.stop();
       process.exit(code);
     });
-  }
-}
-
-function killPid(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-}
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // already gone
   }
 }
 
@@ -183,14 +167,7 @@ function runOnce(i: number, o: Options, root: string): Promise<RunResult> {
     [RUN_MARKER]: dir,
   };
   const jest = require.resolve("jest/bin/jest");
-  const args = [
-    jest,
-    "--runInBand",
-    "--json",
-    "--outputFile",
-    join(dir, "jest.json"),
-    livePathPattern(o.pattern),
-  ];
+  const args = [jest, "--runInBand", livePathPattern(o.pattern)];
   const started = Date.now();
   return new Promise((resolve) => {
     const out: Buffer[] = [];
@@ -205,7 +182,7 @@ function runOnce(i: number, o: Options, root: string): Promise<RunResult> {
     child.stderr.on("data", (d: Buffer) => out.push(d));
     const timer = setTimeout(() => {
       out.push(Buffer.from(`\nlive-repeat: run still going after ${RUN_TIMEOUT_MS / 60_000} min: killed\n`));
-      killGroup(child.pid as number);
+      signalIfAlive(-(child.pid as number), "SIGKILL");
     }, RUN_TIMEOUT_MS);
     child.on("close", async (code, signal) => {
       clearTimeout(timer);
@@ -223,7 +200,7 @@ function runOnce(i: number, o: Options, root: string): Promise<RunResult> {
       const stray = await lingering(dir);
       for (const p of stray) {
         problems.push(`left running: pid ${p.pid} ${p.cmd.slice(0, 160)}`);
-        killPid(p.pid);
+        signalIfAlive(p.pid, "SIGKILL");
       }
       const ok = problems.length === 0 && code === 0;
       // Fresh data for every run: a passing run's data goes; a failing run's stays for a look.

@@ -137,9 +137,10 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     const members: MemberAddress[] = [];
     const containers: docker.Container[] = [];
     const names = statefulMemberNames(name, spec.replicas);
+    const hosts = this.memberHosts(name, spec.replicas);
     for (let i = 0; i < spec.replicas; i++) {
       const member = names[i];
-      const host = this.memberHosts(name, spec.replicas)[i];
+      const host = hosts[i];
       members.push({ name: member, host });
       const volume =
         spec.volume === undefined

@@ -485,12 +485,10 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     }
 
     const svc = `${ns}.svc.${this.domain}`;
+    const names = statefulMemberNames(name, spec.replicas);
     const members: MemberAddress[] =
       spec.kind === "stateful"
-        ? this.memberHosts(name, spec.replicas).map((host, i) => ({
-            name: statefulMemberNames(name, spec.replicas)[i],
-            host,
-          }))
+        ? this.memberHosts(name, spec.replicas).map((host, i) => ({ name: names[i], host }))
         : [];
     return {
       name,

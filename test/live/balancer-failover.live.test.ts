@@ -10,13 +10,21 @@ import {
   clientTimeoutMs,
   connectPhaseMs,
   FAST_CHECKS,
-  KILL_MS,
   loopbackSpec,
   markedDownWithin,
-  SLOW_MACHINE_FACTOR,
   turnAroundMs,
 } from "../support/balancer";
-import { binary, httpGet, ProcessGroup, tempDir, waitFor, type WaitBound } from "../support/daemons";
+import {
+  binary,
+  haproxyServerStates,
+  httpGet,
+  KILL_MS,
+  ProcessGroup,
+  SLOW_MACHINE_FACTOR,
+  tempDir,
+  waitFor,
+  type WaitBound,
+} from "../support/daemons";
 import { describeLoad, get, runLoad } from "../support/load";
 
 const BACKEND = join(__dirname, "..", "support", "backend-server.js");
@@ -266,10 +274,7 @@ describe.each([
       if (engine === "haproxy") {
         await waitFor(
           "app-2 marked down",
-          async () =>
-            (await httpGet(lbHost, spec.statsPort, "/stats;csv")).body
-              .split("\n")
-              .some((l) => l.startsWith("app,app-2,") && l.includes(",DOWN,")),
+          async () => (await haproxyServerStates(lbHost, spec.statsPort)).get("app/app-2") === "DOWN",
           markedDown,
         );
       }

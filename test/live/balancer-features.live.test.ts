@@ -10,9 +10,16 @@ import {
   clientTimeoutMs,
   FAST_CHECKS,
   loopbackSpec,
-  SLOW_MACHINE_FACTOR,
 } from "../support/balancer";
-import { binary, httpGet, ProcessGroup, selfSignedCert, tempDir, waitFor } from "../support/daemons";
+import {
+  binary,
+  httpGet,
+  ProcessGroup,
+  selfSignedCert,
+  SLOW_MACHINE_FACTOR,
+  tempDir,
+  waitFor,
+} from "../support/daemons";
 
 const BACKEND = join(__dirname, "..", "support", "backend-server.js");
 

@@ -2,7 +2,7 @@ import { execFile, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { ETCD_MEMBER_ENV, etcdEnvironment } from "../../components/coordination/etcd-cluster";
 import { memberValues } from "../../components/platform/docker";
-import { ProcessGroup, tempDir, waitFor } from "../support/daemons";
+import { KILL_MS, ProcessGroup, SLOW_MACHINE_FACTOR, tempDir, waitFor } from "../support/daemons";
 import { ensureUser, ownedDir, startAsUser } from "../support/postgres";
 
 /**
@@ -14,14 +14,10 @@ import { ensureUser, ownedDir, startAsUser } from "../support/postgres";
 const NET = 140;
 
 // Where the bounds below come from.
-/** A loaded 2-core machine (CI with a noisy neighbour): every timer-derived bound is 3× the timers. */
-const SLACK = 3;
 /** etcdctl gives up on a request after this long (`--command-timeout`). */
 const COMMAND_TIMEOUT_MS = 3000;
 /** etcd's start-up (well under a few seconds here): no timer governs it, a cap for a loaded 2-core machine. */
 const START_CAP_MS = 20_000;
-/** ProcessGroup.kill waits at most this long for a killed process to exit. */
-const KILL_MS = 5_000;
 
 interface Ctl {
   readonly status: number;
@@ -66,8 +62,8 @@ describe("etcd from the generated environment (live)", () => {
   const electionTimeoutMs = Number(shared.ETCD_ELECTION_TIMEOUT ?? 1000);
   const ELECTION_MS = 2 * electionTimeoutMs;
   // A request sent during an election may hang until etcdctl's command timeout, and is retried.
-  const LEADER_MS = SLACK * (ELECTION_MS + COMMAND_TIMEOUT_MS);
-  const LEADER = `election 2 × ${electionTimeoutMs} ms (etcd's default election timeout) + a command timed out at ${COMMAND_TIMEOUT_MS} ms, ×${SLACK}`;
+  const LEADER_MS = SLOW_MACHINE_FACTOR * (ELECTION_MS + COMMAND_TIMEOUT_MS);
+  const LEADER = `election 2 × ${electionTimeoutMs} ms (etcd's default election timeout) + a command timed out at ${COMMAND_TIMEOUT_MS} ms, ×${SLOW_MACHINE_FACTOR}`;
 
   beforeAll(
     async () => {

@@ -3,7 +3,14 @@ import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
 import { GALERA_TUNED_TIMINGS } from "../../components/database/mysql-cluster";
 import { GALERA_DEFAULT_TIMINGS } from "../../components/database/render/mysql";
-import { ProcessGroup, tempDir, waitFor, type WaitBound } from "../support/daemons";
+import {
+  KILL_MS,
+  ProcessGroup,
+  SLOW_MACHINE_FACTOR,
+  tempDir,
+  waitFor,
+  type WaitBound,
+} from "../support/daemons";
 import {
   connect,
   HAPROXY_START_UP,
@@ -67,10 +74,10 @@ const RESYNCED: WaitBound = {
  * The longest a write can stall, unloaded, when the writer dies: the survivors evict it at most
  * evs.inactive_timeout after its last message (silence is checked every evs.inactive_check_period;
  * it is suspected after evs.suspect_timeout) and a write waits for that view change, while the
- * router takes the writer out after `fall` checks; both run from the kill. 3x for a loaded machine.
+ * router takes the writer out after `fall` checks; both run from the kill. SLOW_MACHINE_FACTOR x that.
  */
 const GALERA_EVICTION_MS = TIMINGS.inactiveTimeoutMs + TIMINGS.inactiveCheckPeriodMs;
-const FAILOVER_MS = 3 * Math.max(GALERA_EVICTION_MS, routerReactionMs("down"));
+const FAILOVER_MS = SLOW_MACHINE_FACTOR * Math.max(GALERA_EVICTION_MS, routerReactionMs("down"));
 
 /**
  * A commit on a healthy cluster (certified on every node, flushed to disk) takes a few ms here:
@@ -84,8 +91,6 @@ const WRITES_AFTER_KILL = 1000;
 // Jest timeouts: above the sum of the bounds inside each hook or test (waits, SQL calls, client
 // connects and queries, kills), so that the bound that trips is the one that reports.
 const CONNECT_AND_QUERY_MS = CONNECT_TIMEOUT_MS + FAILOVER_MS;
-/** ProcessGroup.kill waits this long at most for a process to exit. */
-const KILL_MS = 5_000;
 const SETUP_TIMEOUT_MS =
   3 * INSTALL_DB_TIMEOUT_MS +
   MARIADBD_START_UP.withinMs +

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { etcdEnvironment, etcdMemberEnv } from "../../components/coordination/etcd-cluster";
 import { EtcdLockClient, LockTimeoutError, type HeldLock } from "../../components/coordination/lock-client";
 import { memberValues } from "../../components/platform/docker";
-import { ProcessGroup, tempDir, waitFor } from "../support/daemons";
+import { KILL_MS, ProcessGroup, SLOW_MACHINE_FACTOR, tempDir, waitFor } from "../support/daemons";
 import { ensureUser, ownedDir, PG_USER, startAsUser } from "../support/postgres";
 import { testCa, testCert } from "../support/tls";
 
@@ -21,22 +21,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ELECTION_TIMEOUT_MS = Number(etcdEnvironment("locks", members).ETCD_ELECTION_TIMEOUT ?? 1000);
 /** A leader after one is lost: followers wait a randomised 1–2 election timeouts, then vote (loopback: ms). */
 const ELECTION_MS = 2 * ELECTION_TIMEOUT_MS;
-/** A loaded 2-core machine (CI with a noisy neighbour): every timer-derived bound is 3× the timers. */
-const SLACK = 3;
 /** The lock client's per-request timeout (its default, given explicitly so the bounds can use it). */
 const REQUEST_TIMEOUT_MS = 2000;
 /** etcd's start-up (well under a few seconds here): no timer governs it, a cap for a loaded 2-core machine. */
 const START_CAP_MS = 20_000;
-/** ProcessGroup.kill waits at most this long for a killed process to exit. */
-const KILL_MS = 5_000;
 /**
  * Taking a lock while a member is lost: a request sent during the election may hang until the
  * client's timeout and is retried; the election itself is `ELECTION_MS`. ×3 for a loaded machine.
  */
-const LOCK_AFTER_LOSS_MS = SLACK * (ELECTION_MS + REQUEST_TIMEOUT_MS);
+const LOCK_AFTER_LOSS_MS = SLOW_MACHINE_FACTOR * (ELECTION_MS + REQUEST_TIMEOUT_MS);
 /** The set-up: the certificates (openssl, a cap of 30 s) and the first answer. */
 const SET_UP_MS = 30_000 + START_CAP_MS + LOCK_AFTER_LOSS_MS;
-const LOCK_AFTER_LOSS = `election 2 × ${ELECTION_TIMEOUT_MS} ms (etcd's default election timeout) + a request timed out at ${REQUEST_TIMEOUT_MS} ms, ×${SLACK}`;
+const LOCK_AFTER_LOSS = `election 2 × ${ELECTION_TIMEOUT_MS} ms (etcd's default election timeout) + a request timed out at ${REQUEST_TIMEOUT_MS} ms, ×${SLOW_MACHINE_FACTOR}`;
 
 describe("locks on etcd with client certificates (live)", () => {
   const procs = new ProcessGroup();
@@ -113,7 +109,10 @@ describe("locks on etcd with client certificates (live)", () => {
       });
       await expect(plainHttp.holder("x")).rejects.toThrow();
     },
-    2 * members.length * 1000 * SLACK /* two requests, each trying every endpoint for at most 1 s */,
+    2 *
+      members.length *
+      1000 *
+      SLOW_MACHINE_FACTOR /* two requests, each trying every endpoint for at most 1 s */,
   );
 
   it(
@@ -158,7 +157,7 @@ describe("locks on etcd with client certificates (live)", () => {
   // two requests, well under a second here) must end inside it, on a loaded machine too.
   const DEAD_TTL_S = 5;
   // etcd's leader revokes an expired lease at its next expiry check (every 500 ms), through raft.
-  const EXPIRED_MS = SLACK * (DEAD_TTL_S * 1000 + 500);
+  const EXPIRED_MS = SLOW_MACHINE_FACTOR * (DEAD_TTL_S * 1000 + 500);
   // Besides that wait, about ten requests, each trying every member for at most the request timeout.
   const DEAD_HOLDER_TEST_MS = EXPIRED_MS + 10 * members.length * REQUEST_TIMEOUT_MS;
 

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
 import { renderReplicaSql } from "../../components/database/render/mysql";
-import { ProcessGroup, tempDir, waitFor, type WaitBound } from "../support/daemons";
+import { KILL_MS, ProcessGroup, tempDir, waitFor, type WaitBound } from "../support/daemons";
 import {
   CONNECT_TIMEOUT_MS,
   connect,
@@ -53,8 +53,6 @@ const RELAY_LOGS_APPLIED: WaitBound = {
 const WRITE_CAP_MS = 150;
 /** Writes acknowledged before the primary is killed. */
 const WRITES_BEFORE_KILL = 200;
-/** ProcessGroup.kill waits this long at most for a process to exit. */
-const KILL_MS = 5_000;
 
 describe("MariaDB GTID replication with semi-sync behind the generated router (live)", () => {
   const procs = new ProcessGroup();

@@ -12,7 +12,16 @@ import {
   sentinelBudgetSeconds,
   type RedisRenderSpec,
 } from "../../components/cache/render/redis";
-import { httpGet, ProcessGroup, tempDir, waitFor, withHosts } from "../support/daemons";
+import {
+  haproxyServerStates,
+  KILL_MS,
+  ProcessGroup,
+  SLOW_MACHINE_FACTOR,
+  startHaproxy,
+  tempDir,
+  waitFor,
+  withHosts,
+} from "../support/daemons";
 
 /**
  * A Redis primary, two replicas and three Sentinels (Debian's redis 7.0) started by the
@@ -38,8 +47,6 @@ const natMap = Object.fromEntries(members.map((m) => [`${m.name}:6379`, { host: 
 const SENTINEL_PING_MS = 1000;
 const SENTINEL_HELLO_MS = 2000;
 const SENTINEL_INFO_MS = 10_000;
-/** A loaded 2-core machine (CI with a noisy neighbour): every timer-derived bound is 3× the timers. */
-const SLACK = 3;
 /** A daemon's start-up, which no timer governs (redis, Sentinel and HAProxy start in well under a second here). */
 const START_CAP_MS = 15_000;
 const STARTED = "start-up: no timer governs it; a cap for a loaded 2-core machine";
@@ -54,21 +61,20 @@ const ROUTER_FLIP = `router checks: max(fall ${ROUTER_CHECK.fall}, rise ${ROUTER
  * loaded machine, plus one retried election: after a split vote no Sentinel tries again before
  * 2 × failover-timeout.
  */
-const FAILOVER_MS = SLACK * sentinelBudgetSeconds(TIMINGS) * 1000 + 2 * TIMINGS.failoverTimeoutMs;
+const FAILOVER_MS =
+  SLOW_MACHINE_FACTOR * sentinelBudgetSeconds(TIMINGS) * 1000 + 2 * TIMINGS.failoverTimeoutMs;
 const FAILOVER =
-  `Sentinel budget ${sentinelBudgetSeconds(TIMINGS)} s (down-after ${TIMINGS.downAfterMs} ms + 4 s) ×${SLACK}` +
+  `Sentinel budget ${sentinelBudgetSeconds(TIMINGS)} s (down-after ${TIMINGS.downAfterMs} ms + 4 s) ×${SLOW_MACHINE_FACTOR}` +
   ` + one retried election (2 × failover-timeout ${TIMINGS.failoverTimeoutMs} ms)`;
 /** Every Sentinel names the new primary: the failover, then one hello period for the others to hear of it. */
-const AGREED_MS = FAILOVER_MS + SLACK * SENTINEL_HELLO_MS;
-const AGREED = `${FAILOVER}, then hello every ${SENTINEL_HELLO_MS} ms ×${SLACK}`;
+const AGREED_MS = FAILOVER_MS + SLOW_MACHINE_FACTOR * SENTINEL_HELLO_MS;
+const AGREED = `${FAILOVER}, then hello every ${SENTINEL_HELLO_MS} ms ×${SLOW_MACHINE_FACTOR}`;
 /** ioredis's connect (and, for the Sentinel client, command) timeout in these tests. */
 const CLIENT_TIMEOUT_MS = 1000;
 /** Redis answers the 400 writes and the reads of a test in about a second: no timer governs it, a cap. */
 const WRITES_CAP_MS = 20_000;
-/** ProcessGroup.kill waits at most this long for a killed process to exit. */
-const KILL_MS = 5_000;
 /** The Sentinel client is ready after asking the Sentinels, then connecting to the primary. */
-const CLIENT_READY_MS = SLACK * (sentinels.length + 1) * CLIENT_TIMEOUT_MS;
+const CLIENT_READY_MS = SLOW_MACHINE_FACTOR * (sentinels.length + 1) * CLIENT_TIMEOUT_MS;
 /** The write loop: its writes (a cap) and the failover between them. */
 const WRITE_LOOP_MS = WRITES_CAP_MS + FAILOVER_MS;
 
@@ -190,19 +196,13 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
 
   /** Servers the router sends connections to (state UP, or UP and failing checks: "UP 1/2"), from its stats CSV. */
   async function routerServersUp(): Promise<string[]> {
-    const csv = await httpGet(router.ip, router.stats, "/stats;csv", CLIENT_TIMEOUT_MS);
-    const [header, ...rows] = csv.body.split("\n").filter((l) => l !== "");
-    const column = header.replace(/^# /, "").split(",");
-    const status = column.indexOf("status");
-    return rows
-      .map((r) => r.split(","))
-      .filter((f) => f[0] === "redis" && members.some((m) => m.name === f[1]) && f[status].startsWith("UP"))
-      .map((f) => f[1]);
+    const states = await haproxyServerStates(router.ip, router.stats, CLIENT_TIMEOUT_MS);
+    return members.filter((m) => states.get(`redis/${m.name}`)?.startsWith("UP")).map((m) => m.name);
   }
 
   // Set-up's bounds, summed for beforeAll's timeout.
-  const SENTINELS_KNOW_MS = START_CAP_MS + SLACK * (SENTINEL_INFO_MS + SENTINEL_HELLO_MS);
-  const ROUTER_UP_MS = START_CAP_MS + SLACK * ROUTER_FLIP_MS;
+  const SENTINELS_KNOW_MS = START_CAP_MS + SLOW_MACHINE_FACTOR * (SENTINEL_INFO_MS + SENTINEL_HELLO_MS);
+  const ROUTER_UP_MS = START_CAP_MS + SLOW_MACHINE_FACTOR * ROUTER_FLIP_MS;
   const SET_UP_MS = members.length * START_CAP_MS + START_CAP_MS + SENTINELS_KNOW_MS + ROUTER_UP_MS;
 
   beforeAll(async () => {
@@ -243,13 +243,13 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
       {
         withinMs: SENTINELS_KNOW_MS,
         intervalMs: 200,
-        because: `redis-sentinel ${STARTED}; then Sentinel INFO every ${SENTINEL_INFO_MS} ms + hello every ${SENTINEL_HELLO_MS} ms, ×${SLACK}`,
+        because: `redis-sentinel ${STARTED}; then Sentinel INFO every ${SENTINEL_INFO_MS} ms + hello every ${SENTINEL_HELLO_MS} ms, ×${SLOW_MACHINE_FACTOR}`,
       },
     );
     // The plain endpoint: HAProxy with the generated router config, checking role:master.
-    const routerDir = tempDir("redis-router");
-    writeFileSync(
-      join(routerDir, "haproxy.cfg"),
+    startHaproxy(
+      procs,
+      tempDir("redis-router"),
       renderRedisRouter(
         {
           listenAddress: router.ip,
@@ -263,12 +263,11 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
         creds.password,
       ),
     );
-    procs.start("haproxy", ["-f", join(routerDir, "haproxy.cfg"), "-db"]);
     // HAProxy starts with every server UP: it is ready once its checks took the replicas out.
     await waitFor(
       "router sends only to the primary",
       async () => (await routerServersUp()).join() === members[0].name,
-      { withinMs: ROUTER_UP_MS, because: `haproxy ${STARTED}; then ${ROUTER_FLIP} ×${SLACK}` },
+      { withinMs: ROUTER_UP_MS, because: `haproxy ${STARTED}; then ${ROUTER_FLIP} ×${SLOW_MACHINE_FACTOR}` },
     );
     expect(await routerRole()).toBe("master");
   }, SET_UP_MS);
@@ -347,7 +346,7 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
       client.on("error", () => undefined);
       await waitFor("client ready", async () => client.status === "ready", {
         withinMs: CLIENT_READY_MS,
-        because: `ioredis asks the Sentinels, then connects to the primary: up to ${sentinels.length + 1} connects of ${CLIENT_TIMEOUT_MS} ms, ×${SLACK}`,
+        because: `ioredis asks the Sentinels, then connects to the primary: up to ${sentinels.length + 1} connects of ${CLIENT_TIMEOUT_MS} ms, ×${SLOW_MACHINE_FACTOR}`,
       });
       const acked: number[] = [];
       let killedAt = 0;
@@ -402,26 +401,32 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
             viaRouter.disconnect();
           }
         },
-        { withinMs: SLACK * ROUTER_FLIP_MS, because: `${ROUTER_FLIP} ×${SLACK}` },
+        { withinMs: SLOW_MACHINE_FACTOR * ROUTER_FLIP_MS, because: `${ROUTER_FLIP} ×${SLOW_MACHINE_FACTOR}` },
       );
       // Checked once the write loop ended: this says the port follows, not how fast it did.
       console.log(
         `redis: the router's port reaches the new primary (a write through it ${ms} ms after the loop ended)`,
       );
     },
-    CLIENT_READY_MS + WRITE_LOOP_MS + KILL_MS + AGREED_MS + WRITES_CAP_MS + SLACK * ROUTER_FLIP_MS,
+    CLIENT_READY_MS +
+      WRITE_LOOP_MS +
+      KILL_MS +
+      AGREED_MS +
+      WRITES_CAP_MS +
+      SLOW_MACHINE_FACTOR * ROUTER_FLIP_MS,
   );
 
   // Sentinel converts a returning old primary at its first INFO to it (every 10 s) once the
   // member has reported role:master, without being down, for 4 hello periods (sentinel.c); the
   // link comes back within a PING period. Then a disk-less sync (delay 0) of a small data set.
-  const CONVERTED_MS = START_CAP_MS + SLACK * (SENTINEL_PING_MS + SENTINEL_INFO_MS + 4 * SENTINEL_HELLO_MS);
+  const CONVERTED_MS =
+    START_CAP_MS + SLOW_MACHINE_FACTOR * (SENTINEL_PING_MS + SENTINEL_INFO_MS + 4 * SENTINEL_HELLO_MS);
   // Sentinel sends REPLICAOF and CONFIG REWRITE in one MULTI/EXEC (sentinelSendSlaveOf): the
   // file is rewritten before the member reports its new primary. A cap of one INFO period.
   const REWRITTEN_MS = SENTINEL_INFO_MS;
   // Sentinel logs +switch-master before it answers with the new primary: only the pipe to
   // this process is left, well within a hello period ×3.
-  const LOGGED_MS = SLACK * SENTINEL_HELLO_MS;
+  const LOGGED_MS = SLOW_MACHINE_FACTOR * SENTINEL_HELLO_MS;
 
   it(
     "takes the old primary back as a replica of the new one, after exactly one failover",
@@ -443,7 +448,7 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
           intervalMs: 200,
           because:
             `redis-server ${STARTED}; then Sentinel's conversion: PING ${SENTINEL_PING_MS} + INFO ${SENTINEL_INFO_MS}` +
-            ` + 4 × hello ${SENTINEL_HELLO_MS} ms, ×${SLACK}`,
+            ` + 4 × hello ${SENTINEL_HELLO_MS} ms, ×${SLOW_MACHINE_FACTOR}`,
         },
       );
       console.log(`redis: old primary back as a replica of ${now} ${ms} ms after restart`);
@@ -453,7 +458,7 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
         (procs.logs.get(running.get(x.name)!.pid!) ?? "").split("+switch-master").length - 1;
       await waitFor("every Sentinel logged its switch", async () => sentinels.every((x) => switches(x) > 0), {
         withinMs: LOGGED_MS,
-        because: `logged before Sentinel answers with the new primary; the pipe's delivery: hello ${SENTINEL_HELLO_MS} ms ×${SLACK} as a cap`,
+        because: `logged before Sentinel answers with the new primary; the pipe's delivery: hello ${SENTINEL_HELLO_MS} ms ×${SLOW_MACHINE_FACTOR} as a cap`,
       });
       for (const x of sentinels) expect([x.name, switches(x)]).toEqual([x.name, 1]);
       // The member stays a replica across restarts: its config copy says so.

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { renderHaproxy } from "../../components/balancer/render/haproxy";
 import { renderNginx } from "../../components/balancer/render/nginx";
 import type { BalancerBackend, BalancerRenderSpec } from "../../components/balancer/render/spec";
-import type { WaitBound } from "./daemons";
+import { SLOW_MACHINE_FACTOR, type WaitBound } from "./daemons";
 
 export type Engine = "nginx" | "haproxy";
 
@@ -64,12 +64,6 @@ export function balancerCommand(
   return [sbin, ["-f", conf, "-db"]];
 }
 
-/**
- * A loaded 2-core machine runs the balancer and the tests' backends more slowly than the daemons'
- * timers assume: a wait gets this many times the time its mechanism takes at worst.
- */
-export const SLOW_MACHINE_FACTOR = 3;
-
 /** Start-up of one `backend-server.js` (a bare Node process): listening within a second here. */
 export const BACKEND_START: WaitBound = {
   withinMs: 15_000,
@@ -81,12 +75,6 @@ export const BALANCER_START: WaitBound = {
   withinMs: 15_000,
   because: "nginx/haproxy start-up: no timer governs it; a cap for a loaded 2-core machine",
 };
-
-/**
- * Reaping a SIGKILLed process: `ProcessGroup.kill`'s own cap (it resolves then in any case; the
- * signal went to the whole group at once).
- */
-export const KILL_MS = 5_000;
 
 /**
  * HAProxy's turn-around before it retries a failed connect on the same server: min(`timeout
@@ -110,7 +98,7 @@ export function connectPhaseMs(s: BalancerRenderSpec): number {
  * The longest the balancer takes to answer a proxied request: the connect phase, then the
  * server timeout (nginx renders about this as `proxy_next_upstream_timeout`).
  */
-export function answerWithinMs(s: BalancerRenderSpec): number {
+function answerWithinMs(s: BalancerRenderSpec): number {
   return connectPhaseMs(s) + s.timeouts.serverMs;
 }
 

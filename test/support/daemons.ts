@@ -83,6 +83,31 @@ export function withHosts(
 }
 
 /**
+ * The longest {@link ProcessGroup.kill} waits for a killed process to exit (it resolves then in
+ * any case: the signal went to the whole group at once). Tests add it to their timeouts.
+ */
+export const KILL_MS = 5_000;
+
+/**
+ * A loaded 2-core machine (CI with a noisy neighbour) runs daemons and tests more slowly than
+ * their timers assume: a wait derived from a timer gets this many times what the mechanism takes
+ * at worst.
+ */
+export const SLOW_MACHINE_FACTOR = 3;
+
+/**
+ * `process.kill` for a PID (or, negative, a process group) that may be gone already: ESRCH is
+ * what a test's clean-up expects, not an error.
+ */
+export function signalIfAlive(target: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(target, signal);
+  } catch {
+    // ESRCH: it is gone already.
+  }
+}
+
+/**
  * Processes a test started. Each runs in its own process group (its PID is the group id), so
  * killing it by PID also takes the workers it forked (nginx, haproxy, postgres): a bare kill of
  * a master leaves orphaned workers holding ports and pipes.
@@ -104,7 +129,7 @@ export class ProcessGroup {
   }
 
   /** Sends `signal` to the process and everything it forked; resolves once it exited (bounded). */
-  kill(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL", timeoutMs = 5_000): Promise<void> {
+  kill(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL", timeoutMs = KILL_MS): Promise<void> {
     return new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) {
         this.killGroup(child.pid as number, "SIGKILL"); // workers may outlive their master
@@ -121,11 +146,7 @@ export class ProcessGroup {
   }
 
   private killGroup(pid: number, signal: NodeJS.Signals): void {
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // ESRCH: the whole group is gone already.
-    }
+    signalIfAlive(-pid, signal);
   }
 
   /**
@@ -323,4 +344,28 @@ export function haproxyCheck(
   const file = join(dir, "haproxy.cfg");
   writeFileSync(file, config);
   return checkWithHosts(hosts, binary("haproxy"), ["-c", "-f", file]);
+}
+
+/** Writes `config` to `<dir>/haproxy.cfg` and starts HAProxy on it in the foreground (`-db`). */
+export function startHaproxy(procs: ProcessGroup, dir: string, config: string): ChildProcess {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "haproxy.cfg");
+  writeFileSync(file, config);
+  return procs.start(binary("haproxy"), ["-f", file, "-db"]);
+}
+
+/**
+ * Every server's state in HAProxy's stats CSV, keyed `<proxy>/<server>` (`UP`, `DOWN`, `UP 1/2`
+ * while a check fails, …). The column is found by its header, not its position.
+ */
+export async function haproxyServerStates(
+  host: string,
+  statsPort: number,
+  timeoutMs?: number,
+): Promise<Map<string, string>> {
+  const [header, ...rows] = (await httpGet(host, statsPort, "/stats;csv", timeoutMs)).body
+    .split("\n")
+    .filter((l) => l !== "");
+  const status = header.replace(/^# /, "").split(",").indexOf("status");
+  return new Map(rows.map((r) => r.split(",")).map((f) => [`${f[0]}/${f[1]}`, f[status]]));
 }

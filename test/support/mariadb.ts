@@ -21,7 +21,7 @@ import {
 } from "../../components/database/render/mysql";
 import { renderDbRouter } from "../../components/database/render/router";
 import type { ProcessGroup, WaitBound } from "./daemons";
-import { binary, httpGet, waitFor } from "./daemons";
+import { haproxyServerStates, httpGet, SLOW_MACHINE_FACTOR, startHaproxy, waitFor } from "./daemons";
 
 /**
  * mariadb-install-db on an empty data directory (about 2 s here): no timer governs it; a cap for
@@ -72,15 +72,15 @@ export function routerReactionMs(change: "up" | "down"): number {
   return (n + 1) * cycle;
 }
 
-/** A wait bound for the router to mark a server up or down: 3x its reaction, for a loaded machine. */
+/** A wait bound for the router to mark a server up or down: its reaction, for a loaded machine. */
 export function routerNotices(change: "up" | "down"): WaitBound {
   const { intervalMs, timeoutMs, rise, fall } = ROUTER_CHECK;
   const checks = change === "up" ? `rise ${rise}` : `fall ${fall}`;
   return {
-    withinMs: 3 * routerReactionMs(change),
+    withinMs: SLOW_MACHINE_FACTOR * routerReactionMs(change),
     because:
       `HAProxy marks a server ${change} after ${checks} checks in a row (inter ${intervalMs} ms, ` +
-      `timeout check ${timeoutMs} ms): one more check cycle than that, each 2 x inter + timeout; 3x that`,
+      `timeout check ${timeoutMs} ms): one more check cycle than that, each 2 x inter + timeout; ${SLOW_MACHINE_FACTOR}x that`,
   };
 }
 
@@ -322,11 +322,9 @@ export async function startRouter(
   nodes: MariaNode[],
   router: TestRouter,
 ): Promise<void> {
-  const routerDir = join(dir, "router");
-  mkdirSync(routerDir, { recursive: true });
-  const config = join(routerDir, "haproxy.cfg");
-  writeFileSync(
-    config,
+  startHaproxy(
+    procs,
+    join(dir, "router"),
     renderDbRouter({
       mode,
       members: nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })),
@@ -339,7 +337,6 @@ export async function startRouter(
       clientTimeoutMs: 60_000,
     }),
   );
-  procs.start(binary("haproxy"), ["-f", config, "-db"]);
   await waitFor(
     "router",
     async () => (await httpGet(router.host, router.stats, "/lb-health")).status === 200,
@@ -353,11 +350,7 @@ export async function routerState(
   listener: "rw" | "ro",
   server: string,
 ): Promise<string | undefined> {
-  const csv = (await httpGet(router.host, router.stats, "/stats;csv")).body;
-  return csv
-    .split("\n")
-    .find((l) => l.startsWith(`${listener},${server},`))
-    ?.split(",")[17];
+  return (await haproxyServerStates(router.host, router.stats)).get(`${listener}/${server}`);
 }
 
 /** A small-footprint render spec for `nodes` on loopback; tests patch what they exercise. */

@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import type { ProcessGroup } from "./daemons";
-import { httpGet, waitFor, type WaitBound } from "./daemons";
+import { httpGet, signalIfAlive, waitFor, type WaitBound } from "./daemons";
 
 /** The unprivileged user the database processes run as; created on first use. */
 export const PG_USER = "hapg";
@@ -130,12 +130,6 @@ export function killPostmaster(dataDir: string): number | undefined {
     return undefined;
   }
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
-  for (const target of [-pid, pid]) {
-    try {
-      process.kill(target, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const target of [-pid, pid]) signalIfAlive(target, "SIGKILL");
   return pid;
 }
