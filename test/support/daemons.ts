@@ -116,8 +116,9 @@ export class ProcessGroup {
   private readonly children: ChildProcess[] = [];
   readonly logs = new Map<number, string>();
 
-  start(cmd: string, args: string[]): ChildProcess {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  /** Starts `cmd` in a process group of its own; `cwd` defaults to this process's. */
+  start(cmd: string, args: string[], cwd?: string): ChildProcess {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true, cwd });
     if (child.pid === undefined) throw new Error(`could not start ${cmd}`);
     const pid = child.pid;
     this.logs.set(pid, "");

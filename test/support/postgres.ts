@@ -33,24 +33,32 @@ export function ownedDir(path: string): string {
   return path;
 }
 
-/** Starts `cmd` as the unprivileged user; setpriv execs in place, so the PID is the daemon's. */
+/**
+ * Starts `cmd` as the unprivileged user; setpriv execs in place, so the PID is the daemon's. It
+ * runs in the user's home: the checkout may be in a directory only root can enter (a CI clone in
+ * `mktemp -d`), and initdb and Patroni stop when they cannot enter their working directory.
+ */
 export function startAsUser(
   procs: ProcessGroup,
   cmd: string,
   args: string[],
   env: Record<string, string> = {},
 ): ChildProcess {
-  return procs.start("setpriv", [
-    `--reuid=${PG_USER}`,
-    `--regid=${PG_USER}`,
-    "--init-groups",
-    "env",
-    `HOME=/home/${PG_USER}`,
-    "PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin",
-    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-    cmd,
-    ...args,
-  ]);
+  return procs.start(
+    "setpriv",
+    [
+      `--reuid=${PG_USER}`,
+      `--regid=${PG_USER}`,
+      "--init-groups",
+      "env",
+      `HOME=/home/${PG_USER}`,
+      "PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin",
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      cmd,
+      ...args,
+    ],
+    `/home/${PG_USER}`,
+  );
 }
 
 /** A single etcd member (3.4, v3 API) on one loopback address. */
