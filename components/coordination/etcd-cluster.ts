@@ -156,7 +156,9 @@ export class EtcdCluster extends pulumi.ComponentResource {
         files: tls ? { [ETCD_TLS_PATHS.ca]: tls.ca, [ETCD_TLS_PATHS.cert]: tls.cert } : undefined,
         secretFiles: tls ? { [ETCD_TLS_PATHS.key]: pulumi.secret(tls.key) } : undefined,
         ports: { client: CLIENT_PORT, peer: PEER_PORT },
+        // `endpoint health` needs a quorum: a lone member 0 of three is never ready.
         healthCheck: { exec: health, startPeriodSeconds: 30 },
+        startTogether: members > 1,
         volume: { mountPath: DATA_DIR, sizeGi: storageGi, protect: args.protect ?? false },
         resources: args.resources,
         tier: workload,

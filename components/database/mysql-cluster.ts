@@ -288,6 +288,8 @@ export class MysqlCluster extends pulumi.ComponentResource {
         resources: args.resources,
         tier,
         allowFrom: [routerTier],
+        // After a full outage Galera restores its primary component only once the nodes see each other.
+        startTogether: r.mode === "galera",
       },
       { parent: this },
     );

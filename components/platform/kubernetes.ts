@@ -421,6 +421,9 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           spec: {
             replicas: spec.replicas,
             serviceName: headless,
+            // OrderedReady starts member k+1 only once member k is ready: a member that needs a
+            // quorum to be ready would wait forever for members that are never started.
+            podManagementPolicy: spec.startTogether ? "Parallel" : "OrderedReady",
             selector: { matchLabels: selector },
             updateStrategy: { type: "RollingUpdate" },
             template,

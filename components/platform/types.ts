@@ -70,6 +70,12 @@ export interface WorkloadSpec {
    * exactly these rules and a RoleBinding; every other workload gets no API token at all.
    */
   readonly apiAccess?: readonly ApiRule[];
+  /**
+   * Members become ready only together (a quorum, a primary component), so none may wait for
+   * another's readiness before it starts. Kubernetes: `podManagementPolicy: Parallel` (rolling
+   * updates stay one member at a time). Docker starts every member at once anyway.
+   */
+  readonly startTogether?: boolean;
 }
 
 /** An image built from a directory with a Dockerfile. */
