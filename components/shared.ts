@@ -51,6 +51,8 @@ export function deployRouter(
       tier: name,
       allowFrom: [...r.allowFrom],
       runAsUser: 99,
+      writablePaths: [],
+      defaultResources: { cpu: "100m", memory: "64Mi" },
     },
     { parent },
   );

@@ -317,6 +317,10 @@ const KubernetesSchema = z.strictObject({
     )
     .min(1)
     .optional(),
+  /** How the balancer's public ports are exposed. */
+  serviceType: z.enum(["LoadBalancer", "NodePort", "ClusterIP"]).optional(),
+  /** Minutes `pulumi up` waits for the public Service's address before failing. */
+  serviceTimeoutMinutes: z.int().min(1).max(60).optional(),
 });
 
 type RawConfig = {

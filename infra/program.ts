@@ -24,6 +24,8 @@ function platformFor(config: StackConfig, stack: string): PlatformChoice {
           storageClass: config.kubernetes?.storageClass,
           imageRegistry: config.kubernetes?.imageRegistry,
           podNetworks: config.kubernetes?.podNetworks,
+          serviceType: config.kubernetes?.serviceType,
+          serviceTimeoutMinutes: config.kubernetes?.serviceTimeoutMinutes,
         }),
         publicPorts: { http: 80, https: 443 },
         tlsHostNames: [`${stack}.local`],

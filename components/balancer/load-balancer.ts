@@ -378,6 +378,9 @@ export class LoadBalancer extends pulumi.ComponentResource {
         ...(tls ? [{ target: "https", port: r.httpsPort }] : []),
       ],
       runAsUser: RUN_AS[engine],
+      // pid and temp files under /tmp (nginx); HAProxy writes nothing.
+      writablePaths: [],
+      defaultResources: { cpu: "250m", memory: "128Mi" },
     };
     const workload = args.platform.deploy(`${name}-${engine}`, spec, { parent: this });
 

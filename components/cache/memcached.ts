@@ -91,6 +91,8 @@ export class Memcached extends pulumi.ComponentResource {
         tier: workload,
         allowFrom: args.allowFrom ?? ["app"],
         runAsUser: MEMCACHED_UID,
+        writablePaths: [],
+        defaultResources: { cpu: "100m", memory: `${memcachedFootprintMb(r)}Mi` },
       },
       { parent: this },
     );

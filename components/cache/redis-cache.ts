@@ -16,6 +16,12 @@ import {
 } from "./render/redis";
 
 /** The official image, pinned: Redis 7.0, what the live tests run (Debian 12's redis-server). */
+/** A Redis size (`256mb`, `2gb`; Redis's mb and gb are binary) in MiB. */
+function redisSizeMb(size: string): number {
+  const n = Number.parseInt(size, 10);
+  return size.endsWith("gb") ? n * 1024 : n;
+}
+
 export const REDIS_IMAGE = "redis:7.0.15-alpine";
 /** The image's unprivileged `redis` user. */
 const REDIS_UID = 999;
@@ -269,6 +275,10 @@ export class RedisCache extends pulumi.ComponentResource {
         // Clients that ask Sentinel connect to the primary it names, so they reach members too.
         allowFrom: [sentinelWorkload, routerTier, ...clients],
         runAsUser: REDIS_UID,
+        // Config copies and data live on the volume.
+        writablePaths: [],
+        // maxmemory plus room for the copy-on-write of a rewrite or a replica's full sync.
+        defaultResources: { cpu: "250m", memory: `${Math.ceil(redisSizeMb(r.maxmemory) * 1.5) + 64}Mi` },
       },
       { parent: this },
     );
@@ -301,6 +311,8 @@ export class RedisCache extends pulumi.ComponentResource {
         tier: sentinelWorkload,
         allowFrom: clients,
         runAsUser: REDIS_UID,
+        writablePaths: [],
+        defaultResources: { cpu: "100m", memory: "64Mi" },
       },
       { parent: this },
     );

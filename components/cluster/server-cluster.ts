@@ -152,6 +152,9 @@ export class ServerCluster extends pulumi.ComponentResource {
       tier: "app",
       allowFrom: args.allowFrom ?? ["edge"],
       runAsUser: r.usesDemoApp ? DEMO_APP_UID : undefined,
+      // The demo app writes only under /tmp; a user's image is not known.
+      writablePaths: r.usesDemoApp ? [] : undefined,
+      defaultResources: { cpu: "250m", memory: "256Mi" },
     };
     const workload = args.platform.deploy(`${name}-app`, spec, { parent: this });
 

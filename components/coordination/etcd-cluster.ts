@@ -8,6 +8,8 @@ export const ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.5.17";
 const CLIENT_PORT = 2379;
 const PEER_PORT = 2380;
 const DATA_DIR = "/var/lib/etcd";
+/** The distroless base image's `nonroot` user: etcd needs no privilege at all. */
+const ETCD_UID = 65532;
 /** Where the client TLS files land in the container. */
 export const ETCD_TLS_PATHS = {
   ca: "/etc/ha-backend/etcd/tls/ca.pem",
@@ -159,6 +161,12 @@ export class EtcdCluster extends pulumi.ComponentResource {
         // `endpoint health` needs a quorum: a lone member 0 of three is never ready.
         healthCheck: { exec: health, startPeriodSeconds: 30 },
         startTogether: members > 1,
+        // Raft between members only: clients (and routers) get the client port alone.
+        peerPorts: ["peer"],
+        // The image has no user of its own; the volume belongs to this one (fsGroup).
+        runAsUser: ETCD_UID,
+        writablePaths: [],
+        defaultResources: { cpu: "100m", memory: "256Mi" },
         volume: { mountPath: DATA_DIR, sizeGi: storageGi, protect: args.protect ?? false },
         resources: args.resources,
         tier: workload,

@@ -17,6 +17,8 @@ import { renderDbRouter } from "./render/router";
 import { checkResources, invalidArg } from "../errors";
 
 /** Official images, pinned: MariaDB 10.11 LTS (what the live tests run) and MySQL 8.4 LTS. */
+/** The `mysql` user of the official mariadb and mysql images. */
+const MYSQL_UID = 999;
 export const MARIADB_IMAGE = "mariadb:10.11.14";
 export const MYSQL_IMAGE = "mysql:8.4.6";
 
@@ -290,6 +292,17 @@ export class MysqlCluster extends pulumi.ComponentResource {
         allowFrom: [routerTier],
         // After a full outage Galera restores its primary component only once the nodes see each other.
         startTogether: r.mode === "galera",
+        // State transfer and group traffic between nodes only: the router gets the SQL port.
+        peerPorts: r.mode === "galera" ? ["gcomm", "ist", "sst"] : [],
+        // Both official images run the server as `mysql` (999); started as it, the entrypoint
+        // skips its chown and the volume belongs to the group (fsGroup).
+        runAsUser: MYSQL_UID,
+        // The socket directory, and the init directory the start script links its SQL into.
+        writablePaths: [
+          r.engine === "mariadb" ? "/run/mysqld" : "/var/run/mysqld",
+          "/docker-entrypoint-initdb.d",
+        ],
+        defaultResources: { cpu: "500m", memory: "1Gi" },
       },
       { parent: this },
     );

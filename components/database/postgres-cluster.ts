@@ -400,6 +400,9 @@ export class PostgresCluster extends pulumi.ComponentResource {
         tier: workload,
         allowFrom: [routerTier],
         runAsUser: POSTGRES_UID,
+        // PostgreSQL's socket directory; the pgpass file is under /tmp.
+        writablePaths: ["/var/run/postgresql"],
+        defaultResources: { cpu: "500m", memory: "1Gi" },
         apiAccess: dcs.kind === "kubernetes" ? PATRONI_API_RULES : undefined,
       },
       { parent: this },

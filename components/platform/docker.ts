@@ -191,6 +191,11 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
           ],
           volumes:
             volume && spec.volume ? [{ volumeName: volume.name, containerPath: spec.volume.mountPath }] : [],
+          // Directories an unprivileged member writes that the image owns as root (see writablePaths).
+          tmpfs:
+            (spec.writablePaths ?? []).length > 0
+              ? Object.fromEntries((spec.writablePaths ?? []).map((p) => [p, "mode=1777"]))
+              : undefined,
           // One host port can be bound once: the first member is the entry point on a single host.
           ports:
             i === 0

@@ -1,10 +1,11 @@
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import {
+  configDigest,
   dockerBuild,
   fileKey,
-  filesDigest,
   resolveHealthCheck,
   sortedEntries,
   statefulMemberNames,
@@ -39,7 +40,40 @@ export interface KubernetesPlatformArgs {
    * decide which pods get through. @default the private ranges 10/8, 172.16/12, 192.168/16
    */
   readonly podNetworks?: readonly string[];
+  /**
+   * How the public ports are exposed: `LoadBalancer` (a cloud load balancer), `NodePort` (every
+   * node's port; kind, minikube, bare metal) or `ClusterIP` (an ingress or a port-forward in
+   * front). @default "LoadBalancer"
+   */
+  readonly serviceType?: PublicServiceType;
+  /**
+   * How long `pulumi up` waits for the public Service (a cloud load balancer's address) before
+   * it fails instead of hanging. @default 10
+   */
+  readonly serviceTimeoutMinutes?: number;
 }
+
+export const PUBLIC_SERVICE_TYPES = ["LoadBalancer", "NodePort", "ClusterIP"] as const;
+export type PublicServiceType = (typeof PUBLIC_SERVICE_TYPES)[number];
+
+/** Pod Security admission: every namespace enforces (and warns and audits) the restricted profile. */
+export const POD_SECURITY_LABELS = {
+  "pod-security.kubernetes.io/enforce": "restricted",
+  "pod-security.kubernetes.io/enforce-version": "latest",
+  "pod-security.kubernetes.io/warn": "restricted",
+  "pod-security.kubernetes.io/warn-version": "latest",
+  "pod-security.kubernetes.io/audit": "restricted",
+  "pod-security.kubernetes.io/audit-version": "latest",
+} as const;
+
+/** Where the cluster DNS runs on nearly every cluster (kube-dns or CoreDNS keep this label). */
+export const CLUSTER_DNS = { namespace: "kube-system", labels: { "k8s-app": "kube-dns" } } as const;
+
+/** The API server's ports (443 behind the `kubernetes` Service, 6443 on the control plane nodes). */
+const API_SERVER_PORTS = [443, 6443] as const;
+
+/** Label on a workload's pods for each tier that may connect to them; egress rules select it. */
+export const allowFromLabel = (tier: string): string => `allow-from.ha-backend/${tier}`;
 
 /** Where pod addresses come from on nearly every cluster (RFC 1918). */
 export const PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] as const;
@@ -65,6 +99,8 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   public readonly namespace: pulumi.Output<string>;
   private readonly args: KubernetesPlatformArgs;
   private readonly domain: string;
+  /** Keys the config digest on pod templates (see `configDigest`). */
+  private readonly digestKey: pulumi.Output<string>;
 
   constructor(name: string, args: KubernetesPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ha:platform:KubernetesPlatform", name, {}, opts);
@@ -93,13 +129,39 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         );
       }
     }
+    if (args.serviceType !== undefined && !PUBLIC_SERVICE_TYPES.includes(args.serviceType)) {
+      throw new Error(
+        `KubernetesPlatform "${name}": serviceType must be one of ${PUBLIC_SERVICE_TYPES.join(", ")}, but ` +
+          `${JSON.stringify(args.serviceType)} was provided. Use NodePort on kind, minikube or bare metal.`,
+      );
+    }
+    const wait = args.serviceTimeoutMinutes;
+    if (wait !== undefined && (!Number.isInteger(wait) || wait < 1 || wait > 60)) {
+      throw new Error(
+        `KubernetesPlatform "${name}": serviceTimeoutMinutes must be a whole number from 1 to 60, but ` +
+          `${JSON.stringify(wait)} was provided. Use e.g. 10.`,
+      );
+    }
     this.domain = args.clusterDomain ?? "cluster.local";
     const ns = new k8s.core.v1.Namespace(
       `${name}-namespace`,
-      { metadata: { name: args.namespace, labels: { [PART_OF]: "ha-backend" } } },
+      { metadata: { name: args.namespace, labels: { [PART_OF]: "ha-backend", ...POD_SECURITY_LABELS } } },
       { parent: this },
     );
     this.namespace = ns.metadata.name;
+    // Nothing gets in or out of a pod unless a workload's own policy allows it.
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-default-deny`,
+      {
+        metadata: { name: "default-deny", namespace: this.namespace, labels: { [PART_OF]: "ha-backend" } },
+        spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
+      },
+      { parent: this },
+    );
+    this.digestKey = pulumi.secret(
+      new random.RandomPassword(`${name}-config-digest-key`, { length: 32, special: false }, { parent: this })
+        .result,
+    );
     this.registerOutputs({ namespace: this.namespace });
   }
 
@@ -277,9 +339,13 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       })),
     );
     if (spec.volume) mounts.push({ name: "data", mountPath: spec.volume.mountPath });
+    // A known image gets a read-only root and an empty scratch directory per path it writes.
+    const scratch = spec.writablePaths === undefined ? [] : ["/tmp", ...spec.writablePaths];
+    scratch.forEach((path, i) => mounts.push({ name: `scratch-${i}`, mountPath: path }));
 
     const health = spec.healthCheck ? resolveHealthCheck(spec.healthCheck) : undefined;
     const nonRoot = spec.runAsUser !== undefined;
+    const resources = spec.resources ?? spec.defaultResources;
     const container: Inputs.Container = {
       name,
       image,
@@ -301,24 +367,28 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           health.startPeriodSeconds,
         ),
       // Memory request = limit (no OOM surprises under pressure); no CPU limit, which only throttles.
-      resources: spec.resources && {
-        requests: { cpu: spec.resources.cpu, memory: spec.resources.memory },
-        limits: { memory: spec.resources.memory },
+      resources: resources && {
+        requests: { cpu: resources.cpu, memory: resources.memory },
+        limits: { memory: resources.memory },
       },
+      // Pod Security "restricted": unprivileged, nothing to escalate to, no capabilities.
       securityContext: {
         allowPrivilegeEscalation: false,
-        // Images that start as root (database entrypoints chown their data) need their capabilities.
-        ...(nonRoot
-          ? { runAsNonRoot: true, runAsUser: spec.runAsUser, capabilities: { drop: ["ALL"] } }
-          : {}),
+        capabilities: { drop: ["ALL"] },
+        runAsNonRoot: true,
+        ...(nonRoot ? { runAsUser: spec.runAsUser, runAsGroup: spec.runAsUser } : {}),
+        readOnlyRootFilesystem: spec.writablePaths !== undefined,
       },
     };
 
+    const published = (spec.publicPorts ?? []).length > 0;
+    const allowFrom = [...new Set(spec.allowFrom ?? [])].sort();
     const volumes: Inputs.Volume[] = [
       ...(configMap ? [{ name: "files", configMap: { name: `${name}-files` } }] : []),
       ...(fileSecret
         ? [{ name: "secret-files", secret: { secretName: `${name}-secret-files`, defaultMode: 0o444 } }]
         : []),
+      ...scratch.map((_, i) => ({ name: `scratch-${i}`, emptyDir: {} })),
     ];
     // Only workloads that use the API get a token, and only for the rules they asked for.
     const access = spec.apiAccess ? this.apiAccess(name, spec, meta, parent) : [];
@@ -329,7 +399,18 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       volumes,
       securityContext: {
         seccompProfile: { type: "RuntimeDefault" },
-        ...(nonRoot ? { runAsNonRoot: true, runAsUser: spec.runAsUser, fsGroup: spec.runAsUser } : {}),
+        // A user's image without a known uid must declare a numeric non-root USER itself.
+        runAsNonRoot: true,
+        // The volume (and scratch directories) belong to the member's group; chowned only when
+        // the top directory does not match, so a large volume does not delay every start.
+        ...(nonRoot
+          ? {
+              runAsUser: spec.runAsUser,
+              runAsGroup: spec.runAsUser,
+              fsGroup: spec.runAsUser,
+              fsGroupChangePolicy: "OnRootMismatch",
+            }
+          : {}),
       },
       affinity: {
         // Preferred, not required: a small cluster still schedules every member.
@@ -352,11 +433,37 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           whenUnsatisfiable: "ScheduleAnyway",
           labelSelector: { matchLabels: selector },
         },
+        // The public entry point with externalTrafficPolicy Local answers only on nodes that run
+        // a replica: never pile them onto one node while others are free.
+        ...(published
+          ? [
+              {
+                maxSkew: 1,
+                topologyKey: "kubernetes.io/hostname",
+                whenUnsatisfiable: "DoNotSchedule",
+                labelSelector: { matchLabels: selector },
+              },
+            ]
+          : []),
       ],
     };
+    // Everything a pod reads at start: a change to any of them changes the pod template, which
+    // rolls the pods (subPath mounts and env never refresh in a running pod).
+    const digest = pulumi
+      .all([
+        this.digestKey,
+        files,
+        pulumi.output(spec.secretFiles ?? {}),
+        pulumi.output(spec.secretEnv ?? {}),
+      ])
+      .apply(([key, f, sf, se]) => configDigest(key, { files: f, secretFiles: sf, secretEnv: se }));
     const template = {
-      // A changed config file changes the digest, which rolls the pods (subPath mounts never refresh).
-      metadata: { labels, annotations: { [DIGEST]: files.apply((f) => filesDigest(f)) } },
+      metadata: {
+        // Tiers allowed in carry their label here, so their egress policies can select these pods.
+        labels: { ...labels, ...Object.fromEntries(allowFrom.map((t) => [allowFromLabel(t), "true"])) },
+        // An HMAC under a generated key: safe in the clear, so the template stays reviewable.
+        annotations: { [DIGEST]: pulumi.unsecret(digest) },
+      },
       spec: podSpec,
     };
     const dependsOn = [
@@ -460,31 +567,48 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
 
     new k8s.networking.v1.NetworkPolicy(
       `${name}-netpol`,
-      { metadata: meta(""), spec: networkPolicySpec(spec, selector) },
+      {
+        metadata: meta(""),
+        spec: networkPolicySpec(spec, selector, this.args.serviceType ?? "LoadBalancer"),
+      },
       { parent },
     );
 
     const publicAddresses: Record<string, pulumi.Output<string>> = {};
     const publicPorts = spec.publicPorts ?? [];
     if (publicPorts.length > 0) {
+      const type = this.args.serviceType ?? "LoadBalancer";
+      const timeout = `${this.args.serviceTimeoutMinutes ?? 10}m`;
       const pub = new k8s.core.v1.Service(
         `${name}-public`,
         {
           metadata: meta("-public"),
           spec: {
-            type: "LoadBalancer",
+            type,
+            // Local: traffic goes only to replicas on the node it arrived at, so the balancer sees
+            // the client's own address (per-client rate limits, logs); Cluster would show a node's.
+            externalTrafficPolicy: type === "ClusterIP" ? undefined : "Local",
             selector,
             ports: publicPorts.map((p) => ({ name: p.target, port: p.port, targetPort: p.target })),
           },
         },
-        { parent },
+        // A cloud that never assigns an address fails `pulumi up` after this, instead of hanging.
+        { parent, customTimeouts: { create: timeout, update: timeout } },
       );
-      const host = pub.status.apply((st) => {
-        const ingress = st?.loadBalancer?.ingress?.[0];
-        // Known only once the cloud has provisioned the load balancer.
-        return ingress?.hostname ?? ingress?.ip ?? "pending";
-      });
-      for (const p of publicPorts) publicAddresses[p.target] = pulumi.interpolate`${host}:${p.port}`;
+      for (const p of publicPorts) {
+        publicAddresses[p.target] =
+          type === "LoadBalancer"
+            ? pub.status.apply((st) => {
+                const ingress = st?.loadBalancer?.ingress?.[0];
+                // Known only once the cloud has provisioned the load balancer.
+                return `${ingress?.hostname ?? ingress?.ip ?? "pending"}:${p.port}`;
+              })
+            : type === "NodePort"
+              ? pub.spec.ports.apply(
+                  (ps) => `<node address>:${ps?.find((x) => x.name === p.target)?.nodePort ?? "pending"}`,
+                )
+              : pulumi.output(`${name}-public.${ns}.svc.${this.domain}:${p.port}`);
+      }
     }
 
     const svc = `${ns}.svc.${this.domain}`;
@@ -523,29 +647,60 @@ function probe(
 }
 
 /**
- * Default deny for ingress, then: peers of the same workload on any port, the tiers in
- * `allowFrom` on the workload's ports, and anyone on the public port.
+ * The workload's allow list under the namespace's default deny, both ways. In: members from
+ * each other on any port; the tiers in `allowFrom` on every port but the peer ports; anyone on
+ * the public ports. Out: the cluster DNS; the members; every pod that admits this tier (labelled
+ * `allow-from.ha-backend/<tier>`, the destination's own policy picks the ports); the API server
+ * for workloads that use it.
  */
-function networkPolicySpec(
+export function networkPolicySpec(
   spec: WorkloadSpec,
   selector: Record<string, string>,
+  serviceType: PublicServiceType,
 ): k8s.types.input.networking.v1.NetworkPolicySpec {
-  const ports = sortedEntries(spec.ports).map(([, port]) => ({ port, protocol: "TCP" }));
+  const peerOnly = new Set(spec.peerPorts ?? []);
+  const clientPorts = sortedEntries(spec.ports)
+    .filter(([name]) => !peerOnly.has(name))
+    .map(([, port]) => ({ port, protocol: "TCP" }));
   const allowFrom = [...new Set(spec.allowFrom ?? [])].sort();
   const ingress: k8s.types.input.networking.v1.NetworkPolicyIngressRule[] = [
     { from: [{ podSelector: { matchLabels: selector } }] },
   ];
-  if (allowFrom.length > 0) {
+  if (allowFrom.length > 0 && clientPorts.length > 0) {
     ingress.push({
       from: [{ podSelector: { matchExpressions: [{ key: TIER, operator: "In", values: allowFrom }] } }],
-      ports,
+      ports: clientPorts,
     });
   }
   if ((spec.publicPorts ?? []).length > 0) {
     ingress.push({
-      from: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+      // ClusterIP: only what runs in the cluster (an ingress controller, a port-forward) gets here.
+      from: [serviceType === "ClusterIP" ? { namespaceSelector: {} } : { ipBlock: { cidr: "0.0.0.0/0" } }],
       ports: (spec.publicPorts ?? []).map((p) => ({ port: spec.ports[p.target], protocol: "TCP" })),
     });
   }
-  return { podSelector: { matchLabels: selector }, policyTypes: ["Ingress"], ingress };
+  const egress: k8s.types.input.networking.v1.NetworkPolicyEgressRule[] = [
+    {
+      to: [
+        {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": CLUSTER_DNS.namespace } },
+          podSelector: { matchLabels: { ...CLUSTER_DNS.labels } },
+        },
+      ],
+      ports: [
+        { port: 53, protocol: "UDP" },
+        { port: 53, protocol: "TCP" },
+      ],
+    },
+    { to: [{ podSelector: { matchLabels: selector } }] },
+    { to: [{ podSelector: { matchLabels: { [allowFromLabel(spec.tier)]: "true" } } }] },
+  ];
+  if (spec.apiAccess !== undefined) {
+    // The API server's address differs per cluster and is not a pod: allowed by port only.
+    egress.push({
+      to: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+      ports: API_SERVER_PORTS.map((port) => ({ port, protocol: "TCP" })),
+    });
+  }
+  return { podSelector: { matchLabels: selector }, policyTypes: ["Ingress", "Egress"], ingress, egress };
 }

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import type { HealthCheck, ImageBuild, WorkloadSpec } from "./types";
 import { invalidArg } from "../errors";
 
@@ -215,6 +215,22 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       );
     }
   }
+  for (const port of spec.peerPorts ?? []) {
+    if (!(port in spec.ports)) {
+      fail(name, "peerPorts", `name one of the ports (${portNames.join(", ")})`, port, "Use a key of ports.");
+    }
+  }
+  for (const path of spec.writablePaths ?? []) {
+    if (!path.startsWith("/") || path === "/" || path === "/tmp") {
+      fail(
+        name,
+        "writablePaths",
+        "list absolute directories other than / and /tmp (always writable)",
+        path,
+        "Use e.g. /run/mysqld.",
+      );
+    }
+  }
   if (spec.runAsUser !== undefined && (!Number.isInteger(spec.runAsUser) || spec.runAsUser < 1)) {
     fail(
       name,
@@ -334,6 +350,32 @@ export function filesDigest(files: Readonly<Record<string, string>>): string {
     hash.update(path).update("\0").update(files[path]).update("\0");
   }
   return hash.digest("hex");
+}
+
+/**
+ * What a pod mounts or reads at start (files, secret files, secret env), as an HMAC keyed by a
+ * generated secret: it changes whenever any of them does, yet tells nothing about secret
+ * values (no unsalted hash of a password to test guesses against), so it may sit in a pod
+ * template's annotations in the clear.
+ */
+export function configDigest(
+  key: string,
+  inputs: {
+    readonly files: Readonly<Record<string, string>>;
+    readonly secretFiles: Readonly<Record<string, string>>;
+    readonly secretEnv: Readonly<Record<string, string>>;
+  },
+): string {
+  const hmac = createHmac("sha256", key);
+  for (const [section, entries] of [
+    ["files", inputs.files],
+    ["secretFiles", inputs.secretFiles],
+    ["secretEnv", inputs.secretEnv],
+  ] as const) {
+    for (const k of Object.keys(entries).sort())
+      hmac.update(section).update("\0").update(k).update("\0").update(entries[k]).update("\0");
+  }
+  return hmac.digest("hex");
 }
 
 /** ConfigMap keys allow [-._a-zA-Z0-9]: derive a stable, readable key from a file path. */

@@ -76,6 +76,22 @@ export interface WorkloadSpec {
    * updates stay one member at a time). Docker starts every member at once anyway.
    */
   readonly startTogether?: boolean;
+  /**
+   * Ports (by name) only the workload's own members reach: peer and replication traffic (etcd's
+   * 2380, Galera's 4567/4568/4444). Tiers in `allowFrom` reach every other port.
+   */
+  readonly peerPorts?: readonly string[];
+  /**
+   * The image writes only to its volume and to these directories (besides /tmp): the root file
+   * system is then read-only and each gets an empty scratch directory. Unset: the image is not
+   * known (a user's app), its root file system stays writable.
+   */
+  readonly writablePaths?: readonly string[];
+  /**
+   * CPU and memory used where `resources` is unset on platforms that schedule by them
+   * (Kubernetes); Docker leaves such members unlimited.
+   */
+  readonly defaultResources?: ResourceSpec;
 }
 
 /** An image built from a directory with a Dockerfile. */

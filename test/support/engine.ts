@@ -84,11 +84,10 @@ export async function expectRejectedBeforeAnyResource(build: () => void, message
       recorded,
     ),
   ).rejects.toThrow(message);
-  // A KubernetesPlatform made in `build` registers its namespace when it is constructed: that
-  // one is the platform's, not the rejected component's.
-  const platformNamespace = (r: RecordedResource) =>
-    r.type === "kubernetes:core/v1:Namespace" && (r.parent ?? "").startsWith("ha:platform:");
-  expect(recorded.filter((r) => r.custom && !platformNamespace(r))).toEqual([]);
+  // A KubernetesPlatform made in `build` registers its namespace, default-deny policy and
+  // digest key when it is constructed: those are the platform's, not the rejected component's.
+  const platformOwn = (r: RecordedResource) => (r.parent ?? "").startsWith("ha:platform:");
+  expect(recorded.filter((r) => r.custom && !platformOwn(r))).toEqual([]);
 }
 
 /** No resource's visible (non-secret) inputs contain any of `secrets`. */

@@ -101,6 +101,16 @@ describe("parseStackConfig", () => {
       'ha-backend:platform must be one of docker, kubernetes, but "swarm" was provided. Use one of: docker, kubernetes.',
     ],
     [
+      "an edge Service type Kubernetes does not have",
+      { ...base, platform: "kubernetes", kubernetes: { serviceType: "Ingress" } },
+      'ha-backend:kubernetes.serviceType must be one of LoadBalancer, NodePort, ClusterIP, but "Ingress" was provided. Use one of: LoadBalancer, NodePort, ClusterIP.',
+    ],
+    [
+      "no wait at all for the edge's address",
+      { ...base, platform: "kubernetes", kubernetes: { serviceTimeoutMinutes: 0 } },
+      "ha-backend:kubernetes.serviceTimeoutMinutes must be at least 1, but 0 was provided. Set it to 1 or more.",
+    ],
+    [
       "zero replicas",
       { ...base, app: { replicas: 0 } },
       "ha-backend:app.replicas must be at least 1, but 0 was provided. Set it to 1 or more.",

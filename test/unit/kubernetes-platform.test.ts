@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
 import type { WorkloadSpec } from "../../components/platform/types";
 import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
@@ -67,7 +68,10 @@ describe("KubernetesPlatform", () => {
       allowPrivilegeEscalation: false,
       runAsNonRoot: true,
       runAsUser: 101,
+      runAsGroup: 101,
       capabilities: { drop: ["ALL"] },
+      // The spec does not say what the image writes: its root stays writable.
+      readOnlyRootFilesystem: false,
     });
     expect(pod.securityContext).toMatchObject({
       runAsNonRoot: true,
@@ -150,8 +154,13 @@ describe("KubernetesPlatform", () => {
     expect(sts.spec.template.spec.containers[0].volumeMounts).toEqual([
       { name: "data", mountPath: "/var/lib/postgresql/data" },
     ]);
-    // Database images start as root to prepare their data directory: no forced non-root there.
-    expect(sts.spec.template.spec.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false });
+    // No uid given: the image must declare a non-root one (the kubelet refuses to start it otherwise).
+    expect(sts.spec.template.spec.containers[0].securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: false,
+    });
     expect(ofType(run, T.deployment)).toEqual([]);
     const headless = plain(one(run, T.service, "db-headless"));
     expect(headless.spec).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true });
@@ -182,7 +191,7 @@ describe("KubernetesPlatform", () => {
   it("admits only peers, the allowed tiers and (for the edge) the public port", async () => {
     const run = await runComponents(deploy(["web", web], ["db", db]));
     const dbPolicy = plain(one(run, T.netpol, "db-netpol")).spec;
-    expect(dbPolicy.policyTypes).toEqual(["Ingress"]);
+    expect(dbPolicy.policyTypes).toEqual(["Ingress", "Egress"]);
     expect(dbPolicy.ingress).toEqual([
       {
         from: [
@@ -342,6 +351,148 @@ describe("KubernetesPlatform", () => {
       ).rejects.toThrow(
         'imageRegistry must be a registry host with an optional path (lowercase, no tag), but "Registry.io/x:1" was provided.',
       );
+    });
+  });
+
+  describe("isolation, boot order and the edge", () => {
+    const platformWith = (args: Partial<ConstructorParameters<typeof KubernetesPlatform>[1]> = {}) =>
+      new KubernetesPlatform("k8s", { namespace: "shop", ...args });
+
+    it("labels the namespace for Pod Security restricted and denies all traffic by default", async () => {
+      const run = await runComponents(deploy(["web", web]));
+      const labels = plain(one(run, T.namespace, "k8s-namespace")).metadata.labels;
+      for (const mode of ["enforce", "warn", "audit"]) {
+        expect(labels[`pod-security.kubernetes.io/${mode}`]).toBe("restricted");
+      }
+      expect(plain(one(run, T.netpol, "k8s-default-deny")).spec).toEqual({
+        podSelector: {},
+        policyTypes: ["Ingress", "Egress"],
+      });
+    });
+
+    it("keeps peer ports to members, and lets a tier out only to the cluster DNS and the pods that admit it", async () => {
+      const etcd: WorkloadSpec = {
+        ...DB,
+        ports: { client: 2379, peer: 2380 },
+        tier: "locks",
+        peerPorts: ["peer"],
+      };
+      const run = await runComponents(deploy(["web", web], ["etcd", etcd]));
+      const policy = plain(one(run, T.netpol, "etcd-netpol")).spec;
+      // The app tier gets the client port only.
+      expect(policy.ingress[1].ports).toEqual([{ port: 2379, protocol: "TCP" }]);
+      const sts = plain(one(run, T.statefulSet, "etcd-statefulset"));
+      expect(sts.spec.template.metadata.labels["allow-from.ha-backend/app"]).toBe("true");
+      const out = plain(one(run, T.netpol, "web-netpol")).spec.egress;
+      expect(out).toEqual([
+        {
+          to: [
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+              podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+            },
+          ],
+          ports: [
+            { port: 53, protocol: "UDP" },
+            { port: 53, protocol: "TCP" },
+          ],
+        },
+        {
+          to: [
+            {
+              podSelector: {
+                matchLabels: { "app.kubernetes.io/name": "web", "app.kubernetes.io/part-of": "ha-backend" },
+              },
+            },
+          ],
+        },
+        { to: [{ podSelector: { matchLabels: { "allow-from.ha-backend/app": "true" } } }] },
+      ]);
+    });
+
+    it("starts quorum members together, others in order", async () => {
+      const run = await runComponents(deploy(["db", db], ["quorum", { ...db, startTogether: true }]));
+      expect(plain(one(run, T.statefulSet, "db-statefulset")).spec.podManagementPolicy).toBe("OrderedReady");
+      expect(plain(one(run, T.statefulSet, "quorum-statefulset")).spec.podManagementPolicy).toBe("Parallel");
+    });
+
+    it("makes the root read-only with scratch directories where the image's writes are known", async () => {
+      const run = await runComponents(
+        deploy(["db", { ...db, runAsUser: 999, writablePaths: ["/run/mysqld"] }]),
+      );
+      const pod = plain(one(run, T.statefulSet, "db-statefulset")).spec.template.spec;
+      expect(pod.containers[0].securityContext.readOnlyRootFilesystem).toBe(true);
+      expect(pod.containers[0].volumeMounts.slice(1)).toEqual([
+        { name: "scratch-0", mountPath: "/tmp" },
+        { name: "scratch-1", mountPath: "/run/mysqld" },
+      ]);
+      expect(pod.volumes).toEqual([
+        { name: "scratch-0", emptyDir: {} },
+        { name: "scratch-1", emptyDir: {} },
+      ]);
+      expect(pod.securityContext).toMatchObject({ runAsUser: 999, fsGroup: 999, runAsNonRoot: true });
+    });
+
+    it("sizes a member by its tier's default where the stack sets no resources", async () => {
+      const run = await runComponents(
+        deploy(["db", { ...db, defaultResources: { cpu: "100m", memory: "64Mi" } }], ["web", web]),
+      );
+      const c = plain(one(run, T.statefulSet, "db-statefulset")).spec.template.spec.containers[0];
+      expect(c.resources).toEqual({ requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "64Mi" } });
+    });
+
+    it.each([
+      [undefined, "LoadBalancer", "Local"],
+      ["NodePort", "NodePort", "Local"],
+      ["ClusterIP", "ClusterIP", undefined],
+    ] as const)("publishes the edge as %s with the client's address kept", async (type, expected, policy) => {
+      const run = await runComponents(() => void platformWith({ serviceType: type }).deploy("web", web));
+      const spec = plain(one(run, T.service, "web-public")).spec;
+      expect([spec.type, spec.externalTrafficPolicy]).toEqual([expected, policy]);
+      const pod = plain(one(run, T.deployment, "web-deployment")).spec.template.spec;
+      expect(pod.topologySpreadConstraints[1]).toMatchObject({
+        topologyKey: "kubernetes.io/hostname",
+        whenUnsatisfiable: "DoNotSchedule",
+      });
+    });
+
+    it.each([
+      [
+        { serviceType: "Ingress" },
+        'serviceType must be one of LoadBalancer, NodePort, ClusterIP, but "Ingress" was provided.',
+      ],
+      [
+        { serviceTimeoutMinutes: 0 },
+        "serviceTimeoutMinutes must be a whole number from 1 to 60, but 0 was provided.",
+      ],
+    ])("rejects %j", async (args, message) => {
+      await expect(
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a bad value on purpose
+        runComponents(() => void platformWith(args as any)),
+      ).rejects.toThrow(message);
+    });
+
+    it("rolls the pods when a secret file or secret env changes, without a plain hash of either", async () => {
+      const digest = async (extra: Partial<WorkloadSpec>) => {
+        const run = await runComponents(() => void platformWith().deploy("web", { ...web, ...extra }));
+        const d = one(run, T.deployment, "web-deployment");
+        return { value: plain(d).spec.template.metadata.annotations["ha-backend/config-digest"], run, d };
+      };
+      const base = await digest({ secretFiles: { "/etc/app/key.pem": "key-one" } });
+      expect((await digest({ secretFiles: { "/etc/app/key.pem": "key-one" } })).value).toBe(base.value);
+      expect((await digest({ secretFiles: { "/etc/app/key.pem": "key-two" } })).value).not.toBe(base.value);
+      expect(
+        (await digest({ secretFiles: { "/etc/app/key.pem": "key-one" }, secretEnv: { API_TOKEN: "other" } }))
+          .value,
+      ).not.toBe(base.value);
+      // In the clear (the template stays reviewable), and not the sha256 of the secret content.
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- raw recorded inputs
+      const raw = base.d.inputs as any;
+      expect(JSON.stringify(raw.spec.template.metadata).includes("4dabf18193072939515e22adb298388d")).toBe(
+        false,
+      );
+      expect(base.value).not.toBe(createHash("sha256").update("key-one").digest("hex"));
+      expect(base.value).toMatch(/^[0-9a-f]{64}$/);
     });
   });
 });

@@ -132,8 +132,14 @@ describe("ServerCluster on Kubernetes", () => {
     expect(container.readinessProbe.httpGet).toEqual({ path: "/ready", port: "http" });
     expect(container.ports).toEqual([{ name: "http", containerPort: 3000, protocol: "TCP" }]);
     expect(ofType(run, "kubernetes:core/v1:ConfigMap")).toEqual([]);
-    // A custom image decides its own user; no forced UID.
-    expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false });
+    // A custom image decides its own user (it must be a numeric non-root one); no forced UID,
+    // and its root file system stays writable since what it writes is not known.
+    expect(container.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: false,
+    });
     expect(run.outputs).toEqual({
       members: [],
       host: "shop-app.prod.svc.cluster.local",
