@@ -53,6 +53,8 @@ export function deployRouter(
       runAsUser: 99,
       writablePaths: [],
       defaultResources: { cpu: "100m", memory: "64Mi" },
+      // Stats and metrics are for the kubelet's probes (node traffic), not for client tiers.
+      peerPorts: ["stats"],
     },
     { parent },
   );

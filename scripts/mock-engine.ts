@@ -43,17 +43,26 @@ export interface RunOptions {
   readonly project?: string;
   /** The program: returns the stack outputs. Imported lazily by the caller, after mocks are set. */
   readonly program: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /**
+   * Names of generated secrets (RandomPassword, tls PrivateKey) whose mock result differs from
+   * the usual one, as after a replacement: what a rotation changes is then visible.
+   */
+  readonly rotated?: readonly string[];
 }
 
 /** Deterministic fake outputs for the few resources whose outputs the program reads. */
-function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
+function mockState(
+  args: pulumi.runtime.MockResourceArgs,
+  rotated: ReadonlySet<string>,
+): Record<string, unknown> {
+  const generation = rotated.has(args.name) ? " rotated" : "";
   switch (args.type) {
     case "random:index/randomPassword:RandomPassword":
-      return { ...args.inputs, result: `mock-password-for-${args.name}` };
+      return { ...args.inputs, result: `mock-password-for-${args.name}${generation}` };
     case "tls:index/privateKey:PrivateKey":
       return {
         ...args.inputs,
-        privateKeyPem: `-----BEGIN PRIVATE KEY-----\nmock ${args.name}\n-----END PRIVATE KEY-----\n`,
+        privateKeyPem: `-----BEGIN PRIVATE KEY-----\nmock ${args.name}${generation}\n-----END PRIVATE KEY-----\n`,
       };
     case "tls:index/selfSignedCert:SelfSignedCert":
       return {
@@ -195,6 +204,7 @@ export async function runProgramWithMocks(
   recorded: RecordedResource[] = [],
 ): Promise<ProgramRun> {
   const project = opts.project ?? "ha-backend";
+  const rotated = new Set(opts.rotated ?? []);
   recordRequests();
   pulumi.runtime.setAllConfig(opts.config, opts.secretKeys ?? []);
   await pulumi.runtime.setMocks(
@@ -209,7 +219,7 @@ export async function runProgramWithMocks(
           protect: req?.protect ?? false,
           inputs: req?.inputs ?? (args.inputs as Record<string, unknown>),
         });
-        return { id: `${args.name}-id`, state: mockState(args) };
+        return { id: `${args.name}-id`, state: mockState(args, rotated) };
       },
       call(args) {
         return args.inputs;

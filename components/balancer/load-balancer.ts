@@ -381,6 +381,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
       // pid and temp files under /tmp (nginx); HAProxy writes nothing.
       writablePaths: [],
       defaultResources: { cpu: "250m", memory: "128Mi" },
+      // Stats and metrics are for the kubelet's probes (node traffic), not for client tiers.
+      peerPorts: ["stats"],
     };
     const workload = args.platform.deploy(`${name}-${engine}`, spec, { parent: this });
 
