@@ -163,8 +163,9 @@ export class EtcdCluster extends pulumi.ComponentResource {
         startTogether: members > 1,
         // Raft between members only: clients (and routers) get the client port alone.
         peerPorts: ["peer"],
-        // The image has no user of its own; the volume belongs to this one (fsGroup).
-        runAsUser: ETCD_UID,
+        // The image has no user of its own. Kubernetes hands the volume to this one (fsGroup);
+        // Docker has no fsGroup, and a fresh volume there is root's, so etcd stays root there.
+        runAsUser: args.platform.kind === "kubernetes" ? ETCD_UID : undefined,
         writablePaths: [],
         defaultResources: { cpu: "100m", memory: "256Mi" },
         volume: { mountPath: DATA_DIR, sizeGi: storageGi, protect: args.protect ?? false },
