@@ -317,6 +317,21 @@ const KubernetesSchema = z.strictObject({
     )
     .min(1)
     .optional(),
+  /** The API server's addresses, for the egress of workloads that use it (Patroni). Unset: anywhere. */
+  apiServerCidrs: z
+    .array(
+      z
+        .string()
+        .refine(
+          ...rule(
+            (s: string) => /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(s),
+            "list IPv4 CIDRs",
+            "Write e.g. apiServerCidrs: [172.18.0.2/32] (kubectl get endpoints kubernetes -n default).",
+          ),
+        ),
+    )
+    .min(1)
+    .optional(),
   /** How the balancer's public ports are exposed. */
   serviceType: z.enum(["LoadBalancer", "NodePort", "ClusterIP"]).optional(),
   /** Minutes `pulumi up` waits for the public Service's address before failing. */

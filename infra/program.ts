@@ -25,6 +25,7 @@ function platformFor(config: StackConfig, stack: string): PlatformChoice {
           imageRegistry: config.kubernetes?.imageRegistry,
           podNetworks: config.kubernetes?.podNetworks,
           serviceType: config.kubernetes?.serviceType,
+          apiServerCidrs: config.kubernetes?.apiServerCidrs,
           serviceTimeoutMinutes: config.kubernetes?.serviceTimeoutMinutes,
         }),
         publicPorts: { http: 80, https: 443 },

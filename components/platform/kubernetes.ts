@@ -51,6 +51,11 @@ export interface KubernetesPlatformArgs {
    * it fails instead of hanging. @default 10
    */
   readonly serviceTimeoutMinutes?: number;
+  /**
+   * Where the API server listens (e.g. the `kubernetes` Service's endpoints), for the egress
+   * rule of workloads that use the API. @default anywhere (0.0.0.0/0), on ports 443 and 6443
+   */
+  readonly apiServerCidrs?: readonly string[];
 }
 
 export const PUBLIC_SERVICE_TYPES = ["LoadBalancer", "NodePort", "ClusterIP"] as const;
@@ -122,10 +127,10 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     this.args = args;
     this.canBuildImages = args.imageRegistry !== undefined;
     this.memberNetworks = [...(args.podNetworks ?? PRIVATE_NETWORKS)];
-    for (const cidr of this.memberNetworks) {
+    for (const cidr of [...this.memberNetworks, ...(args.apiServerCidrs ?? [])]) {
       if (!/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(cidr) && !/^[0-9a-f:]+\/\d{1,3}$/i.test(cidr)) {
         throw new Error(
-          `KubernetesPlatform "${name}": podNetworks must list CIDRs, but ${JSON.stringify(cidr)} was provided. Use e.g. 10.244.0.0/16.`,
+          `KubernetesPlatform "${name}": podNetworks and apiServerCidrs must list CIDRs, but ${JSON.stringify(cidr)} was provided. Use e.g. 10.244.0.0/16.`,
         );
       }
     }
@@ -569,7 +574,10 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       `${name}-netpol`,
       {
         metadata: meta(""),
-        spec: networkPolicySpec(spec, selector, this.args.serviceType ?? "LoadBalancer"),
+        spec: networkPolicySpec(spec, selector, {
+          serviceType: this.args.serviceType ?? "LoadBalancer",
+          apiServerCidrs: this.args.apiServerCidrs ?? ["0.0.0.0/0"],
+        }),
       },
       { parent },
     );
@@ -656,7 +664,7 @@ function probe(
 export function networkPolicySpec(
   spec: WorkloadSpec,
   selector: Record<string, string>,
-  serviceType: PublicServiceType,
+  edge: { readonly serviceType: PublicServiceType; readonly apiServerCidrs: readonly string[] },
 ): k8s.types.input.networking.v1.NetworkPolicySpec {
   const peerOnly = new Set(spec.peerPorts ?? []);
   const clientPorts = sortedEntries(spec.ports)
@@ -675,7 +683,9 @@ export function networkPolicySpec(
   if ((spec.publicPorts ?? []).length > 0) {
     ingress.push({
       // ClusterIP: only what runs in the cluster (an ingress controller, a port-forward) gets here.
-      from: [serviceType === "ClusterIP" ? { namespaceSelector: {} } : { ipBlock: { cidr: "0.0.0.0/0" } }],
+      from: [
+        edge.serviceType === "ClusterIP" ? { namespaceSelector: {} } : { ipBlock: { cidr: "0.0.0.0/0" } },
+      ],
       ports: (spec.publicPorts ?? []).map((p) => ({ port: spec.ports[p.target], protocol: "TCP" })),
     });
   }
@@ -696,9 +706,9 @@ export function networkPolicySpec(
     { to: [{ podSelector: { matchLabels: { [allowFromLabel(spec.tier)]: "true" } } }] },
   ];
   if (spec.apiAccess !== undefined) {
-    // The API server's address differs per cluster and is not a pod: allowed by port only.
+    // The API server is not a pod and its address differs per cluster: anywhere unless given.
     egress.push({
-      to: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+      to: edge.apiServerCidrs.map((cidr) => ({ ipBlock: { cidr } })),
       ports: API_SERVER_PORTS.map((port) => ({ port, protocol: "TCP" })),
     });
   }

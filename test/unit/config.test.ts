@@ -106,6 +106,11 @@ describe("parseStackConfig", () => {
       'ha-backend:kubernetes.serviceType must be one of LoadBalancer, NodePort, ClusterIP, but "Ingress" was provided. Use one of: LoadBalancer, NodePort, ClusterIP.',
     ],
     [
+      "an API server address that is not a CIDR",
+      { ...base, platform: "kubernetes", kubernetes: { apiServerCidrs: ["kubernetes.default"] } },
+      'ha-backend:kubernetes.apiServerCidrs.0 must list IPv4 CIDRs, but "kubernetes.default" was provided. Write e.g. apiServerCidrs: [172.18.0.2/32] (kubectl get endpoints kubernetes -n default).',
+    ],
+    [
       "no wait at all for the edge's address",
       { ...base, platform: "kubernetes", kubernetes: { serviceTimeoutMinutes: 0 } },
       "ha-backend:kubernetes.serviceTimeoutMinutes must be at least 1, but 0 was provided. Set it to 1 or more.",

@@ -277,6 +277,35 @@ describe("KubernetesPlatform", () => {
         for (const [name, spec] of specs) platform.deploy(name, spec);
       };
 
+    it("lets a workload that uses the API reach the API server, anywhere or where it is told", async () => {
+      const egressOf = async (apiServerCidrs?: string[]) => {
+        const run = await runComponents(() => {
+          const platform = new KubernetesPlatform("k8s", {
+            namespace: "shop",
+            imageRegistry: "registry.example.com/team",
+            apiServerCidrs,
+          });
+          platform.deploy("pg", coordinated);
+          platform.deploy("web", web);
+        });
+        return [
+          plain(one(run, T.netpol, "pg-netpol")).spec.egress,
+          plain(one(run, T.netpol, "web-netpol")).spec.egress,
+        ];
+      };
+      const ports = [
+        { port: 443, protocol: "TCP" },
+        { port: 6443, protocol: "TCP" },
+      ];
+      const [pg, web_] = await egressOf();
+      expect(pg[3]).toEqual({ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports });
+      expect(web_).toHaveLength(3);
+      expect((await egressOf(["172.18.0.2/32"]))[0][3]).toEqual({
+        to: [{ ipBlock: { cidr: "172.18.0.2/32" } }],
+        ports,
+      });
+    });
+
     it("gives a workload that asks for API access its own account, with exactly its rules, in its namespace", async () => {
       const run = await runComponents(withRegistry(["pg", coordinated], ["web", web]));
       const role = plain(one(run, "kubernetes:rbac.authorization.k8s.io/v1:Role", "pg-role"));
