@@ -531,6 +531,26 @@ export const StackConfigSchema = z
         `Give ${c.app.replicas} weights, or remove them for equal shares.`,
       );
     }
+    // nginx on Kubernetes reaches the pods through the Service's virtual IP (no `resolve` before
+    // 1.27.3): kube-proxy picks the pod per connection, so no cookie or client-IP hash can hold one.
+    const viaServiceIp =
+      "when nginx runs on Kubernetes (nginx reaches the pods through the Service's virtual IP, where kube-proxy picks the pod)";
+    if (engine === "nginx" && c.platform === "kubernetes" && b.stickyCookie !== undefined) {
+      issue(
+        ["balancer", "stickyCookie"],
+        b.stickyCookie,
+        `not be set ${viaServiceIp}`,
+        `Set ${NAMESPACE}:balancer.engine: haproxy (a cookie per pod), or remove ${NAMESPACE}:balancer.stickyCookie.`,
+      );
+    }
+    if (engine === "nginx" && c.platform === "kubernetes" && b.algorithm === "ip-hash") {
+      issue(
+        ["balancer", "algorithm"],
+        b.algorithm,
+        `not be ip-hash ${viaServiceIp}`,
+        `Set ${NAMESPACE}:balancer.engine: haproxy (client IPs hashed over the pods), or algorithm: round-robin or least-conn.`,
+      );
+    }
     if (engine === "nginx" && b.backups > 0 && (b.algorithm === "ip-hash" || b.stickyCookie !== undefined)) {
       issue(
         ["balancer", "backups"],

@@ -3,7 +3,10 @@
 # Idempotent: skips apt when every binary is already present. Needs root (CI runs as root).
 set -euo pipefail
 
-need=(nginx haproxy patroni etcd etcdctl redis-server redis-sentinel mariadbd mariadb-backup memcached openssl wrk)
+# dnsmasq (the cluster DNS) and iptables (kube-proxy's rules): the Kubernetes routing model of
+# test/live/k8s-routing.live.test.ts, inside a network namespace of its own (unshare/nsenter).
+need=(nginx haproxy patroni etcd etcdctl redis-server redis-sentinel mariadbd mariadb-backup memcached openssl wrk
+  dnsmasq iptables iptables-restore nsenter)
 missing=()
 for bin in "${need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("$bin")
@@ -29,5 +32,5 @@ trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   nginx-light haproxy patroni etcd-server etcd-client redis-server redis-sentinel \
-  mariadb-server mariadb-backup galera-4 memcached openssl wrk >/dev/null
+  mariadb-server mariadb-backup galera-4 memcached openssl wrk dnsmasq-base iptables util-linux >/dev/null
 echo "install-test-deps: done"

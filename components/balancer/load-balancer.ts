@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
 import { renderHaproxy } from "./render/haproxy";
 import { renderNginx } from "./render/nginx";
@@ -17,6 +18,16 @@ const CONFIG_PATH: Record<BalancerEngine, string> = {
 const CERT_PATH = "/etc/ha-backend/lb/tls/server.pem";
 /** Ports inside the container: unprivileged, so the balancer never runs as root. */
 const PORTS = { http: 8080, https: 8443, stats: 8404 } as const;
+/**
+ * HAProxy's dynamic-cookie key reaches the balancer as this secret environment variable; the
+ * config names it (`"${…}"`, which HAProxy expands), so the ConfigMap never holds the key.
+ */
+export const COOKIE_KEY_ENV = "HA_BACKEND_COOKIE_KEY";
+/**
+ * Through a Service's virtual IP, the share of requests that may fail while one pod fails them
+ * all; it sets how often nginx lists the address (see {@link serviceTries}).
+ */
+export const SERVICE_FAILURE_BUDGET = 0.01;
 
 export type BalancerEngine = "nginx" | "haproxy";
 
@@ -52,7 +63,10 @@ export interface LoadBalancerArgs {
   readonly healthCheckPath: string;
   /** Balancer replicas; two or more survive the loss of one. @default 2 */
   readonly replicas?: number;
-  /** @default "round-robin" */
+  /**
+   * `ip-hash` keeps a client IP on one server (HAProxy: consistent hashing over the pods; nginx
+   * on Kubernetes cannot, see `stickyCookie`). @default "round-robin"
+   */
   readonly algorithm?: Algorithm;
   /** Port clients use for plain HTTP (Docker host port, Kubernetes Service port). @default 80 */
   readonly httpPort?: number;
@@ -64,7 +78,11 @@ export interface LoadBalancerArgs {
   readonly hstsMaxAgeSeconds?: number;
   /** Requests per second per client IP (and burst) before 429. @default none */
   readonly rateLimit?: { readonly perSecond: number; readonly burst: number };
-  /** Keep each client on one server with this cookie. @default none */
+  /**
+   * Keep each client on one server with this cookie. HAProxy on Kubernetes gives each pod a
+   * dynamic cookie (a hash of its address and a generated secret key). nginx on Kubernetes cannot
+   * (it reaches the pods through the Service's virtual IP) and is refused. @default none
+   */
   readonly stickyCookie?: string;
   /** Active check cadence (HAProxy). @default 2000 ms interval, 1000 ms timeout, fall 3, rise 2 */
   readonly health?: {
@@ -73,7 +91,10 @@ export interface LoadBalancerArgs {
     readonly fall?: number;
     readonly rise?: number;
   };
-  /** Tries on other servers after a failure. @default 2 */
+  /**
+   * Tries on other servers after a failure. nginx through a Kubernetes Service tries at least as
+   * often as {@link serviceTries} says. @default 2
+   */
   readonly retries?: number;
   /** Most concurrent connections per app server; 0 = unlimited. @default 0 */
   readonly maxConnsPerServer?: number;
@@ -174,6 +195,30 @@ export function resolveLoadBalancerArgs(name: string, args: LoadBalancerArgs): R
       );
     }
   }
+  if (args.engine === "nginx" && args.platform.kind === "kubernetes") {
+    // nginx before 1.27.3 cannot follow the pods (no `resolve`): it goes through the Service's
+    // virtual IP, where kube-proxy picks a pod per connection whatever nginx hashed.
+    const through =
+      "(nginx reaches the pods through the Service's virtual IP, where kube-proxy picks the pod)";
+    if (args.stickyCookie !== undefined) {
+      fail(
+        name,
+        "stickyCookie",
+        `not be set when nginx runs on Kubernetes ${through}`,
+        args.stickyCookie,
+        "Use engine: haproxy, which balances over the individual pods with a cookie per pod, or drop stickyCookie.",
+      );
+    }
+    if (r.algorithm === "ip-hash") {
+      fail(
+        name,
+        "algorithm",
+        `not be ip-hash when nginx runs on Kubernetes ${through}`,
+        r.algorithm,
+        "Use engine: haproxy, which hashes client IPs over the individual pods, or algorithm round-robin or least-conn.",
+      );
+    }
+  }
   const hashing = r.algorithm === "ip-hash" || args.stickyCookie !== undefined;
   if (args.engine === "nginx" && hashing && args.backends.some((b) => b.backup === true)) {
     // nginx refuses `backup` with hash and ip_hash balancing ("invalid parameter").
@@ -213,11 +258,32 @@ export interface ResolvedGroup {
 }
 
 /**
+ * How many tries nginx makes through a Service's virtual IP to a group of `replicas` pods: at
+ * least `retries + 1`, and enough that while one pod fails every request it gets, at most
+ * {@link SERVICE_FAILURE_BUDGET} of requests fail. Each try is at worst a new pick by kube-proxy:
+ * nginx closes an upstream connection that failed instead of keeping it (the keepalive module does
+ * not cache a peer freed with NGX_PEER_FAILED: errors, timeouts, and the 502/503/504 that
+ * `proxy_next_upstream` moves on from), so the next try opens a new connection (a random ready
+ * pod) or reuses an idle one, which leads to a pod that answered it last (and, idle for less than
+ * a read timeout, never to a pod that has hung since: see the nginx renderer). A request then
+ * fails only if every try meets the failing pod: (1/replicas)^tries ≤ budget, e.g. 4 tries for
+ * 4 pods (0.4%), 5 for 3, 7 for 2.
+ * One pod fails all requests whatever the tries: then `retries + 1`.
+ */
+export function serviceTries(replicas: number, retries: number): number {
+  let tries = 1;
+  // Whole numbers only: replicas^tries ≥ 1 / budget.
+  while (replicas >= 2 && replicas ** tries * SERVICE_FAILURE_BUDGET < 1) tries++;
+  return Math.max(tries, retries + 1);
+}
+
+/**
  * The servers of one backend group. Members with stable addresses are listed one by one. Without
  * them (Kubernetes Deployment): HAProxy discovers the pods through the headless Service at run
  * time; nginx (whose open-source builds before 1.27.3 resolve names only at start) goes through
- * the Service's virtual IP, listed once per try so `proxy_next_upstream` still retries: each try
- * is a new connection that the Service sends to a ready pod.
+ * the Service's virtual IP, listed once per try ({@link serviceTries}) and never taken out
+ * (`max_fails=0`: the address stands for every ready pod, and one pod's failures must not take
+ * the others out with it).
  */
 export function groupServers(
   engine: BalancerEngine,
@@ -225,7 +291,7 @@ export function groupServers(
   backend: LoadBalancerBackend,
   index: number,
   retries: number,
-): { backends: BalancerBackend[]; discovery: BalancerDiscovery[] } {
+): { backends: BalancerBackend[]; discovery: BalancerDiscovery[]; viaService: boolean } {
   const backup = backend.backup ?? false;
   const prefix = backup ? `backup${index}` : `group${index}`;
   if (group.members.length > 0) {
@@ -241,6 +307,7 @@ export function groupServers(
         backup,
       })),
       discovery: [],
+      viaService: false,
     };
   }
   if (engine === "haproxy") {
@@ -249,17 +316,20 @@ export function groupServers(
     return {
       backends: [],
       discovery: [{ name: prefix, host: group.discoveryHost, port: group.port, slots, backup }],
+      viaService: false,
     };
   }
   return {
-    backends: Array.from({ length: retries + 1 }, (_, i) => ({
+    backends: Array.from({ length: serviceTries(group.replicas, retries) }, (_, i) => ({
       name: `${prefix}-try${i}`,
       host: group.serviceHost,
       port: group.port,
       weight: 1,
       backup,
+      maxFails: 0,
     })),
     discovery: [],
+    viaService: true,
   };
 }
 
@@ -284,6 +354,15 @@ export class LoadBalancer extends pulumi.ComponentResource {
     const r = resolveLoadBalancerArgs(name, args);
     const engine = args.engine;
     const tls = args.tls;
+    // One key for every replica, so each computes the same cookie for a pod; secret env only.
+    // (The engine marks random results secret; `pulumi.secret` keeps them so under mocks too.)
+    const cookieKey =
+      engine === "haproxy" && args.stickyCookie !== undefined
+        ? pulumi.secret(
+            new random.RandomPassword(`${name}-cookie-key`, { length: 32, special: false }, { parent: this })
+              .result,
+          )
+        : undefined;
 
     const groups = args.backends.map((b) =>
       pulumi
@@ -313,12 +392,16 @@ export class LoadBalancer extends pulumi.ComponentResource {
       } catch (e) {
         throw fail(e);
       }
+      const backends = servers.flatMap((s) => s.backends);
+      // nginx may walk every entry of a Service (the backups' after the primaries'), so it tries
+      // as many times as there are such entries.
+      const serviceEntries = servers.filter((s) => s.viaService).flatMap((s) => s.backends).length;
       const spec: BalancerRenderSpec = {
         httpPort: PORTS.http,
         httpsPort: tls ? PORTS.https : undefined,
         statsPort: PORTS.stats,
         algorithm: r.algorithm,
-        backends: servers.flatMap((s) => s.backends),
+        backends,
         discovery: servers.flatMap((s) => s.discovery),
         // HAProxy re-resolves through the platform's DNS (resolv.conf); nginx resolves at start.
         dynamicDns: engine === "haproxy" ? { resolvers: [] } : undefined,
@@ -327,7 +410,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
           maxFails: 1,
           failTimeoutS: Math.max(1, Math.ceil((r.health.intervalMs * r.health.rise) / 1000)),
         },
-        retries: r.retries,
+        retries: Math.max(r.retries, serviceEntries - 1),
         timeouts: { connectMs: 2000, clientMs: 30_000, serverMs: 30_000 },
         keepaliveConnections: 64,
         maxConnsPerServer: r.maxConnsPerServer,
@@ -335,7 +418,9 @@ export class LoadBalancer extends pulumi.ComponentResource {
           ? { certPath: CERT_PATH, hstsMaxAgeS: r.hstsMaxAgeSeconds, redirectPort: r.httpsPort }
           : undefined,
         rateLimit: args.rateLimit,
-        sticky: args.stickyCookie ? { cookie: args.stickyCookie } : undefined,
+        sticky: args.stickyCookie
+          ? { cookie: args.stickyCookie, dynamicKeyEnv: cookieKey ? COOKIE_KEY_ENV : undefined }
+          : undefined,
         securityHeaders: true,
         accessLog: "/dev/stdout",
         // nginx writes to its own fd 2: no reopening of /dev/stderr, which needs the stdio chown
@@ -367,6 +452,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         ? { [CONFIG_PATH[engine]]: this.config, [CERT_PATH]: tls.certificate }
         : { [CONFIG_PATH[engine]]: this.config },
       secretFiles: tls ? { [`${CERT_PATH}.key`]: pulumi.secret(tls.privateKey) } : undefined,
+      secretEnv: cookieKey ? { [COOKIE_KEY_ENV]: cookieKey } : undefined,
       ports: tls
         ? { http: PORTS.http, https: PORTS.https, stats: PORTS.stats }
         : { http: PORTS.http, stats: PORTS.stats },

@@ -1,7 +1,9 @@
 import { renderHaproxy } from "../../components/balancer/render/haproxy";
 import { renderNginx } from "../../components/balancer/render/nginx";
 import type { BalancerRenderSpec } from "../../components/balancer/render/spec";
-import { haproxyCheck, nginxTest, selfSignedCert, tempDir } from "../support/daemons";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { binary, check, haproxyCheck, nginxTest, selfSignedCert, tempDir } from "../support/daemons";
 import { expectGolden } from "../support/golden";
 
 const tlsDir = tempDir("balancer-tls");
@@ -36,6 +38,31 @@ const hosts = {
 };
 const backup = { name: "shop-app-2", host: "shop-app-2", port: 8080, weight: 1, backup: true };
 const tls = { certPath: cert, hstsMaxAgeS: 31_536_000, redirectPort: 8443 };
+/** Kubernetes with nginx: the app Service's virtual IP once per try, never marked down. */
+const viaService = [0, 1, 2, 3].map((i) => ({
+  name: `g0-try${i}`,
+  host: "shop-app.ns.svc.cluster.local",
+  port: 8080,
+  weight: 1,
+  backup: false,
+  maxFails: 0,
+}));
+/** Kubernetes with HAProxy: the pods behind the headless Service, found at run time. */
+const discovered = {
+  backends: [],
+  discovery: [
+    { name: "g0", host: "shop-app-headless.ns.svc.cluster.local", port: 8080, slots: 6, backup: false },
+    {
+      name: "b1",
+      host: "shop-standby-app-headless.ns.svc.cluster.local",
+      port: 8080,
+      slots: 3,
+      backup: true,
+    },
+  ],
+  dynamicDns: { resolvers: [] },
+};
+const dynamicSticky = { cookie: "SRV", dynamicKeyEnv: "HA_BACKEND_COOKIE_KEY" };
 
 describe("renderNginx", () => {
   it("matches the golden file, with the settings that make failover work", () => {
@@ -55,6 +82,56 @@ describe("renderNginx", () => {
     const a = renderNginx(base);
     const b = renderNginx({ ...base, backends: [...base.backends].reverse() });
     expect(b).toBe(a);
+  });
+});
+
+describe("the Kubernetes shapes", () => {
+  it("nginx: the Service's address once per try, never marked down, retried on 502/503/504", () => {
+    const conf = renderNginx({ ...base, backends: viaService, retries: 3 });
+    expectGolden("balancer.k8s.nginx.conf", conf);
+    expect(conf.match(/server shop-app\.ns\.svc\.cluster\.local:8080 max_fails=0;/g)).toHaveLength(4);
+    expect(conf).not.toContain("fail_timeout");
+    expect(conf).toContain("proxy_next_upstream error timeout http_502 http_503 http_504;\n");
+    expect(conf).toContain("proxy_next_upstream_tries 4;\n");
+    expect(conf).toContain("proxy_next_upstream_timeout 38s;\n");
+    // Idle upstream connections last less than a read timeout: a retry after a hung pod never
+    // takes one from before the hang (it may lead to the same pod through the Service).
+    expect(conf).toContain("    proxy_read_timeout 30s;\n");
+    expect(conf).toContain("        keepalive_timeout 15s;\n");
+  });
+
+  it("HAProxy: a dynamic sticky cookie per discovered pod, the key from the environment", () => {
+    const conf = renderHaproxy({
+      ...base,
+      ...discovered,
+      sticky: dynamicSticky,
+      algorithm: "ip-hash",
+      // The container's path: the golden file must not name this run's temporary directory.
+      tls: { ...tls, certPath: "/etc/ha-backend/lb/tls/server.pem" },
+      httpsPort: 8443,
+    });
+    expectGolden("balancer.k8s.haproxy.cfg", conf);
+    expect(conf).toContain("    cookie SRV insert indirect nocache httponly secure dynamic\n");
+    expect(conf).toContain('    dynamic-cookie-key "${HA_BACKEND_COOKIE_KEY}"\n');
+    expect(conf).toContain("    balance source\n    hash-type consistent\n");
+    expect(conf).toContain(
+      "    server-template b1- 1-3 shop-standby-app-headless.ns.svc.cluster.local:8080 check init-addr none backup\n",
+    );
+    // A template's slots are backups too: every standby pod serves once the primaries are down.
+    expect(conf).toContain("    option allbackups\n");
+  });
+
+  it("HAProxy reads the key from the environment: with it set, the check is clean; without, a notice", () => {
+    const dir = tempDir("haproxy-cookie-key");
+    const file = join(dir, "haproxy.cfg");
+    writeFileSync(file, renderHaproxy({ ...base, ...discovered, sticky: dynamicSticky }));
+    const withKey = check("env", ["HA_BACKEND_COOKIE_KEY=k3y", binary("haproxy"), "-c", "-f", file]);
+    expect(withKey.output).not.toMatch(/NOTICE.*HA_BACKEND_COOKIE_KEY|WARNING|ALERT/);
+    expect(withKey.code).toBe(0);
+    const without = check("env", ["-u", "HA_BACKEND_COOKIE_KEY", binary("haproxy"), "-c", "-f", file]);
+    expect(without.output).toContain("HA_BACKEND_COOKIE_KEY is not set");
+    expect(without.output).not.toMatch(/WARNING|ALERT/);
+    expect(without.code).toBe(0);
   });
 });
 
@@ -118,18 +195,23 @@ const cases: [string, Partial<BalancerRenderSpec>, ("nginx" | "haproxy")[]][] = 
     ["haproxy"],
   ],
   ["an explicit resolver", { dynamicDns: { resolvers: ["127.0.0.11"] } }, ["haproxy"]],
+  ["a service address listed once per try", { backends: viaService, retries: 3 }, ["nginx"]],
   [
-    "a service address listed once per try",
+    "a service address with a backup service",
     {
-      backends: [0, 1, 2].map((i) => ({
-        name: `g0-try${i}`,
-        host: "shop-app.ns.svc.cluster.local",
-        port: 8080,
-        weight: 1,
-        backup: false,
-      })),
+      backends: [
+        ...viaService,
+        ...viaService.map((b) => ({ ...b, name: `b1-${b.name}`, host: "shop-app-2", backup: true })),
+      ],
+      retries: 7,
     },
     ["nginx"],
+  ],
+  ["a dynamic sticky cookie over discovered pods", { ...discovered, sticky: dynamicSticky }, ["haproxy"]],
+  [
+    "client-IP hashing over discovered pods, with TLS",
+    { ...discovered, algorithm: "ip-hash", sticky: dynamicSticky, tls, httpsPort: 8443 },
+    ["haproxy"],
   ],
 ];
 
@@ -179,6 +261,24 @@ describe("what the engines cannot express is refused before rendering", () => {
       "at least one primary (non-backup) server is required",
     ],
     ["tls without an https port", "haproxy", { tls }, "tls and httpsPort go together"],
+    [
+      "nginx: ip-hash over one Service address (kube-proxy picks the pod)",
+      "nginx",
+      { algorithm: "ip-hash", backends: viaService },
+      "nginx: ip-hash or sticky balancing over servers that share one address (shop-app.ns.svc.cluster.local:8080) keeps no client on one member",
+    ],
+    [
+      "nginx: sticky over one Service address",
+      "nginx",
+      { sticky: { cookie: "S" }, backends: viaService },
+      "share one address",
+    ],
+    [
+      "HAProxy: sticky over discovered pods without a key (the cookie would be empty)",
+      "haproxy",
+      { ...discovered, sticky: { cookie: "S" } },
+      "haproxy: sticky cookies over DNS-discovered servers need sticky.dynamicKeyEnv",
+    ],
   ])("%s", (_label, engine, patch, message) => {
     const render = engine === "nginx" ? renderNginx : renderHaproxy;
     expect(() => render({ ...base, ...patch })).toThrow(message);

@@ -231,6 +231,16 @@ describe("parseStackConfig", () => {
       "ha-backend:balancer.backups must be 0 when nginx balances by sticky cookie (nginx rejects backup servers with hash balancing), but 2 was provided. Set ha-backend:balancer.backups: 0, use algorithm round-robin or least-conn, or engine: haproxy.",
     ],
     [
+      "nginx with a sticky cookie on kubernetes (through the Service's virtual IP)",
+      { ...base, platform: "kubernetes", balancer: { stickyCookie: "SRV" } },
+      'ha-backend:balancer.stickyCookie must not be set when nginx runs on Kubernetes (nginx reaches the pods through the Service\'s virtual IP, where kube-proxy picks the pod), but "SRV" was provided. Set ha-backend:balancer.engine: haproxy (a cookie per pod), or remove ha-backend:balancer.stickyCookie.',
+    ],
+    [
+      "nginx with ip-hash on kubernetes (through the Service's virtual IP)",
+      { topology: "blog", platform: "kubernetes", balancer: { engine: "nginx", algorithm: "ip-hash" } },
+      'ha-backend:balancer.algorithm must not be ip-hash when nginx runs on Kubernetes (nginx reaches the pods through the Service\'s virtual IP, where kube-proxy picks the pod), but "ip-hash" was provided. Set ha-backend:balancer.engine: haproxy (client IPs hashed over the pods), or algorithm: round-robin or least-conn.',
+    ],
+    [
       "a provided certificate without its key",
       { ...base, balancer: { tls: "provided" }, tlsCertificate: PEM_CERT },
       "ha-backend:tlsKey must be set when balancer.tls is provided, but nothing was provided. Run: pulumi config set --secret ha-backend:tlsKey < key.pem",
@@ -292,6 +302,17 @@ describe("parseStackConfig", () => {
     ],
   ])("rejects %s", (_label, raw, message) => {
     expect(problemsOf(raw)).toEqual([message]);
+  });
+
+  it("lets affinity through where it works: HAProxy on Kubernetes, nginx on Docker", () => {
+    const sticky = { stickyCookie: "SRV", algorithm: "ip-hash" };
+    expect(
+      parseStackConfig({ topology: "blog", platform: "kubernetes", balancer: sticky }).balancer,
+    ).toMatchObject({ engine: "haproxy", ...sticky });
+    expect(parseStackConfig({ ...base, balancer: sticky }).balancer).toMatchObject({
+      engine: "nginx",
+      ...sticky,
+    });
   });
 
   it("reports every problem at once, not just the first", () => {
@@ -525,6 +546,11 @@ describe("the program with bad config", () => {
       "wrong platform section",
       { ...base, kubernetes: {} },
       "ha-backend:kubernetes must only be set when platform is kubernetes",
+    ],
+    [
+      "nginx affinity on kubernetes",
+      { ...base, platform: "kubernetes", balancer: { stickyCookie: "SRV" } },
+      "ha-backend:balancer.stickyCookie must not be set when nginx runs on Kubernetes",
     ],
     [
       "strict PostgreSQL sync without two standbys",

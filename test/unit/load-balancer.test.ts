@@ -1,10 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
+  COOKIE_KEY_ENV,
   HAPROXY_IMAGE,
   groupServers,
   LoadBalancer,
   NGINX_IMAGE,
   resolveLoadBalancerArgs,
+  serviceTries,
   type BackendGroup,
   type LoadBalancerArgs,
 } from "../../components/balancer/load-balancer";
@@ -13,13 +15,26 @@ import { DockerPlatform } from "../../components/platform/docker";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
 import type { Platform } from "../../components/platform/types";
 import { redactSecrets } from "../../scripts/mock-engine";
-import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
+import {
+  expectRejectedBeforeAnyResource,
+  expectSecretsHidden,
+  isWrappedSecret,
+  ofType,
+  one,
+  plain,
+  runComponents,
+} from "../support/engine";
 
 const CONTAINER = "docker:index/container:Container";
 const KEY = "-----BEGIN PRIVATE KEY-----\nsuper-secret-key\n-----END PRIVATE KEY-----\n";
 const CERT = "-----BEGIN CERTIFICATE-----\npublic-cert\n-----END CERTIFICATE-----\n";
 
-function shopOn(platform: Platform, withTls: boolean, engine: "nginx" | "haproxy" = "nginx") {
+function shopOn(
+  platform: Platform,
+  withTls: boolean,
+  engine: "nginx" | "haproxy" = "nginx",
+  extra: Partial<LoadBalancerArgs> = {},
+) {
   const app = new ServerCluster("shop", { platform, replicas: 2 });
   const standby = new ServerCluster("shop-standby", { platform, replicas: 1 });
   const lb = new LoadBalancer("shop-lb", {
@@ -30,6 +45,7 @@ function shopOn(platform: Platform, withTls: boolean, engine: "nginx" | "haproxy
     httpPort: 8080,
     httpsPort: 8443,
     tls: withTls ? { certificate: CERT, privateKey: pulumi.secret(KEY) } : undefined,
+    ...extra,
   });
   return { url: lb.url, httpsUrl: lb.httpsUrl, config: lb.config };
 }
@@ -137,22 +153,118 @@ describe("LoadBalancer on Kubernetes", () => {
     expect(one(run, "kubernetes:policy/v1:PodDisruptionBudget", "shop-lb-haproxy-pdb")).toBeDefined();
   });
 
-  it("nginx goes through the Service's virtual IP, once per try so retries still happen", async () => {
+  it("nginx goes through the Service's virtual IP, never marked down, once per try it may need", async () => {
     const run = await runComponents(() =>
       shopOn(new KubernetesPlatform("k8s", { namespace: "shop" }), false),
     );
     const text = plain(one(run, "kubernetes:core/v1:ConfigMap", "shop-lb-nginx-files")).data[
       "etc_ha-backend_lb_nginx.conf"
-    ];
-    const servers = (text as string).split("\n").filter((l) => l.trim().startsWith("server shop"));
+    ] as string;
+    const servers = text.split("\n").filter((l) => l.trim().startsWith("server shop"));
+    // Two app pods: 7 tries keep one failing pod under 1% ((1/2)^7); the one standby pod: retries + 1.
     expect(servers).toEqual([
-      "        server shop-standby-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s backup;  # backup1-try0",
-      "        server shop-standby-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s backup;  # backup1-try1",
-      "        server shop-standby-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s backup;  # backup1-try2",
-      "        server shop-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s;  # group0-try0",
-      "        server shop-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s;  # group0-try1",
-      "        server shop-app.shop.svc.cluster.local:8080 max_fails=1 fail_timeout=4s;  # group0-try2",
+      ...[0, 1, 2].map(
+        (i) =>
+          `        server shop-standby-app.shop.svc.cluster.local:8080 max_fails=0 backup;  # backup1-try${i}`,
+      ),
+      ...[0, 1, 2, 3, 4, 5, 6].map(
+        (i) => `        server shop-app.shop.svc.cluster.local:8080 max_fails=0;  # group0-try${i}`,
+      ),
     ]);
+    // A request may walk every entry, the standby's after the app's; never a POST that was sent.
+    expect(text).toContain("proxy_next_upstream_tries 10;\n");
+    expect(text).toContain("proxy_next_upstream_timeout 50s;\n"); // 10 x connect 2 s + server 30 s
+    expect(text).toContain("proxy_next_upstream error timeout http_502 http_503 http_504;\n");
+    expect(text).not.toContain("non_idempotent");
+    expect(text).not.toContain("fail_timeout");
+  });
+
+  it("HAProxy gives each pod its own sticky cookie, with the key in a Secret and not in the config", async () => {
+    const run = await runComponents(() =>
+      shopOn(new KubernetesPlatform("k8s", { namespace: "shop" }), true, "haproxy", {
+        stickyCookie: "SRV",
+        algorithm: "ip-hash",
+      }),
+    );
+    const text = plain(one(run, "kubernetes:core/v1:ConfigMap", "shop-lb-haproxy-files")).data[
+      "usr_local_etc_haproxy_haproxy.cfg"
+    ] as string;
+    expect(text).toContain(
+      [
+        "    cookie SRV insert indirect nocache httponly secure dynamic",
+        `.if defined(${COOKIE_KEY_ENV})`,
+        `    dynamic-cookie-key "\${${COOKIE_KEY_ENV}}"`,
+        ".else",
+      ].join("\n"),
+    );
+    // Clients without the cookie: their IP hashed over the pods, consistently.
+    expect(text).toContain("    balance source\n    hash-type consistent\n");
+    expect(text).toContain(
+      "server-template group0- 1-4 shop-app-headless.shop.svc.cluster.local:8080 check init-addr none\n",
+    );
+    // GIVEN one generated key WHEN it reaches the pods THEN only as a secretKeyRef to a Secret.
+    const key = one(run, "random:index/randomPassword:RandomPassword", "shop-lb-cookie-key");
+    expect(plain(key)).toMatchObject({ length: 32, special: false });
+    const secret = one(run, "kubernetes:core/v1:Secret", "shop-lb-haproxy-env");
+    expect(plain(secret).stringData).toEqual({ [COOKIE_KEY_ENV]: "mock-password-for-shop-lb-cookie-key" });
+    const container = plain(one(run, "kubernetes:apps/v1:Deployment", "shop-lb-haproxy-deployment")).spec
+      .template.spec.containers[0];
+    expect(container.env).toContainEqual({
+      name: COOKIE_KEY_ENV,
+      valueFrom: { secretKeyRef: { name: "shop-lb-haproxy-env", key: COOKIE_KEY_ENV } },
+    });
+    expectSecretsHidden(run, ["mock-password-for-shop-lb-cookie-key"]);
+  });
+
+  it.each<[string, Partial<LoadBalancerArgs>, string]>([
+    [
+      "nginx with a sticky cookie",
+      { stickyCookie: "SRV" },
+      'LoadBalancer "shop-lb": stickyCookie must not be set when nginx runs on Kubernetes (nginx reaches the pods through the Service\'s virtual IP, where kube-proxy picks the pod), but "SRV" was provided. Use engine: haproxy, which balances over the individual pods with a cookie per pod, or drop stickyCookie.',
+    ],
+    [
+      "nginx with ip-hash",
+      { algorithm: "ip-hash" },
+      'LoadBalancer "shop-lb": algorithm must not be ip-hash when nginx runs on Kubernetes (nginx reaches the pods through the Service\'s virtual IP, where kube-proxy picks the pod), but "ip-hash" was provided. Use engine: haproxy, which hashes client IPs over the individual pods, or algorithm round-robin or least-conn.',
+    ],
+  ])("refuses %s before creating anything", async (_label, extra, message) => {
+    await expectRejectedBeforeAnyResource(() => {
+      // The app's own resources are not the balancer's: its group is given as plain addresses.
+      const app: BackendGroup = {
+        members: [],
+        serviceHost: "shop-app.shop.svc.cluster.local",
+        discoveryHost: "shop-app-headless.shop.svc.cluster.local",
+        port: 8080,
+        replicas: 2,
+      };
+      new LoadBalancer("shop-lb", {
+        platform: new KubernetesPlatform("k8s", { namespace: "shop" }),
+        engine: "nginx",
+        backends: [{ group: app }],
+        healthCheckPath: "/healthz",
+        ...extra,
+      });
+    }, message);
+  });
+});
+
+describe("serviceTries", () => {
+  // (1/replicas)^tries <= 1%, and never fewer than retries + 1.
+  it.each([
+    [4, 2, 4], // (1/4)^4 = 0.39%; (1/4)^3 = 1.6% is too many
+    [3, 2, 5], // 0.41%
+    [2, 2, 7], // 0.78%
+    [5, 2, 3], // 0.8%
+    [10, 0, 2], // exactly 1%
+    [10, 4, 5], // retries + 1
+    [1, 2, 3], // one pod: no number of tries helps
+  ])("%i pods, %i retries: %i tries", (replicas, retries, tries) => {
+    expect(serviceTries(replicas, retries)).toBe(tries);
+    if (replicas > 1 && tries > retries + 1) {
+      // In whole numbers: replicas^tries >= 100 > replicas^(tries - 1).
+      expect(replicas ** tries).toBeGreaterThanOrEqual(100);
+      expect(replicas ** (tries - 1)).toBeLessThan(100);
+    }
   });
 });
 

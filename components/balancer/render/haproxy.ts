@@ -143,8 +143,34 @@ function balance(s: BalancerRenderSpec): string[] {
   }
 }
 
+/**
+ * The sticky cookie. Listed servers carry their name as the value; servers from a
+ * `server-template` have no value of their own, so they get a dynamic one: a hash of the server's
+ * address and a key, the same in every replica that has the same key, and stable while the pod
+ * keeps its address (configuration.txt, `cookie … dynamic`, `dynamic-cookie-key`). The key comes
+ * from the environment (HAProxy expands `"${NAME}"`), so the config file holds no secret; without
+ * it HAProxy would send an empty cookie, and says so at start instead of failing to start.
+ */
+function stickyCookie(s: BalancerRenderSpec): string[] {
+  if (s.sticky === undefined) return [];
+  const flags = `insert indirect nocache httponly${s.tls ? " secure" : ""}`;
+  const env = s.sticky.dynamicKeyEnv;
+  if (s.discovery.length === 0 || env === undefined) return [`    cookie ${s.sticky.cookie} ${flags}`];
+  return [
+    `    cookie ${s.sticky.cookie} ${flags} dynamic`,
+    `.if defined(${env})`,
+    `    dynamic-cookie-key "\${${env}}"`,
+    ".else",
+    `    .notice "${env} is not set: the ${s.sticky.cookie} cookie of discovered servers stays empty"`,
+    ".endif",
+  ];
+}
+
 function backendSection(s: BalancerRenderSpec): string[] {
-  const backups = [...s.backends, ...s.discovery].filter((b) => b.backup).length;
+  // A template's slots are servers too: several standby pods share the load once they serve.
+  const backups =
+    s.backends.filter((b) => b.backup).length +
+    s.discovery.filter((d) => d.backup).reduce((n, d) => n + d.slots, 0);
   const cookie = (name: string) => (s.sticky ? ` cookie ${name}` : "");
   return [
     "backend app",
@@ -155,9 +181,7 @@ function backendSection(s: BalancerRenderSpec): string[] {
     // A request that may have reached a server is replayed elsewhere only if doing it twice is safe.
     "    acl idempotent method GET HEAD OPTIONS PUT DELETE",
     "    http-request disable-l7-retry if !idempotent",
-    ...(s.sticky
-      ? [`    cookie ${s.sticky.cookie} insert indirect nocache httponly${s.tls ? " secure" : ""}`]
-      : []),
+    ...stickyCookie(s),
     ...(backups > 1 ? ["    option allbackups"] : []),
     '    http-error status 503 content-type application/json string "{\\"error\\":\\"no backend available\\"}"',
     ...sortedBackends(s.backends).map(

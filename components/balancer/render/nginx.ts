@@ -79,11 +79,12 @@ function httpSettings(s: BalancerRenderSpec): string[] {
 }
 
 function upstream(s: BalancerRenderSpec): string[] {
-  const params = (weight: number, backup: boolean, resolve: boolean) =>
+  const params = (weight: number, backup: boolean, resolve: boolean, maxFails = s.passive.maxFails) =>
     [
       weight !== 1 ? `weight=${weight}` : "",
-      `max_fails=${s.passive.maxFails}`,
-      `fail_timeout=${s.passive.failTimeoutS}s`,
+      `max_fails=${maxFails}`,
+      // With max_fails=0 the server is never taken out, so there is no timeout to count.
+      maxFails > 0 ? `fail_timeout=${s.passive.failTimeoutS}s` : "",
       s.maxConnsPerServer > 0 ? `max_conns=${s.maxConnsPerServer}` : "",
       backup ? "backup" : "",
       resolve ? "resolve" : "",
@@ -97,7 +98,8 @@ function upstream(s: BalancerRenderSpec): string[] {
     "    zone app 256k;",
     ...algorithm(s),
     ...sortedBackends(s.backends).map(
-      (b) => `    server ${hostPort(b.host, b.port)} ${params(b.weight, b.backup, resolve)};  # ${b.name}`,
+      (b) =>
+        `    server ${hostPort(b.host, b.port)} ${params(b.weight, b.backup, resolve, b.maxFails)};  # ${b.name}`,
     ),
     ...sortedBackends(s.discovery).map(
       (d) =>
@@ -106,9 +108,21 @@ function upstream(s: BalancerRenderSpec): string[] {
     // Idle connections kept per worker: without them every request pays a TCP handshake.
     `    keepalive ${s.keepaliveConnections};`,
     "    keepalive_requests 10000;",
-    "    keepalive_timeout 60s;",
+    `    keepalive_timeout ${upstreamIdleS(s)}s;`,
     "}",
   ];
+}
+
+/**
+ * How long an idle upstream connection is kept: less than `proxy_read_timeout`, so the retry of a
+ * request that timed out on a hung server never takes an idle connection that dates from before
+ * the hang (it would have been idle for a whole read timeout). That matters where one address
+ * stands for several servers (a Kubernetes Service): such a connection may lead to the hung pod
+ * again, and a second read timeout runs past `proxy_next_upstream_timeout`. Idle connections of a
+ * busy balancer are reused within milliseconds, so a shorter idle time costs nothing there.
+ */
+function upstreamIdleS(s: BalancerRenderSpec): number {
+  return Math.max(1, Math.min(60, Math.floor(seconds(s.timeouts.serverMs) / 2)));
 }
 
 function algorithm(s: BalancerRenderSpec): string[] {

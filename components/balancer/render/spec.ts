@@ -16,6 +16,12 @@ export interface BalancerBackend {
   readonly weight: number;
   /** Takes traffic only when every primary server is down. */
   readonly backup: boolean;
+  /**
+   * nginx: failures that take this server out, instead of `passive.maxFails`. 0 never takes it
+   * out: for a Service's virtual IP, which stands for every ready pod (one pod's failure must not
+   * take all of them out). HAProxy checks servers actively and ignores it.
+   */
+  readonly maxFails?: number;
 }
 
 /**
@@ -78,8 +84,13 @@ export interface BalancerRenderSpec {
   readonly tls?: { readonly certPath: string; readonly hstsMaxAgeS: number; readonly redirectPort: number };
   /** Requests per second per client IP, with a burst allowance; over it clients get 429. */
   readonly rateLimit?: { readonly perSecond: number; readonly burst: number };
-  /** Keep a client on one server with this cookie. */
-  readonly sticky?: { readonly cookie: string };
+  /**
+   * Keep a client on one server with this cookie. HAProxy names listed servers in it; servers
+   * found through DNS get a dynamic cookie (a hash of their address and a secret key) instead,
+   * with the key read from the environment variable `dynamicKeyEnv`, so it never lands in the
+   * config file.
+   */
+  readonly sticky?: { readonly cookie: string; readonly dynamicKeyEnv?: string };
   readonly securityHeaders: boolean;
   /** Where access logs go (`/dev/stdout` in containers), or false for none. */
   readonly accessLog: string | false;
@@ -138,6 +149,23 @@ export function checkRenderSpec(engine: "nginx" | "haproxy", s: BalancerRenderSp
   if (engine === "nginx" && hasBackup && (s.algorithm === "ip-hash" || s.sticky !== undefined)) {
     // nginx: "invalid parameter "backup"" with hash/ip_hash (ngx_http_upstream_module docs).
     throw new Error("nginx: backup servers cannot be combined with ip-hash or sticky (hash) balancing");
+  }
+  if (engine === "nginx" && (s.algorithm === "ip-hash" || s.sticky !== undefined)) {
+    // A hash over entries that are one address (a Service's virtual IP, listed once per try)
+    // picks an entry, not a pod: the Service picks the pod, so affinity would silently do nothing.
+    const addresses = s.backends.map((b) => hostPort(b.host, b.port));
+    const repeated = addresses.find((a, i) => addresses.indexOf(a) !== i);
+    if (repeated !== undefined) {
+      throw new Error(
+        `nginx: ip-hash or sticky balancing over servers that share one address (${repeated}) keeps no client on one member`,
+      );
+    }
+  }
+  if (engine === "haproxy" && s.sticky !== undefined && s.discovery.length > 0) {
+    if (s.sticky.dynamicKeyEnv === undefined || !/^[A-Z_][A-Z0-9_]*$/.test(s.sticky.dynamicKeyEnv)) {
+      // Without a key HAProxy leaves the cookie of template servers empty (`BLOGSRV=; Expires=1970`).
+      throw new Error("haproxy: sticky cookies over DNS-discovered servers need sticky.dynamicKeyEnv");
+    }
   }
   if (engine === "nginx" && s.discovery.length > 0 && s.dynamicDns === undefined) {
     throw new Error("nginx: DNS-discovered members need dynamicDns (resolve), or they are fixed at start");
