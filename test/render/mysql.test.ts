@@ -1,5 +1,5 @@
-import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   GALERA_DEFAULT_TIMINGS,
@@ -7,6 +7,7 @@ import {
   renderMyCnf,
   renderReplicaSql,
   renderStartScript,
+  SAVED_VIEW_FILE,
   type MysqlCredentials,
   type MysqlRenderSpec,
 } from "../../components/database/render/mysql";
@@ -45,27 +46,48 @@ const paths = {
   replicaSql: "/etc/ha-backend/db/replica.sql",
 };
 
+/** A clean stop's grastate.dat; `safe` is Galera's mark on the node that left the cluster last. */
+const grastate = (safe: 0 | 1) =>
+  `# GALERA saved state\nversion: 2.1\nuuid:    1b8d3b4a-e9b0-11f1-a7b4-c7f523247421\nseqno:   3\nsafe_to_bootstrap: ${safe}\n`;
+
 /** Runs the rendered start script as member `host`, with `echo` in place of the image's entrypoint. */
-function roleOf(spec: MysqlRenderSpec, host: string, opts: { grastate?: boolean } = {}) {
+function roleOf(
+  spec: MysqlRenderSpec,
+  host: string,
+  opts: {
+    grastate?: boolean | string;
+    dataFiles?: Record<string, string>;
+    /** A directory put first on PATH (stand-in clients). */
+    bin?: string;
+    joinWaitSeconds?: number;
+  } = {},
+) {
   const dir = tempDir("start-script");
   mkdirSync(join(dir, "data"));
-  if (opts.grastate) writeFileSync(join(dir, "data", "grastate.dat"), "# GALERA saved state\n");
+  if (opts.grastate) {
+    const text = opts.grastate === true ? "# GALERA saved state\n" : opts.grastate;
+    writeFileSync(join(dir, "data", "grastate.dat"), text);
+  }
+  for (const [f, text] of Object.entries(opts.dataFiles ?? {})) writeFileSync(join(dir, "data", f), text);
   writeFileSync(join(dir, "start.sh"), renderStartScript(spec, paths));
   const r = spawnSync("bash", [join(dir, "start.sh"), "--extra"], {
     env: {
-      PATH: process.env.PATH,
+      PATH: opts.bin ? `${opts.bin}:${process.env.PATH}` : process.env.PATH,
+      HA_BACKEND_JOIN_WAIT_SECONDS: String(opts.joinWaitSeconds ?? 0),
       HOSTNAME: host,
       HA_BACKEND_EXEC: "echo",
       HA_BACKEND_DATADIR: join(dir, "data"),
       HA_BACKEND_INITDB: join(dir, "initdb"),
     },
     encoding: "utf8",
+    timeout: 30_000,
   });
   const linked = spawnSync("ls", [join(dir, "initdb")], { encoding: "utf8" })
     .stdout.trim()
     .split("\n")
     .filter(Boolean);
-  return { code: r.status, args: r.stdout.trim().split(" "), stderr: r.stderr, linked };
+  const data = readdirSync(join(dir, "data")).sort();
+  return { code: r.status, args: r.stdout.trim().split(" "), stderr: r.stderr, linked, dir, data };
 }
 
 describe("renderMyCnf", () => {
@@ -190,20 +212,112 @@ describe("the start script, run as each member", () => {
       ["mariadbd", "--server-id=1", "--gtid-domain-id=1", "--extra"],
       ["10-ha-backend-init.sql"],
     ],
-    [
-      "a Galera joiner",
-      galera,
-      "orders-db-1",
-      false,
-      ["mariadbd", "--server-id=2", "--gtid-domain-id=2", "--extra"],
-      ["10-ha-backend-init.sql"],
-    ],
   ])("%s", (_label, spec, host, grastate, args, linked) => {
     const r = roleOf(spec, host, { grastate });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.args).toEqual(args);
     expect(r.linked).toEqual(linked);
+  });
+
+  it("a new Galera joiner starts once the member before it is Synced, asked as the check user", () => {
+    // A stand-in client: records how it was asked, answers Synced (4).
+    const bin = tempDir("fake-mariadb");
+    writeFileSync(
+      join(bin, "mariadb"),
+      `#!/bin/sh\necho "$*" >> "${join(bin, "asked")}"\nprintf 'wsrep_local_state\\t4\\n'\n`,
+    );
+    chmodSync(join(bin, "mariadb"), 0o755);
+    const r = roleOf(galera, "orders-db-2", { bin, joinWaitSeconds: 60 });
+    expect(r.stderr).toBe("");
+    expect(r.args).toEqual(["mariadbd", "--server-id=3", "--gtid-domain-id=3", "--extra"]);
+    expect(r.linked).toEqual(["10-ha-backend-init.sql"]);
+    expect(readFileSync(join(bin, "asked"), "utf8")).toBe(
+      "--no-defaults -h orders-db-1 -P 3306 -u haproxy_check --connect-timeout=2 -N -B -e SHOW GLOBAL STATUS LIKE 'wsrep_local_state'\n",
+    );
+  });
+
+  it("a new Galera joiner waits for the member before it a bounded time, then joins anyway", () => {
+    const started = Date.now();
+    const r = roleOf(galera, "orders-db-1", { joinWaitSeconds: 1 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(r.stderr).toBe("ha-backend: orders-db-0 is not Synced; joining anyway\n");
+    expect(r.args).toEqual(["mariadbd", "--server-id=2", "--gtid-domain-id=2", "--extra"]);
+  });
+
+  it("bootstraps from the node Galera marked safe_to_bootstrap, whatever its ordinal", () => {
+    const r = roleOf(galera, "orders-db-2", {
+      grastate: grastate(1),
+      dataFiles: { [SAVED_VIEW_FILE]: "old" },
+    });
+    expect(r.args).toEqual([
+      "mariadbd",
+      "--server-id=3",
+      "--gtid-domain-id=3",
+      "--wsrep-new-cluster",
+      "--extra",
+    ]);
+    // A view saved at an earlier stop is stale once this node starts a new primary component.
+    expect(r.data).toEqual(["grastate.dat"]);
+  });
+
+  it("after a clean stop, gives pc.recovery back the view saved at SIGTERM", () => {
+    const r = roleOf(galera, "orders-db-0", {
+      grastate: grastate(0),
+      dataFiles: { [SAVED_VIEW_FILE]: "view" },
+    });
+    expect(r.args).toEqual(["mariadbd", "--server-id=1", "--gtid-domain-id=1", "--extra"]);
+    expect(r.data).toEqual(["grastate.dat", "gvwstate.dat"]);
+    expect(readFileSync(join(r.dir, "data", "gvwstate.dat"), "utf8")).toBe("view");
+  });
+
+  it("after a crash, keeps Galera's own view (newer than a saved one)", () => {
+    const r = roleOf(galera, "orders-db-1", {
+      grastate: grastate(0),
+      dataFiles: { "gvwstate.dat": "crash", [SAVED_VIEW_FILE]: "older" },
+    });
+    expect(r.args).toEqual(["mariadbd", "--server-id=2", "--gtid-domain-id=2", "--extra"]);
+    expect(r.data).toEqual(["grastate.dat", "gvwstate.dat"]);
+    expect(readFileSync(join(r.dir, "data", "gvwstate.dat"), "utf8")).toBe("crash");
+  });
+
+  it("on SIGTERM saves the node's primary view, then stops the server and exits with its status", async () => {
+    const dir = tempDir("start-script-term");
+    mkdirSync(join(dir, "data"));
+    writeFileSync(join(dir, "data", "grastate.dat"), grastate(0));
+    writeFileSync(join(dir, "data", "gvwstate.dat"), "view at the stop");
+    writeFileSync(join(dir, "start.sh"), renderStartScript(galera, paths));
+    // The server's stand-in: says it runs, and on SIGTERM stops as Galera does, removing its view.
+    const server = join(dir, "server.sh");
+    writeFileSync(
+      server,
+      [
+        "#!/bin/bash",
+        `trap 'rm -f "${join(dir, "data", "gvwstate.dat")}"; exit 7' TERM`,
+        "echo running",
+        "for _ in $(seq 300); do sleep 0.1; done",
+        "exit 1",
+        "",
+      ].join("\n"),
+    );
+    chmodSync(server, 0o755);
+    const child = spawn("bash", [join(dir, "start.sh")], {
+      env: {
+        PATH: process.env.PATH,
+        HOSTNAME: "orders-db-1",
+        HA_BACKEND_EXEC: server,
+        HA_BACKEND_DATADIR: join(dir, "data"),
+        HA_BACKEND_INITDB: join(dir, "initdb"),
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    // Bounded by the stand-in's own 30 s and jest's timeout: it prints once it runs.
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(7);
+    expect(readdirSync(join(dir, "data")).sort()).toEqual(["grastate.dat", SAVED_VIEW_FILE]);
+    expect(readFileSync(join(dir, "data", SAVED_VIEW_FILE), "utf8")).toBe("view at the stop");
   });
 
   it("refuses a host name without an ordinal", () => {

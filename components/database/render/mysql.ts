@@ -294,14 +294,89 @@ export function renderStartScript(s: MysqlRenderSpec, paths: StartScriptPaths): 
       "fi",
     );
   } else {
-    lines.push(
-      // Only the first node of a brand-new cluster bootstraps it; later starts join, and a full
-      // restart recovers the primary component by itself (pc.recovery).
-      'if [ "$ordinal" -eq 0 ] && [ ! -e "$datadir/grastate.dat" ]; then',
-      "  args+=(--wsrep-new-cluster)",
-      "fi",
-    );
+    lines.push(...galeraStart(s, server));
+    return lines.join("\n");
   }
   lines.push(`exec \${HA_BACKEND_EXEC:-docker-entrypoint.sh} ${server} "\${args[@]}" "$@"`, "");
   return lines.join("\n");
+}
+
+/** Where the start script keeps a Galera node's last primary view across a clean stop. */
+export const SAVED_VIEW_FILE = "gvwstate.dat.ha-backend";
+
+/** How long a new joiner waits for the member before it to be Synced, at most (then joins anyway). */
+export const JOIN_WAIT_SECONDS = 300;
+
+/**
+ * A Galera node's start: its bootstrap decision, then the server as a child process whose
+ * SIGTERM first saves the node's last primary view.
+ *
+ * - Saved view: Galera deletes its view (gvwstate.dat) on a clean stop, and after a clean stop of
+ *   every node at once (a StatefulSet with `Parallel` scaled down, a cluster shut down) it marks
+ *   no node `safe_to_bootstrap` either (seen live): every node then waited for a primary
+ *   component nobody would form, gave up after pc.wait_prim_timeout and restarted, forever. With
+ *   the view saved at SIGTERM and put back at the next start, pc.recovery forms the primary
+ *   component again once all members of that view meet, and state transfer brings every node to
+ *   the most advanced one's position, as after a crash; a node restarting alone merges into the
+ *   running cluster, as after a crash too. A node Galera did mark `safe_to_bootstrap` (it left
+ *   the cluster last, with every commit) bootstraps.
+ * - First start of a joiner (an empty volume; members start together): it waits until the member
+ *   before it is Synced, asked as the router's password-less check user, so state transfers run
+ *   one at a time. Two joiners asking the only Synced node at once went wrong live: MariaDB
+ *   10.11's mariabackup SST does not survive its "no donor available, retrying" path (one joiner
+ *   aborted; another kept running with its applier stopped, never Synced). The wait is bounded:
+ *   a member that stays away does not keep a new node out for long.
+ */
+function galeraStart(s: MysqlRenderSpec, server: string): string[] {
+  const synced = [
+    "mariadb --no-defaults",
+    `-h "$\{members[$((ordinal - 1))]}" -P ${s.port} -u ${CHECK_USER} --connect-timeout=2 -N -B`,
+    `-e "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'" 2>/dev/null | cut -f2`,
+  ].join(" ");
+  return [
+    `members=(${s.members.map((m) => m.host).join(" ")})`,
+    `saved="$datadir/${SAVED_VIEW_FILE}"`,
+    'if [ ! -e "$datadir/grastate.dat" ]; then',
+    // A brand-new cluster: its first node bootstraps it, the others join by state transfer.
+    '  if [ "$ordinal" -eq 0 ]; then',
+    "    args+=(--wsrep-new-cluster)",
+    "  else",
+    `    deadline=$((SECONDS + \${HA_BACKEND_JOIN_WAIT_SECONDS:-${JOIN_WAIT_SECONDS}}))`,
+    `    until [ "$(${synced})" = 4 ]; do`,
+    '      if [ "$SECONDS" -ge "$deadline" ]; then',
+    '        echo "ha-backend: ${members[$((ordinal - 1))]} is not Synced; joining anyway" >&2',
+    "        break",
+    "      fi",
+    "      sleep 1",
+    "    done",
+    "  fi",
+    "elif grep -q '^safe_to_bootstrap: *1' \"$datadir/grastate.dat\"; then",
+    // Galera's own mark: this node left the primary component last, with every commit.
+    "  args+=(--wsrep-new-cluster)",
+    'elif [ ! -e "$datadir/gvwstate.dat" ] && [ -e "$saved" ]; then',
+    // After a clean stop: the view saved then. After a crash Galera's own file is there, newer.
+    '  mv "$saved" "$datadir/gvwstate.dat"',
+    "fi",
+    'rm -f "$saved"',
+    'child=""',
+    "stop() {",
+    '  if [ -e "$datadir/gvwstate.dat" ]; then',
+    '    cp -p "$datadir/gvwstate.dat" "$saved.new" && mv "$saved.new" "$saved" || true',
+    "  fi",
+    '  if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; fi',
+    "}",
+    "trap stop TERM",
+    `\${HA_BACKEND_EXEC:-docker-entrypoint.sh} ${server} "\${args[@]}" "$@" &`,
+    "child=$!",
+    // `wait` returns when the trap runs: wait again for the server's own exit status.
+    "set +e",
+    'wait "$child"',
+    "status=$?",
+    'while kill -0 "$child" 2>/dev/null; do',
+    '  wait "$child"',
+    "  status=$?",
+    "done",
+    'exit "$status"',
+    "",
+  ];
 }
