@@ -179,6 +179,9 @@ export function renderRedisStartScript(
   p: RedisStartPaths,
 ): string {
   const stamp = `${p.config}.template`;
+  // The template is mounted read-only (0444) and the member is not root: the copy must be made
+  // writable before anything is appended, and a copy a failed start left behind replaced.
+  const copyTemplate = ['rm -f "$conf.new"', 'cp "$template" "$conf.new"', 'chmod 600 "$conf.new"'];
   const perMember =
     kind === "redis"
       ? [
@@ -188,7 +191,7 @@ export function renderRedisStartScript(
           "else",
           "  fresh=1",
           "fi",
-          'cp "$template" "$conf.new"',
+          ...copyTemplate,
           'echo "replica-announce-ip $REDIS_HOST" >> "$conf.new"',
           'if [ "$fresh" = 1 ]; then',
           "  # First start: member 0 is the primary, the others replicate from it.",
@@ -204,7 +207,7 @@ export function renderRedisStartScript(
           'if [ -f "$conf" ]; then',
           `  master=$(awk '$1 == "sentinel" && $2 == "monitor" && $3 == "${s.masterName}" { print $4; exit }' "$conf")`,
           "fi",
-          'cp "$template" "$conf.new"',
+          ...copyTemplate,
           'if [ -n "$master" ]; then',
           "  # Keep following the primary Sentinel last agreed on.",
           `  sed -i "s/^sentinel monitor ${s.masterName} [^ ]* /sentinel monitor ${s.masterName} $master /" "$conf.new"`,
@@ -219,7 +222,6 @@ export function renderRedisStartScript(
     `conf=${p.config}`,
     `if ! cmp -s "$template" ${stamp} 2>/dev/null; then`,
     ...perMember.map((l) => `  ${l}`),
-    '  chmod 600 "$conf.new"',
     '  mv "$conf.new" "$conf"',
     `  cp "$template" ${stamp}`,
     `  chmod 600 ${stamp}`,
