@@ -283,6 +283,18 @@ const DockerSchema = z.strictObject({
   httpsPort: PORT.default(8443),
 });
 
+/** An optional, non-empty list of IPv4 CIDRs; `fix` says what to write instead. */
+function ipv4CidrList(fix: string) {
+  return z
+    .array(
+      z
+        .string()
+        .refine(...rule((s: string) => /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(s), "list IPv4 CIDRs", fix)),
+    )
+    .min(1)
+    .optional();
+}
+
 const KubernetesSchema = z.strictObject({
   namespace: z
     .string()
@@ -303,35 +315,11 @@ const KubernetesSchema = z.strictObject({
     )
     .optional(),
   /** Pod address ranges for pg_hba. Unset: 10/8, 172.16/12, 192.168/16. */
-  podNetworks: z
-    .array(
-      z
-        .string()
-        .refine(
-          ...rule(
-            (s: string) => /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(s),
-            "list IPv4 CIDRs",
-            "Write e.g. podNetworks: [10.244.0.0/16].",
-          ),
-        ),
-    )
-    .min(1)
-    .optional(),
+  podNetworks: ipv4CidrList("Write e.g. podNetworks: [10.244.0.0/16]."),
   /** The API server's addresses, for the egress of workloads that use it (Patroni). Unset: anywhere. */
-  apiServerCidrs: z
-    .array(
-      z
-        .string()
-        .refine(
-          ...rule(
-            (s: string) => /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(s),
-            "list IPv4 CIDRs",
-            "Write e.g. apiServerCidrs: [172.18.0.2/32] (kubectl get endpoints kubernetes -n default).",
-          ),
-        ),
-    )
-    .min(1)
-    .optional(),
+  apiServerCidrs: ipv4CidrList(
+    "Write e.g. apiServerCidrs: [172.18.0.2/32] (kubectl get endpoints kubernetes -n default).",
+  ),
   /** How the balancer's public ports are exposed. */
   serviceType: z.enum(["LoadBalancer", "NodePort", "ClusterIP"]).optional(),
   /** Minutes `pulumi up` waits for the public Service's address before failing. */
