@@ -30,13 +30,13 @@
  * - Image specifics (an {@link ImageModel} each): binaries at the image's paths, the MariaDB
  *   image's entrypoint and health check script, Patroni's DCS.
  */
+import { runStackVariant as runEditedStack } from "./stack-variants";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { runProgramWithMocks, type ProgramRun } from "../../scripts/mock-engine";
-import { readStackFile } from "../../scripts/stack-file";
+import type { ProgramRun } from "../../scripts/mock-engine";
 import {
   httpGet,
   KILL_MS,
@@ -244,12 +244,10 @@ export function statefulSetOf(run: ProgramRun, name: string): StatefulSetManifes
 
 /** Runs the program for a stack file with some `ha-backend:*` keys replaced (objects as JSON). */
 export async function runStackVariant(stack: string, replace: Record<string, unknown>): Promise<ProgramRun> {
-  const file = readStackFile(stack);
-  const config = { ...file.config };
-  for (const [k, v] of Object.entries(replace))
-    config[`ha-backend:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
-  const { defineStack } = await import("../../infra/program");
-  return runProgramWithMocks({ config, secretKeys: file.secretKeys, stack, program: defineStack });
+  return runEditedStack(stack, (config) => {
+    for (const [k, v] of Object.entries(replace))
+      config[`ha-backend:${k}`] = v as Record<string, unknown> | string;
+  });
 }
 
 /** A pod's DNS names through the StatefulSet's headless Service. */
