@@ -14,7 +14,7 @@ export function invalidArg(
   fix: string,
 ): never {
   throw new Error(
-    `${kind} "${name}": ${field} must ${rule}, but ${JSON.stringify(value)} was provided. ${fix}`,
+    `${kind} "${name}": ${field} must ${rule}, but ${value === undefined ? "nothing" : JSON.stringify(value)} was provided. ${fix}`,
   );
 }
 

@@ -180,7 +180,17 @@ export function postgresqlSettings(d: { postgresql?: z.infer<typeof PostgresqlSc
 
 const DatabaseSchema = z.strictObject({
   engine: z.enum(["mariadb", "mysql", "postgresql"]).default("mariadb"),
-  mode: z.enum(["replication", "galera"]).default("replication"),
+  /**
+   * MySQL family: `galera` (MariaDB, synchronous, automatic failover) or `replication` (GTID
+   * replicas, manual failover: needs failover: manual). Unset: galera for MariaDB, replication
+   * for MySQL (no Galera), which then needs failover: manual too.
+   */
+  mode: z.enum(["replication", "galera"]).optional(),
+  /**
+   * `manual` acknowledges that replication mode has no automatic failover (a person runs the
+   * promotion script). Unset: automatic, which replication mode refuses.
+   */
+  failover: z.enum(["automatic", "manual"]).optional(),
   /**
    * Servers per cluster. Unset: 2 for replication (primary + replica), 3 for Galera; PostgreSQL
    * 3 on Kubernetes, 2 on Docker.
@@ -333,12 +343,20 @@ type RawConfig = {
 };
 type AddIssue = (path: (string | number)[], input: unknown, message: string, fix: string) => void;
 
+/**
+ * The MySQL-family mode, with the engine's default filled in: Galera (automatic failover) for
+ * MariaDB, replication for MySQL (Galera is MariaDB's). PostgreSQL: replication (Patroni).
+ */
+export function databaseMode(d: Pick<RawConfig["database"], "engine" | "mode">): "replication" | "galera" {
+  return d.mode ?? (d.engine === "mariadb" ? "galera" : "replication");
+}
+
 /** Servers per database cluster, with the engine's and platform's default filled in. */
 export function databaseMembers(c: RawConfig): number {
   const d = c.database;
   if (d.members !== undefined) return d.members;
   if (d.engine === "postgresql") return c.platform === "kubernetes" ? 3 : 2;
-  return d.mode === "galera" ? 3 : 2;
+  return databaseMode(d) === "galera" ? 3 : 2;
 }
 
 /** The rules PostgresCluster enforces, said in stack-config keys. */
@@ -559,15 +577,34 @@ export const StackConfigSchema = z
         `Remove ${NAMESPACE}:database.postgresql, or set database.engine: postgresql.`,
       );
     }
+    const mode = databaseMode(d);
     if (d.mode === "galera" && d.engine === "mysql") {
       issue(
         ["database", "mode"],
         d.mode,
-        "be replication when database.engine is mysql (Galera here is MariaDB's)",
-        `Set ${NAMESPACE}:database.engine: mariadb, or mode: replication.`,
+        "be replication when database.engine is mysql (Galera here is MariaDB's; MySQL Group Replication is not supported)",
+        `Set ${NAMESPACE}:database.engine: mariadb for Galera (automatic failover), or mode: replication with failover: manual.`,
+      );
+    } else if (d.engine !== "postgresql" && mode === "replication" && d.failover !== "manual") {
+      issue(
+        ["database", "failover"],
+        d.failover ?? "automatic (the default)",
+        d.engine === "mysql"
+          ? "be manual with database.engine mysql: MySQL runs GTID replication here, and nothing promotes a replica when the primary dies (Galera is MariaDB's; MySQL Group Replication is not supported)"
+          : "be manual when database.mode is replication: nothing promotes a replica when the primary dies; writes stop until someone runs the promotion script (README: Replication mode)",
+        d.engine === "mysql"
+          ? `Set ${NAMESPACE}:database.failover: manual to accept manual failover, or database.engine: mariadb (Galera) or postgresql (Patroni) for automatic failover.`
+          : `Set ${NAMESPACE}:database.failover: manual to accept manual failover, or remove database.mode (Galera: automatic failover).`,
+      );
+    } else if (d.failover === "manual" && (d.engine === "postgresql" || mode !== "replication")) {
+      issue(
+        ["database", "failover"],
+        d.failover,
+        `only be manual in replication mode (${d.engine === "postgresql" ? "Patroni" : "Galera"} fails over by itself)`,
+        `Remove ${NAMESPACE}:database.failover.`,
       );
     }
-    if (d.mode === "galera" && members < 3) {
+    if (mode === "galera" && members < 3) {
       issue(
         ["database", "members"],
         members,
@@ -582,7 +619,7 @@ export const StackConfigSchema = z
         "only be set for MySQL-family engines (PostgreSQL uses database.postgresql.synchronousMode)",
         `Remove ${NAMESPACE}:database.semiSync; set database.postgresql.synchronousMode: true instead.`,
       );
-    } else if (d.semiSync && d.mode === "galera") {
+    } else if (d.semiSync && mode === "galera") {
       issue(
         ["database", "semiSync"],
         d.semiSync,
@@ -605,7 +642,7 @@ export const StackConfigSchema = z
         `Remove ${NAMESPACE}:database.shards.`,
       );
     }
-    if (d.galera !== undefined && d.mode !== "galera") {
+    if (d.galera !== undefined && (d.engine === "postgresql" || mode !== "galera")) {
       issue(
         ["database", "galera"],
         d.galera,

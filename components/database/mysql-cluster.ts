@@ -13,6 +13,7 @@ import {
   type MysqlMode,
   type MysqlRenderSpec,
 } from "./render/mysql";
+import { renderPromoteScript } from "./render/promote";
 import { renderDbRouter } from "./render/router";
 import { checkResources, invalidArg } from "../errors";
 
@@ -30,6 +31,25 @@ export const GALERA_TUNED_TIMINGS: GaleraTimings = {
   keepalivePeriodMs: 500,
 };
 
+/** The router's health checks: a dead writer is taken out after `fall` failed checks. */
+const ROUTER_CHECK = { intervalMs: 1000, timeoutMs: 800, fall: 2, rise: 2 } as const;
+
+/**
+ * The worst-case seconds from the writer's death to writes resuming through the router: a commit
+ * on a survivor waits until the dead node is evicted (at most evs.inactive_timeout after its last
+ * message, checked every evs.inactive_check_period), while the router takes the dead writer out
+ * after `fall` failed checks (each at most the interval plus the check timeout); both run from
+ * the death, so the longer one counts.
+ */
+export function galeraFailoverBudgetSeconds(
+  g: GaleraTimings,
+  router: { intervalMs: number; timeoutMs: number; fall: number },
+): number {
+  const evictMs = g.inactiveTimeoutMs + g.inactiveCheckPeriodMs;
+  const routerMs = router.fall * (router.intervalMs + router.timeoutMs);
+  return Math.max(evictMs, routerMs) / 1000;
+}
+
 const PORT = 3306;
 const ROUTER_PORTS = { rw: 3306, ro: 3307, stats: 8404 } as const;
 const PATHS = {
@@ -45,7 +65,11 @@ export interface MysqlClusterArgs {
   readonly platform: Platform;
   /** @default "mariadb" */
   readonly engine?: MysqlEngine;
-  /** `replication` (a primary and replicas, GTID) or `galera` (MariaDB, synchronous, automatic failover). @default "replication" */
+  /**
+   * `galera` (MariaDB, synchronous, automatic failover) or `replication` (a primary and replicas,
+   * GTID; manual failover with the promotion script). MySQL has no Galera: give `replication`
+   * explicitly. @default "galera" (MariaDB)
+   */
   readonly mode?: MysqlMode;
   /** Servers: replication 1 primary + (members − 1) replicas; Galera 3 or more. @default 2 (replication), 3 (galera) */
   readonly members?: number;
@@ -93,9 +117,18 @@ const SQL_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 /** Defaults and every rule that needs no resource, checked before any child exists (pure). */
 export function resolveMysqlClusterArgs(name: string, args: MysqlClusterArgs): ResolvedMysqlClusterArgs {
   const engine = args.engine ?? "mariadb";
-  const mode = args.mode ?? "replication";
   if (engine !== "mariadb" && engine !== "mysql")
     fail(name, "engine", "be mariadb or mysql", engine, "Pick one.");
+  if (engine === "mysql" && args.mode === undefined) {
+    fail(
+      name,
+      "mode",
+      "be given with engine mysql: MySQL has no automatic failover here (no Galera; Group Replication is not supported), only replication with manual failover",
+      args.mode,
+      'Set mode: "replication" to accept manual failover, or engine: "mariadb" for Galera.',
+    );
+  }
+  const mode = args.mode ?? "galera";
   if (mode !== "replication" && mode !== "galera")
     fail(name, "mode", "be replication or galera", mode, "Pick one.");
   if (engine === "mysql" && mode === "galera") {
@@ -213,6 +246,11 @@ export class MysqlCluster extends pulumi.ComponentResource {
   /** The rendered my.cnf and router config (no secrets). */
   public readonly myCnf: pulumi.Output<string>;
   public readonly routerConfig: pulumi.Output<string>;
+  /**
+   * Galera: the worst-case seconds from the writer's death to writes resuming through the router.
+   * Undefined in replication mode, whose failover is manual.
+   */
+  public readonly failoverBudgetSeconds: pulumi.Output<number> | undefined;
 
   constructor(name: string, args: MysqlClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ha:database:MysqlCluster", name, {}, opts);
@@ -268,6 +306,10 @@ export class MysqlCluster extends pulumi.ComponentResource {
         files: {
           [PATHS.myCnf]: renderMyCnf(spec),
           [PATHS.startScript]: renderStartScript(spec, PATHS),
+          // Manual failover: `bash /etc/ha-backend/db/promote.sh` inside any surviving member.
+          ...(r.mode === "replication"
+            ? { "/etc/ha-backend/db/promote.sh": renderPromoteScript(spec, PATHS) }
+            : {}),
         },
         secretFiles: {
           [PATHS.secretCnf]: pulumi.secret(creds.apply((c) => renderSecretCnf(spec, c))),
@@ -314,7 +356,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
         rwPort: ROUTER_PORTS.rw,
         roPort: ROUTER_PORTS.ro,
         statsPort: ROUTER_PORTS.stats,
-        check: { intervalMs: 1000, timeoutMs: 800, fall: 2, rise: 2 },
+        check: ROUTER_CHECK,
         dynamicDns: { resolvers: [] },
         clientTimeoutMs: 3_600_000,
       }),
@@ -339,6 +381,8 @@ export class MysqlCluster extends pulumi.ComponentResource {
       );
     this.connectionUrl = url(ROUTER_PORTS.rw);
     this.readConnectionUrl = url(ROUTER_PORTS.ro);
+    this.failoverBudgetSeconds =
+      r.mode === "galera" ? pulumi.output(galeraFailoverBudgetSeconds(r.galera, ROUTER_CHECK)) : undefined;
     this.members = pulumi.output([...db.members]);
     this.myCnf = pulumi.output(renderMyCnf(spec));
     this.registerOutputs({
@@ -349,6 +393,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
       members: this.members,
       myCnf: this.myCnf,
       routerConfig: this.routerConfig,
+      failoverBudgetSeconds: this.failoverBudgetSeconds,
     });
   }
 }

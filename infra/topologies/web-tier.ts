@@ -7,7 +7,7 @@ import { MysqlCluster, type MysqlClusterArgs } from "../../components/database/m
 import { PostgresCluster, type PostgresClusterArgs } from "../../components/database/postgres-cluster";
 import { ShardedMysql, ShardedPostgres, type ShardMap } from "../../components/database/sharding";
 import type { Platform } from "../../components/platform/types";
-import { databaseMembers, postgresqlSettings, type StackConfig } from "../config";
+import { databaseMembers, databaseMode, postgresqlSettings, type StackConfig } from "../config";
 
 /** What every topology builder receives. */
 export interface TopologyContext {
@@ -34,7 +34,7 @@ export interface DatabaseEndpoints {
 export interface Databases {
   readonly clusters: DatabaseEndpoints[];
   readonly shardMap?: pulumi.Output<ShardMap>;
-  /** PostgreSQL: worst-case seconds from a leader's death to writes resuming. */
+  /** Worst-case seconds from the writer's death to writes resuming; unset: manual failover. */
   readonly failoverBudgetSeconds?: pulumi.Output<number>;
 }
 
@@ -45,7 +45,7 @@ function mysqlArgs(ctx: TopologyContext, database: string, user: string): MysqlC
   return {
     platform: ctx.platform,
     engine: d.engine,
-    mode: d.mode,
+    mode: databaseMode(d),
     members: d.members,
     semiSync: d.semiSync,
     galera: d.galera,
@@ -109,9 +109,16 @@ export function databases(
     };
   }
   const args = mysqlArgs(ctx, database, user);
-  if (shards === undefined) return { clusters: [new MysqlCluster(name, args)] };
+  if (shards === undefined) {
+    const db = new MysqlCluster(name, args);
+    return { clusters: [db], failoverBudgetSeconds: db.failoverBudgetSeconds };
+  }
   const sharded = new ShardedMysql(name, { ...args, shards });
-  return { clusters: sharded.shards, shardMap: sharded.shardMap };
+  return {
+    clusters: sharded.shards,
+    shardMap: sharded.shardMap,
+    failoverBudgetSeconds: sharded.shards[0].failoverBudgetSeconds,
+  };
 }
 
 /** The app's view of one cluster: read-write and read-only URLs, as secrets. */
@@ -124,6 +131,8 @@ export function databaseOutputs(ctx: TopologyContext, dbs: Databases[]): Topolog
   const budget = dbs.find((d) => d.failoverBudgetSeconds !== undefined)?.failoverBudgetSeconds;
   return {
     databaseEngine: pulumi.output(ctx.config.database.engine),
+    // Galera and Patroni fail over by themselves; replication mode waits for a person.
+    databaseFailover: pulumi.output(budget ? "automatic" : "manual"),
     ...(budget ? { databaseFailoverBudgetSeconds: budget } : {}),
   };
 }

@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
 import { GALERA_TUNED_TIMINGS } from "../../components/database/mysql-cluster";
-import { GALERA_DEFAULT_TIMINGS } from "../../components/database/render/mysql";
+import { GALERA_DEFAULT_TIMINGS, RECOVERED_POSITION_NOTE } from "../../components/database/render/mysql";
 import {
   KILL_MS,
   ProcessGroup,
@@ -12,8 +12,11 @@ import {
   type WaitBound,
 } from "../support/daemons";
 import {
+  BOOTSTRAPPED,
+  bootstrapGalera,
   connect,
   HAPROXY_START_UP,
+  JOINED,
   INSTALL_DB_TIMEOUT_MS,
   MARIADBD_START_UP,
   MariaNode,
@@ -24,6 +27,7 @@ import {
   SQL_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
   startRouter,
+  synced,
   testCredentials,
   testSpec,
 } from "../support/mariadb";
@@ -38,23 +42,6 @@ const creds = testCredentials("shop");
 // HA_BACKEND_GALERA_DEFAULTS=1, Galera's own defaults for a side-by-side figure.
 const TIMINGS =
   process.env.HA_BACKEND_GALERA_DEFAULTS === "1" ? GALERA_DEFAULT_TIMINGS : GALERA_TUNED_TIMINGS;
-
-/** The first node of a new cluster is Synced once it bootstrapped (at once here). */
-const BOOTSTRAPPED: WaitBound = {
-  withinMs: 30_000,
-  because: "a new cluster's first node is Synced as soon as it bootstrapped: no timer governs it; a cap",
-};
-
-/**
- * A node starting into a running cluster, or restarting after kill -9 (a full SST here too: it
- * starts without a known position): about 13 s here, once 27 s under a CPU hog.
- */
-const JOINED: WaitBound = {
-  withinMs: 120_000,
-  because:
-    "mariadbd start-up plus a state transfer: mariabackup SST, whose donor script sleeps 10 s before " +
-    "streaming (or IST from a donor's gcache); no timer bounds the rest; a cap for a loaded 2-core machine",
-};
 
 /** Every node killed and restarted at once: about 4 s here. */
 const RECOVERED: WaitBound = {
@@ -111,6 +98,17 @@ const REJOIN_TEST_TIMEOUT_MS = JOINED.withinMs + 3 * SQL_TIMEOUT_MS;
 const RESTART_TEST_TIMEOUT_MS =
   4 * SQL_TIMEOUT_MS + 3 * KILL_MS + RECOVERED.withinMs + routerNotices("up").withinMs + CONNECT_AND_QUERY_MS;
 
+/**
+ * The state transfers a joiner's error log shows, in order (`IST`, `SST`, `SST+IST`, or `none`).
+ * MariaDB's SST scripts (mariabackup, rsync) end with "<method> IST completed on joiner" or
+ * "<method> SST completed on joiner". Galera's own "IST received" cannot tell them apart: after a
+ * full snapshot the donor sends the writes since by IST too (seen live).
+ */
+function stateTransfer(log: string): string {
+  const kinds = [...log.matchAll(/WSREP_SST: \[INFO\] \S+ (IST|SST) completed on joiner/g)].map((m) => m[1]);
+  return kinds.length === 0 ? "none" : kinds.join("+");
+}
+
 describe("Galera cluster behind the generated router (live)", () => {
   const procs = new ProcessGroup();
   const dir = tempDir("galera");
@@ -118,11 +116,6 @@ describe("Galera cluster behind the generated router (live)", () => {
   const router = { host: `127.0.0.${NET}`, rw: 13306, ro: 13307, stats: 18406 };
   const spec = testSpec("shop", nodes, { mode: "galera", galera: { ...TIMINGS, sstMethod: "mariabackup" } });
   const files = renderTestFiles(spec, creds, dir);
-
-  /** Waits until `node` reports Synced (wsrep_local_state 4), on a fresh connection per probe. */
-  async function synced(node: MariaNode, bound: WaitBound): Promise<number> {
-    return waitFor(`${node.name} Synced`, async () => node.status("wsrep_local_state") === "4", bound);
-  }
 
   /**
    * Runs `sql` on a fresh connection through the router's read-write port: a probe that must not
@@ -138,24 +131,9 @@ describe("Galera cluster behind the generated router (live)", () => {
   }
 
   beforeAll(async () => {
-    for (const n of nodes) n.prepare(files, true);
-    // First node: an empty cluster, initialised like the image does, then bootstrapped.
-    nodes[0].install();
-    nodes[0].start(procs);
-    await nodes[0].waitUp(MARIADBD_START_UP);
-    expect(nodes[0].applyInitdb()).toEqual(["10-ha-backend-init.sql"]);
-    await synced(nodes[0], BOOTSTRAPPED);
-    // The others join and get their data by state transfer (mariabackup).
-    for (const n of nodes.slice(1)) {
-      n.install();
-      n.start(procs);
-      const ms = await synced(n, JOINED).catch(async (e) => {
-        throw new Error(
-          `${(e as Error).message}\n${readFileSync(join(n.dir, "error.log"), "utf8").slice(-3000)}`,
-        );
-      });
-      console.log(`${n.name} joined and Synced after ${ms} ms`);
-    }
+    const times = await bootstrapGalera(procs, nodes, files, "one by one");
+    for (const [i, ms] of times.entries())
+      console.log(`${nodes[i + 1].name} joined and Synced after ${ms} ms`);
     await startRouter(procs, dir, "galera", nodes, router);
   }, SETUP_TIMEOUT_MS);
 
@@ -278,12 +256,23 @@ describe("Galera cluster behind the generated router (live)", () => {
   it(
     "lets the killed node rejoin and catch up",
     async () => {
-      nodes[0].start(procs);
+      // GIVEN the writer killed with -9 above, which missed the writes taken after it
+      const errorLog = join(nodes[0].dir, "error.log");
+      const before = statSync(errorLog).size;
+      // WHEN it restarts through the start script
+      const server = nodes[0].start(procs);
       const ms = await synced(nodes[0], JOINED);
       const counts = nodes.map((n) => n.sql("SELECT COUNT(*) FROM shop.orders"));
+      // Only what this start wrote: the log holds the node's whole life (it donated the first joins' SSTs).
+      const rejoinLog = readFileSync(errorLog).subarray(before).toString("utf8");
+      const transfer = stateTransfer(rejoinLog);
       console.log(
-        `galera: ${nodes[0].name} rejoined and Synced ${ms} ms after restart; row counts ${counts.join(" / ")}`,
+        `galera: ${nodes[0].name} rejoined by ${transfer} and Synced ${ms} ms after restart; row counts ${counts.join(" / ")}`,
       );
+      // THEN it caught up with only the writes it missed (IST), from the position the start script
+      // recovered, not with a full snapshot (SST)
+      expect(procs.logs.get(server.pid as number)).toContain(RECOVERED_POSITION_NOTE);
+      expect(transfer).toBe("IST");
       expect(new Set(counts).size).toBe(1);
     },
     REJOIN_TEST_TIMEOUT_MS,

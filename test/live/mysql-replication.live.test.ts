@@ -1,6 +1,14 @@
 import { join } from "node:path";
+import { writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
 import type { Connection } from "mysql2/promise";
 import { renderReplicaSql } from "../../components/database/render/mysql";
+import {
+  PROMOTE_APPLY_WAIT_SECONDS,
+  PROMOTE_CONNECT_WAIT_SECONDS,
+  PROMOTE_SQL_TIMEOUT_SECONDS,
+  renderPromoteScript,
+} from "../../components/database/render/promote";
 import { KILL_MS, ProcessGroup, tempDir, waitFor, type WaitBound } from "../support/daemons";
 import {
   CONNECT_TIMEOUT_MS,
@@ -54,6 +62,27 @@ const WRITE_CAP_MS = 150;
 /** Writes acknowledged before the primary is killed. */
 const WRITES_BEFORE_KILL = 200;
 
+/** root@'%' as the official image creates it (MARIADB_ROOT_PASSWORD): the promotion script logs in so. */
+const ROOT_PASSWORD = "root-pass-123";
+
+/**
+ * The promotion script, at worst: every statement is capped (`timeout`), so this is its probes
+ * (3 members, 3 statements each), per replica the relay-log wait plus 5 statements, the connect
+ * waits of the repointed members and of the semi-sync client, plus 8 statements; 1 s per member
+ * of client connect timeouts on top. It takes about a second here.
+ */
+const SCRIPT_FINISHES: WaitBound = {
+  withinMs:
+    1000 *
+    (9 * PROMOTE_SQL_TIMEOUT_SECONDS +
+      2 * (PROMOTE_APPLY_WAIT_SECONDS + 5 * PROMOTE_SQL_TIMEOUT_SECONDS) +
+      3 * (PROMOTE_CONNECT_WAIT_SECONDS + 2 * PROMOTE_SQL_TIMEOUT_SECONDS) +
+      8 * PROMOTE_SQL_TIMEOUT_SECONDS +
+      3),
+  because:
+    "the promotion script: its relay-log and connect waits and one capped statement per step (promote.ts constants), summed",
+};
+
 describe("MariaDB GTID replication with semi-sync behind the generated router (live)", () => {
   const procs = new ProcessGroup();
   const dir = tempDir("mysql-repl");
@@ -80,10 +109,10 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
   const SETUP_TIMEOUT_MS =
     3 * INSTALL_DB_TIMEOUT_MS +
     3 * MARIADBD_START_UP.withinMs +
-    5 * SQL_TIMEOUT_MS +
+    8 * SQL_TIMEOUT_MS +
     SEMI_SYNC_CLIENTS.withinMs +
     HAPROXY_START_UP.withinMs +
-    routerNotices("up").withinMs;
+    routerNotices("down").withinMs;
   const LAG_TEST_TIMEOUT_MS = 2 * CONNECT_TIMEOUT_MS + 22 * QUERY_TIMEOUT_MS + 20 * APPLIED.withinMs;
   const KILL_TEST_TIMEOUT_MS =
     CONNECT_TIMEOUT_MS +
@@ -92,6 +121,28 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
     KILL_MS +
     RELAY_LOGS_APPLIED.withinMs +
     4 * SQL_TIMEOUT_MS;
+  /**
+   * The promotion test: the script, writes resuming (the router marking the new primary up in
+   * rw), the old primary's restart (start-up plus its peer probes, 5 s each at most), the replica
+   * following, the router taking the old primary into ro; client connects, queries and SQL calls.
+   */
+  const PROMOTE_TEST_TIMEOUT_MS =
+    SCRIPT_FINISHES.withinMs +
+    routerNotices("up").withinMs +
+    MARIADBD_START_UP.withinMs +
+    3 * 5_000 +
+    RELAY_LOGS_APPLIED.withinMs +
+    routerNotices("up").withinMs +
+    SCRIPT_FINISHES.withinMs +
+    4 * CONNECT_TIMEOUT_MS +
+    6 * QUERY_TIMEOUT_MS +
+    10 * SQL_TIMEOUT_MS +
+    KILL_MS;
+  /** Writes the kill test had acknowledged: the promotion must keep every one. */
+  const ackedBeforeKill: number[] = [];
+  /** The ids of the test writes (1000 and above) a member holds. */
+  const postIds = (n: MariaNode) =>
+    new Set(n.sql("SELECT id FROM blog.posts WHERE id >= 1000").split("\n").filter(Boolean).map(Number));
   const app = (port: number, host = router.host) =>
     connect(host, port, creds.appUser, creds.appPassword, creds.appDatabase);
 
@@ -107,6 +158,13 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
       expect(n.applyInitdb()).toEqual(
         i === 0 ? ["10-ha-backend-init.sql"] : ["10-ha-backend-init.sql", "20-ha-backend-replica.sql"],
       );
+      // What the official image's entrypoint does with MARIADB_ROOT_PASSWORD (binary log off):
+      // root@localhost and root@'%' only (install-db's password-less root@127.0.0.1 would win).
+      n.sql(
+        "SET SESSION sql_log_bin = 0; DROP USER IF EXISTS root@'127.0.0.1', root@'::1'; " +
+          `CREATE USER root@'%' IDENTIFIED BY '${ROOT_PASSWORD}'; ` +
+          "GRANT ALL PRIVILEGES ON *.* TO root@'%' WITH GRANT OPTION;",
+      );
     }
     await waitFor(
       "semi-sync replicas connected",
@@ -114,16 +172,24 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
       SEMI_SYNC_CLIENTS,
     );
     await startRouter(procs, dir, "replication", nodes, router);
-    // Writes reach only the primary; reads every member (the primary as a backup).
-    const expected: ["rw" | "ro", string][] = [
-      ["rw", nodes[0].name],
-      ...nodes.map((n): ["ro", string] => ["ro", n.name]),
+    // Writes reach only the writable member; reads the read-only ones (the writable one as a
+    // backup). HAProxy starts every server UP: the read-only members' rw checks take them down.
+    const expected: ["rw" | "ro", string, string][] = [
+      ["rw", nodes[0].name, "UP"],
+      ["rw", nodes[1].name, "DOWN"],
+      ["rw", nodes[2].name, "DOWN"],
+      ["ro", nodes[0].name, "DOWN"],
+      ["ro", nodes[1].name, "UP"],
+      ["ro", nodes[2].name, "UP"],
+      ["ro", `${nodes[0].name}-primary`, "UP"],
     ];
     await waitFor(
-      "router sees every member",
+      "router sees the primary and the replicas",
       async () =>
-        (await Promise.all(expected.map(([l, n]) => routerState(router, l, n)))).every((st) => st === "UP"),
-      routerNotices("up"),
+        (await Promise.all(expected.map(([l, n]) => routerState(router, l, n)))).every(
+          (st, i) => st === expected[i][2],
+        ),
+      routerNotices("down"),
     );
   }, SETUP_TIMEOUT_MS);
 
@@ -207,10 +273,8 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
       // Replicas have every acknowledged event in their relay logs; wait (bounded) until applied: the
       // one that acknowledged the last write has them all. Until then the probe names the writes
       // missing on both, so a wait that trips says which.
-      const present = (n: MariaNode) =>
-        new Set(n.sql("SELECT id FROM blog.posts WHERE id >= 1000").split("\n").filter(Boolean).map(Number));
       const missing = () => {
-        const onReplicas = nodes.slice(1).map(present);
+        const onReplicas = nodes.slice(1).map(postIds);
         return acked.filter((id) => !onReplicas.some((ids) => ids.has(id)));
       };
       await waitFor(
@@ -230,7 +294,146 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
       );
       expect(acked.length).toBeGreaterThanOrEqual(WRITES_BEFORE_KILL);
       expect(lost).toEqual([]);
+      ackedBeforeKill.push(...acked);
     },
     KILL_TEST_TIMEOUT_MS,
+  );
+
+  /** Runs the rendered promotion script as a member would (root's password in its environment). */
+  async function promote(script: string): Promise<{ code: number | null; output: string; ms: number }> {
+    const started = Date.now();
+    const child: ChildProcess = procs.start("env", [
+      `MARIADB_ROOT_PASSWORD=${ROOT_PASSWORD}`,
+      "bash",
+      script,
+    ]);
+    await waitFor("the promotion script exits", async () => child.exitCode !== null, SCRIPT_FINISHES);
+    return {
+      code: child.exitCode,
+      output: procs.logs.get(child.pid as number) ?? "",
+      ms: Date.now() - started,
+    };
+  }
+
+  /** Inserts ids from `first` on through the rw port until stopped, reconnecting after a failure. */
+  function writeLoad(first: number, deadline: number) {
+    const acked: { id: number; at: number }[] = [];
+    let failed = 0;
+    let stopped = false;
+    const done = (async () => {
+      let conn: Connection | undefined;
+      for (let id = first; id < first + 100_000 && !stopped && Date.now() < deadline; id++) {
+        try {
+          conn ??= await app(router.rw);
+          await conn.query({ sql: "INSERT INTO posts VALUES (?, 'promotion')", timeout: QUERY_TIMEOUT_MS }, [
+            id,
+          ]);
+          acked.push({ id, at: Date.now() });
+        } catch {
+          failed++;
+          conn?.destroy();
+          conn = undefined;
+          // A retry pause, so a router with no writer is not hammered.
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      conn?.destroy();
+    })();
+    return {
+      acked,
+      failed: () => failed,
+      stop: async () => {
+        stopped = true;
+        await done;
+      },
+    };
+  }
+
+  it(
+    "promotes the most advanced replica with the rendered script: writes follow it, nothing acknowledged is lost, the old primary comes back fenced",
+    async () => {
+      // GIVEN the primary killed with -9 under semi-sync write load (the test before), and writes
+      // still being tried through the rw port
+      expect(ackedBeforeKill.length).toBeGreaterThanOrEqual(WRITES_BEFORE_KILL);
+      const script = join(dir, "promote.sh");
+      writeFileSync(script, renderPromoteScript(spec, { replicaSql: join(dir, "files", "replica.sql") }));
+      const load = writeLoad(10_000, Date.now() + PROMOTE_TEST_TIMEOUT_MS);
+      try {
+        // WHEN the operator runs the promotion script inside a surviving member
+        const started = Date.now();
+        const run = await promote(script);
+        console.log(`promotion script output (exit ${run.code}):\n${run.output}`);
+        expect(run.code).toBe(0);
+        // THEN writes resume through the router, on the promoted replica
+        await waitFor(
+          "writes resume through the rw port",
+          async () => load.acked.length > 0,
+          routerNotices("up"),
+        );
+        const resumedMs = load.acked[0].at - started;
+        await waitFor("20 writes on the new primary", async () => load.acked.length >= 20, {
+          withinMs: 20 * WRITE_CAP_MS,
+          because: "semi-sync commits on the new primary: a few ms each here; the write cap per write",
+        });
+        await load.stop();
+        const primary = nodes.slice(1).find((n) => n.sql("SELECT @@read_only") === "0");
+        expect(primary).toBeDefined();
+        expect(run.output).toContain(`most advanced: ${primary!.host}`);
+        const rw = await app(router.rw);
+        const [[served]] = (await rw.query("SELECT @@server_id AS id")) as unknown as [[{ id: number }]];
+        rw.destroy();
+        expect(served.id).toBe(nodes.indexOf(primary!) + 1);
+        // Every write acknowledged before the kill and during the promotion is on the new primary.
+        const acked = [...ackedBeforeKill, ...load.acked.map((a) => a.id)];
+        const missingOn = (n: MariaNode) => {
+          const ids = postIds(n);
+          return acked.filter((id) => !ids.has(id));
+        };
+        expect(missingOn(primary!)).toEqual([]);
+        // The other replica follows the new primary.
+        const other = nodes.slice(1).find((n) => n !== primary)!;
+        await waitFor(
+          "the other replica has every acknowledged write",
+          async () => missingOn(other).length === 0,
+          RELAY_LOGS_APPLIED,
+        );
+        // Master_Host is SHOW SLAVE STATUS's second column; Slave_running: both threads, connected.
+        expect(other.sql("SHOW SLAVE STATUS").split("\t")[1]).toBe(primary!.host);
+        expect(other.status("Slave_running")).toBe("ON");
+        expect(other.status("Rpl_semi_sync_slave_status")).toBe("ON");
+        console.log(
+          `promotion: script ran in ${run.ms} ms; from script start to the first write acknowledged through the router: ${resumedMs} ms ` +
+            `(${load.failed()} writes refused meanwhile); acknowledged writes lost: ${missingOn(primary!).length} of ${acked.length}`,
+        );
+
+        // WHEN the old primary restarts with its start script
+        const old = nodes[0];
+        const restarted = old.start(procs);
+        await old.waitUp(MARIADBD_START_UP);
+        // THEN it comes back read-only, says why, and the router keeps writes off it
+        expect(old.sql("SELECT @@read_only")).toBe("1");
+        expect(procs.logs.get(restarted.pid as number)).toContain(
+          `restarts read-only: ${primary!.host} answers as writable`,
+        );
+        await waitFor(
+          "the router sees the fenced old primary as read-only",
+          async () => (await routerState(router, "ro", old.name)) === "UP",
+          routerNotices("up"),
+        );
+        expect(await routerState(router, "rw", old.name)).toBe("DOWN");
+        expect(await routerState(router, "rw", primary!.name)).toBe("UP");
+        console.log(
+          `promotion: old primary restarted fenced (read_only ON); its GTID position ${old.sql("SELECT @@gtid_current_pos")}, ` +
+            `the new primary's ${primary!.sql("SELECT @@gtid_current_pos")}`,
+        );
+        // AND the script refuses to promote again while a writable primary answers
+        const again = await promote(script);
+        expect(again.code).toBe(1);
+        expect(again.output).toContain(`${primary!.host} answers and is writable`);
+      } finally {
+        await load.stop();
+      }
+    },
+    PROMOTE_TEST_TIMEOUT_MS,
   );
 });

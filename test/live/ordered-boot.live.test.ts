@@ -465,9 +465,19 @@ describe("stateful tiers under StatefulSet rules: first boot and full restart (l
     ).then(() => true);
 
   live(
-    "MariaDB replication, primary and 2 replicas with semi-sync (ecommerce-prod orders-0-db)",
+    "MariaDB replication, primary and 2 replicas with semi-sync (ecommerce-prod orders-0-db in replication mode)",
     async () => {
-      const synth = await program("ecommerce-prod");
+      // The shop runs Galera by default; replication mode is the stack's explicit opt-in.
+      const synth = await program("ecommerce-prod", {
+        database: {
+          engine: "mariadb",
+          mode: "replication",
+          failover: "manual",
+          members: 3,
+          semiSync: true,
+          shards: 2,
+        },
+      });
       const m = statefulSetOf(synth, "orders-0-db");
       const db = model(m, mariadbImage(), 31, hostsOf(m, 31));
       const [primary, ...replicas] = db.pods;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   GALERA_DEFAULT_TIMINGS,
@@ -7,11 +7,18 @@ import {
   renderMyCnf,
   renderReplicaSql,
   renderStartScript,
+  RECOVERED_POSITION_NOTE,
+  RECOVERY_FAILED_NOTE,
   SAVED_VIEW_FILE,
   type MysqlCredentials,
   type MysqlRenderSpec,
 } from "../../components/database/render/mysql";
-import { renderDbRouter } from "../../components/database/render/router";
+import {
+  renderDbRouter,
+  replicationReadOnlyCheck,
+  replicationWritableCheck,
+} from "../../components/database/render/router";
+import { PROMOTE_APPLY_WAIT_SECONDS, renderPromoteScript } from "../../components/database/render/promote";
 import { haproxyCheck, tempDir } from "../support/daemons";
 import { expectGolden } from "../support/golden";
 
@@ -46,9 +53,12 @@ const paths = {
   replicaSql: "/etc/ha-backend/db/replica.sql",
 };
 
-/** A clean stop's grastate.dat; `safe` is Galera's mark on the node that left the cluster last. */
-const grastate = (safe: 0 | 1) =>
-  `# GALERA saved state\nversion: 2.1\nuuid:    1b8d3b4a-e9b0-11f1-a7b4-c7f523247421\nseqno:   3\nsafe_to_bootstrap: ${safe}\n`;
+/**
+ * A grastate.dat: a clean stop's by default, a crash's with seqno -1 (Galera writes the position
+ * only at a clean stop); `safe` is Galera's mark on the node that left the cluster last.
+ */
+const grastate = (safe: 0 | 1, seqno = 3) =>
+  `# GALERA saved state\nversion: 2.1\nuuid:    1b8d3b4a-e9b0-11f1-a7b4-c7f523247421\nseqno:   ${seqno}\nsafe_to_bootstrap: ${safe}\n`;
 
 /** Runs the rendered start script as member `host`, with `echo` in place of the image's entrypoint. */
 function roleOf(
@@ -60,6 +70,8 @@ function roleOf(
     /** A directory put first on PATH (stand-in clients). */
     bin?: string;
     joinWaitSeconds?: number;
+    /** Stands in for the image's entrypoint. @default echo */
+    exec?: string;
   } = {},
 ) {
   const dir = tempDir("start-script");
@@ -70,12 +82,14 @@ function roleOf(
   }
   for (const [f, text] of Object.entries(opts.dataFiles ?? {})) writeFileSync(join(dir, "data", f), text);
   writeFileSync(join(dir, "start.sh"), renderStartScript(spec, paths));
+  mkdirSync(join(dir, "tmp"));
   const r = spawnSync("bash", [join(dir, "start.sh"), "--extra"], {
     env: {
       PATH: opts.bin ? `${opts.bin}:${process.env.PATH}` : process.env.PATH,
       HA_BACKEND_JOIN_WAIT_SECONDS: String(opts.joinWaitSeconds ?? 0),
       HOSTNAME: host,
-      HA_BACKEND_EXEC: "echo",
+      TMPDIR: join(dir, "tmp"),
+      HA_BACKEND_EXEC: opts.exec ?? "echo",
       HA_BACKEND_DATADIR: join(dir, "data"),
       HA_BACKEND_INITDB: join(dir, "initdb"),
     },
@@ -87,7 +101,20 @@ function roleOf(
     .split("\n")
     .filter(Boolean);
   const data = readdirSync(join(dir, "data")).sort();
-  return { code: r.status, args: r.stdout.trim().split(" "), stderr: r.stderr, linked, dir, data };
+  const tmp = readdirSync(join(dir, "tmp"));
+  const all = r.stdout.trim().split(" ");
+  // A Galera node's name and donor preference: the same on every start, asserted on their own.
+  const naming = /^--wsrep-(node-name|sst-donor)=/;
+  return {
+    code: r.status,
+    args: all.filter((a) => !naming.test(a)),
+    naming: all.filter((a) => naming.test(a)),
+    stderr: r.stderr,
+    linked,
+    dir,
+    data,
+    tmp,
+  };
 }
 
 describe("renderMyCnf", () => {
@@ -164,6 +191,15 @@ describe("bootstrap SQL", () => {
 });
 
 describe("the start script, run as each member", () => {
+  it("names each Galera node after its member and asks the other members for state transfers, last ordinal first", () => {
+    expect([0, 1, 2].map((i) => roleOf(galera, `orders-db-${i}`, { grastate: true }).naming)).toEqual([
+      ["--wsrep-node-name=orders-db-0", "--wsrep-sst-donor=orders-db-2,orders-db-1,"],
+      ["--wsrep-node-name=orders-db-1", "--wsrep-sst-donor=orders-db-2,orders-db-0,"],
+      ["--wsrep-node-name=orders-db-2", "--wsrep-sst-donor=orders-db-1,orders-db-0,"],
+    ]);
+    expect(roleOf(replication, "orders-db-1").naming).toEqual([]);
+  });
+
   it.each<[string, MysqlRenderSpec, string, boolean, string[], string[]]>([
     [
       "the replication primary",
@@ -327,6 +363,360 @@ describe("the start script, run as each member", () => {
   });
 });
 
+/**
+ * A stand-in for the image's entrypoint that records every run's arguments: a `--wsrep-recover`
+ * run prints `recoveryLog` on stderr (where the script sends the server's error log) and exits
+ * `code`; the real start echoes its arguments, as `echo` does in {@link roleOf}.
+ */
+function recoveringEntrypoint(recoveryLog: string, code = 0) {
+  const dir = tempDir("fake-entrypoint");
+  const runs = join(dir, "runs");
+  writeFileSync(join(dir, "recovery.log"), recoveryLog);
+  writeFileSync(
+    join(dir, "entrypoint.sh"),
+    [
+      "#!/bin/sh",
+      `echo "$*" >> "${runs}"`,
+      'case " $* " in *" --wsrep-recover "*)',
+      `  cat "${join(dir, "recovery.log")}" >&2`,
+      `  exit ${code};;`,
+      "esac",
+      'echo "$@"',
+      "",
+    ].join("\n"),
+  );
+  chmodSync(join(dir, "entrypoint.sh"), 0o755);
+  const all = () => (existsSync(runs) ? readFileSync(runs, "utf8").trim().split("\n") : []);
+  return {
+    exec: join(dir, "entrypoint.sh"),
+    recoveryRuns: () => all().filter((run) => run.includes(" --wsrep-recover")),
+    starts: () => all().filter((run) => !run.includes(" --wsrep-recover")),
+  };
+}
+
+describe("the Galera start script after a crash (grastate.dat seqno -1)", () => {
+  const position = "1b8d3b4a-e9b0-11f1-a7b4-c7f523247421:42,0-1-42";
+  const innodbNotes = "2026-11-26 18:46:25 0 [Note] InnoDB: log sequence number 44404; transaction id 14\n";
+
+  it("recovers the position with --wsrep-recover through the entrypoint, then starts from it", () => {
+    const server = recoveringEntrypoint(
+      `${innodbNotes}2026-11-26 18:46:25 0 [Note] WSREP: Recovered position: ${position}\n`,
+    );
+    const r = roleOf(galera, "orders-db-1", {
+      grastate: grastate(0, -1),
+      dataFiles: { "gvwstate.dat": "crash" },
+      exec: server.exec,
+    });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      `${RECOVERED_POSITION_NOTE} ${position} after a crash; a donor can send what it missed (IST)\n`,
+    );
+    // The member's own flags, then the recovered position (GTID included, as galera_recovery
+    // passes it), the container's arguments last; a crashed node never bootstraps.
+    expect(r.args[0]).toBe("mariadbd");
+    expect(r.args).toContain("--server-id=2");
+    expect(r.args.slice(-2)).toEqual([`--wsrep-start-position=${position}`, "--extra"]);
+    expect(r.args).not.toContain("--wsrep-new-cluster");
+    // Before it, one recovery run with the same server and flags, its error log sent to stderr
+    // whatever a cnf's log-error says; the script's temporary copy of that log is gone.
+    const [start] = server.starts();
+    expect(server.recoveryRuns()).toEqual([
+      `${start.replace(` --wsrep-start-position=${position}`, "")} --wsrep-recover --disable-log-error`,
+    ]);
+    expect(r.tmp).toEqual([]);
+    // Galera's own view after the crash stays for pc.recovery.
+    expect(r.data).toEqual(["grastate.dat", "gvwstate.dat"]);
+  });
+
+  it.each<[string, string, number]>([
+    ["the recovery run fails", "2026-11-26 18:46:25 0 [ERROR] InnoDB: Plugin initialization aborted", 1],
+    ["its log has no position", "2026-11-26 18:46:25 0 [Note] WSREP: something else", 0],
+    [
+      "the node had no state yet (crashed in its first SST)",
+      "2026-11-26 18:46:25 0 [Note] WSREP: Recovered position: 00000000-0000-0000-0000-000000000000:-1,0-0-0",
+      0,
+    ],
+  ])("starts without a position, by full state transfer, when %s", (_label, lastLine, code) => {
+    const server = recoveringEntrypoint(`${innodbNotes}${lastLine}\n`, code);
+    const r = roleOf(galera, "orders-db-2", { grastate: grastate(0, -1), exec: server.exec });
+    expect(r.code).toBe(0);
+    expect(server.recoveryRuns()).toHaveLength(1);
+    expect(r.stderr.split("\n")[0]).toMatch(new RegExp(`^${RECOVERY_FAILED_NOTE}; starting without it`));
+    // The reason is in the container's log.
+    expect(r.stderr).toContain(`${lastLine}\n`);
+    expect(r.args.join(" ")).not.toContain("--wsrep-start-position");
+    expect(r.args.slice(-1)).toEqual(["--extra"]);
+    expect(r.tmp).toEqual([]);
+  });
+
+  it.each<[string, string]>([
+    ["after a clean stop (Galera saved the position)", grastate(0)],
+    ["on the node that bootstraps (safe_to_bootstrap: 1)", grastate(1, -1)],
+  ])("runs no recovery %s", (_label, state) => {
+    const server = recoveringEntrypoint("unused\n");
+    const r = roleOf(galera, "orders-db-1", { grastate: state, exec: server.exec });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(server.recoveryRuns()).toEqual([]);
+    expect(r.args.join(" ")).not.toContain("--wsrep-start-position");
+  });
+
+  it.each([
+    ["replication", replication],
+    ["galera", galera],
+    ["mysql", mysql84],
+  ] as const)("%s: the rendered script passes bash -n", (_label, spec) => {
+    const file = join(tempDir("start-script-n"), "start.sh");
+    writeFileSync(file, renderStartScript(spec, paths));
+    const r = spawnSync("bash", ["-n", file], { encoding: "utf8", timeout: 10_000 });
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+  });
+});
+
+/**
+ * A stand-in `mariadb` client for the scripts: logs every call (`<host>: <sql>`), answers from
+ * per-host state files in `dir`: `<host>.down` (refuses), `<host>.writable` (read_only OFF),
+ * `<host>.pos` (GTID position), `<host>.replica` (has a SHOW SLAVE STATUS row).
+ */
+function fakeMariadb(
+  hosts: Record<string, { down?: boolean; writable?: boolean; pos?: string; replica?: boolean }>,
+) {
+  const dir = tempDir("fake-mariadb");
+  for (const [h, st] of Object.entries(hosts)) {
+    if (st.down) writeFileSync(join(dir, `${h}.down`), "");
+    if (st.writable) writeFileSync(join(dir, `${h}.writable`), "");
+    if (st.replica) writeFileSync(join(dir, `${h}.replica`), "");
+    writeFileSync(join(dir, `${h}.pos`), `${st.pos ?? ""}\n`);
+  }
+  const slaveStatus = [
+    "Slave_IO_Running: Yes",
+    "Slave_SQL_Running: Yes",
+    "Master_Log_File: binlog.000001",
+    "Read_Master_Log_Pos: 4242",
+  ].join("\\n");
+  writeFileSync(
+    join(dir, "mariadb"),
+    [
+      "#!/bin/bash",
+      'host=""; sql=""; vertical=0',
+      'while [ $# -gt 0 ]; do case "$1" in -h) host=$2; shift ;; -e) sql=$2; shift ;; -E) vertical=1 ;; esac; shift; done',
+      '[ -n "$sql" ] || sql="$(cat)"',
+      `s="${dir}/$host"`,
+      `echo "$host: $sql" >> "${dir}/log"`,
+      `if [ -e "$s.down" ]; then echo "ERROR 2002 (HY000): Can't connect to server on '$host'" >&2; exit 1; fi`,
+      'case "$sql" in',
+      '  "SELECT @@read_only") if [ -e "$s.writable" ]; then echo 0; else echo 1; fi ;;',
+      `  "SHOW GLOBAL VARIABLES LIKE 'read_only'") if [ -e "$s.writable" ]; then echo 'read_only	OFF'; else echo 'read_only	ON'; fi ;;`,
+      `  "SHOW SLAVE STATUS") if [ ! -e "$s.replica" ]; then :; elif [ $vertical = 1 ]; then printf '${slaveStatus}\\n'; else echo row; fi ;;`,
+      '  "SELECT @@gtid_current_pos"|"SELECT @@gtid_binlog_pos") cat "$s.pos" ;;',
+      "  *MASTER_POS_WAIT*|*MASTER_GTID_WAIT*) echo 0 ;;",
+      "  *Rpl_semi_sync_master_clients*) printf 'Rpl_semi_sync_master_clients\\t1\\n' ;;",
+      '  "SET GLOBAL read_only = OFF") touch "$s.writable" ;;',
+      '  "SET GLOBAL read_only = ON") rm -f "$s.writable" ;;',
+      '  *"RESET SLAVE ALL"*) rm -f "$s.replica" ;;',
+      '  *"CHANGE MASTER"*) touch "$s.replica" ;;',
+      "esac",
+      "",
+    ].join("\n"),
+  );
+  chmodSync(join(dir, "mariadb"), 0o755);
+  const log = () => (existsSync(join(dir, "log")) ? readFileSync(join(dir, "log"), "utf8") : "");
+  return { bin: dir, log };
+}
+
+describe("the replication start script on a restart (fencing)", () => {
+  const restart = (
+    spec: MysqlRenderSpec,
+    host: string,
+    peers: Record<string, { down?: boolean; writable?: boolean }>,
+    dataFiles: Record<string, string> = {},
+  ) => {
+    const fake = fakeMariadb(peers);
+    const r = roleOf(spec, host, { bin: fake.bin, dataFiles: { "binlog.index": "", ...dataFiles } });
+    return { ...r, asked: fake.log() };
+  };
+  const argsOf = (n: number, role: string[]) => [
+    "mariadbd",
+    `--server-id=${n + 1}`,
+    `--gtid-domain-id=${n + 1}`,
+    ...role,
+    "--extra",
+  ];
+  const primaryArgs = (n: number) => argsOf(n, ["--rpl-semi-sync-master-enabled=ON"]);
+  const readOnlyArgs = (n: number) => argsOf(n, ["--read-only=ON", "--rpl-semi-sync-slave-enabled=ON"]);
+
+  it("an old primary comes back read-only while another member answers as writable", () => {
+    const r = restart(replication, "orders-db-0", { "orders-db-1": { writable: true } });
+    expect(r.code).toBe(0);
+    expect(r.args).toEqual(readOnlyArgs(0));
+    expect(r.stderr).toBe("ha-backend: orders-db-0 restarts read-only: orders-db-1 answers as writable\n");
+    // Asked as the password-less check user, a global variable (no privilege needed).
+    expect(r.asked).toBe("orders-db-1: SHOW GLOBAL VARIABLES LIKE 'read_only'\n");
+  });
+
+  it("a promoted member (no master.info) comes back writable while no other member is", () => {
+    const r = restart(replication, "orders-db-1", { "orders-db-0": { down: true }, "orders-db-2": {} });
+    expect(r.args).toEqual(primaryArgs(1));
+    expect(r.stderr).toContain("orders-db-1 restarts writable: not a replica");
+    expect(
+      r.asked
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => l.split(":")[0]),
+    ).toEqual(["orders-db-0", "orders-db-2"]);
+  });
+
+  it("a member configured as a replica comes back read-only without asking anyone", () => {
+    const r = restart(replication, "orders-db-0", {}, { "master.info": "" });
+    expect(r.args).toEqual(readOnlyArgs(0));
+    expect(r.stderr).toContain("restarts read-only: it is configured as a replica (master.info)");
+    expect(r.asked).toBe("");
+  });
+
+  it("MySQL keeps replica settings in tables: a member other than 0 always comes back read-only", () => {
+    const r = restart(mysql84, "orders-db-1", {});
+    expect(r.args).toEqual([
+      "mysqld",
+      "--server-id=2",
+      "--super-read-only=ON",
+      "--rpl-semi-sync-replica-enabled=ON",
+      "--extra",
+    ]);
+    expect(r.stderr).toContain("restarts read-only: member 1 of a MySQL cluster");
+  });
+});
+
+describe("renderPromoteScript", () => {
+  const replicaSql = renderReplicaSql(replication, creds);
+  /** Runs the rendered script against stand-in members; the replica SQL in place. */
+  const run = (
+    spec: MysqlRenderSpec,
+    hosts: Parameters<typeof fakeMariadb>[0],
+    args: string[] = [],
+    env: Record<string, string> = { MARIADB_ROOT_PASSWORD: "r" },
+  ) => {
+    const fake = fakeMariadb(hosts);
+    writeFileSync(join(fake.bin, "replica.sql"), replicaSql);
+    writeFileSync(
+      join(fake.bin, "promote.sh"),
+      renderPromoteScript(spec, { replicaSql: join(fake.bin, "replica.sql") }),
+    );
+    const r = spawnSync("bash", [join(fake.bin, "promote.sh"), ...args], {
+      env: { PATH: `${fake.bin}:${process.env.PATH}`, ...env },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr, asked: fake.log() };
+  };
+  const primaryDown = {
+    "orders-db-0": { down: true },
+    "orders-db-1": { replica: true, pos: "1-1-10" },
+    "orders-db-2": { replica: true, pos: "1-1-12" },
+  };
+
+  it.each([
+    ["MariaDB", replication],
+    ["MySQL 8.4", mysql84],
+  ])("%s: bash -n accepts it", (_label, spec) => {
+    const dir = tempDir("promote");
+    writeFileSync(join(dir, "promote.sh"), renderPromoteScript(spec, paths));
+    const r = spawnSync("bash", ["-n", join(dir, "promote.sh")], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("names every member and its bounds, and opens writes only after the replicas are repointed", () => {
+    const script = renderPromoteScript(replication, paths);
+    expect(script).toContain("members=(orders-db-0 orders-db-1 orders-db-2)\n");
+    expect(script).toContain(`apply_wait=${PROMOTE_APPLY_WAIT_SECONDS}\n`);
+    expect(script).toContain(`replica_sql=${paths.replicaSql}\n`);
+    expect(script.indexOf('attach "$r" "$best"')).toBeLessThan(script.indexOf("SET GLOBAL read_only = OFF"));
+    expect(() => renderPromoteScript(galera, paths)).toThrow("only for replication mode");
+  });
+
+  it("promotes the most advanced replica, repoints the other at it, and opens writes last", () => {
+    const r = run(replication, primaryDown);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("promote: orders-db-0: unreachable");
+    expect(r.out).toContain("promote: most advanced: orders-db-2 (1-1-12;");
+    const writes = r.asked.split("\n").filter((l) => !/: (SELECT|SHOW)/.test(l) && l !== "");
+    expect(writes[0]).toBe("orders-db-1: STOP SLAVE IO_THREAD");
+    expect(writes).toContain("orders-db-2: STOP SLAVE; RESET SLAVE ALL");
+    // The other replica gets the replica SQL with the new primary's host, semi-sync slave side on.
+    expect(r.asked).toContain(
+      "orders-db-1: SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL rpl_semi_sync_slave_enabled = ON;\n",
+    );
+    expect(r.asked).toContain("CHANGE MASTER TO MASTER_HOST = 'orders-db-2', MASTER_PORT = 3306,\n");
+    expect(r.asked).toContain("MASTER_USE_GTID = slave_pos");
+    expect(writes.at(-1)).toBe("orders-db-2: SET GLOBAL read_only = OFF");
+  });
+
+  it("breaks a tie by the lowest ordinal", () => {
+    const r = run(replication, { ...primaryDown, "orders-db-2": { replica: true, pos: "1-1-10" } });
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("most advanced: orders-db-1 (1-1-10;");
+  });
+
+  it.each<[string, Parameters<typeof fakeMariadb>[0], string[], Record<string, string>, number, string]>([
+    [
+      "a primary that answers and is writable",
+      { ...primaryDown, "orders-db-0": { writable: true, pos: "1-1-12" } },
+      [],
+      { MARIADB_ROOT_PASSWORD: "r" },
+      1,
+      "orders-db-0 answers and is writable: it is the primary, and promoting another member would make two. Nothing changed.",
+    ],
+    [
+      "replicas that diverge",
+      { ...primaryDown, "orders-db-1": { replica: true, pos: "1-1-10,2-2-3" } },
+      [],
+      { MARIADB_ROOT_PASSWORD: "r" },
+      1,
+      "hold different transactions: pick by hand",
+    ],
+    ["no root password", primaryDown, [], {}, 1, "MARIADB_ROOT_PASSWORD is not set"],
+    [
+      "an unknown flag",
+      primaryDown,
+      ["--yes"],
+      { MARIADB_ROOT_PASSWORD: "r" },
+      2,
+      "usage: promote.sh [--force]",
+    ],
+  ])("refuses %s", (_label, hosts, args, env, code, message) => {
+    const r = run(replication, hosts, args, env);
+    expect(r.code).toBe(code);
+    expect(r.err).toContain(message);
+    expect(r.asked).not.toMatch(/RESET SLAVE|read_only = OFF/);
+  });
+
+  it("--force fences a writable primary first, and makes it a replica if the new primary has all it has", () => {
+    const r = run(replication, { ...primaryDown, "orders-db-0": { writable: true, pos: "1-1-12" } }, [
+      "--force",
+    ]);
+    expect(r.code).toBe(0);
+    const writes = r.asked.split("\n").filter((l) => /^orders-db-\d: (SET|STOP|CHANGE|RESET)/.test(l));
+    expect(writes[0]).toBe("orders-db-0: SET GLOBAL read_only = ON");
+    expect(r.out).toContain("orders-db-0: fenced (read_only ON); it holds nothing orders-db-2 lacks");
+    expect(r.asked).toContain("orders-db-0: STOP SLAVE; SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos");
+  });
+
+  it("leaves a fenced member with transactions the new primary lacks read-only, and says so", () => {
+    const r = run(replication, { ...primaryDown, "orders-db-0": { pos: "1-1-13" } });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("orders-db-0 has transactions the new primary lacks");
+    expect(r.err).toContain("orders-db-2 was promoted, but the above needs attention");
+  });
+
+  it("MySQL 8.4: refuses with the steps to do by hand", () => {
+    const r = run(mysql84, primaryDown);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("this script promotes MariaDB members only; this cluster runs MySQL 8.4");
+    expect(r.asked).toBe("");
+  });
+});
+
 describe("renderDbRouter", () => {
   const router = (mode: "replication" | "galera") =>
     renderDbRouter({
@@ -340,15 +730,37 @@ describe("renderDbRouter", () => {
       clientTimeoutMs: 3_600_000,
     });
 
-  it("replication: writes to the primary only, reads from replicas with the primary as backup", () => {
+  it("replication: writes follow read_only OFF on any member, reads the read-only ones, the writer as backup", () => {
     const cfg = router("replication");
     expectGolden("db-router-replication.cfg", cfg);
     const rw = cfg.slice(cfg.indexOf("listen rw"), cfg.indexOf("listen ro"));
-    expect(rw.match(/^\s+server /gm)).toHaveLength(1);
-    expect(rw).toContain("server orders-db-0 orders-db-0:3306 check\n");
-    expect(cfg).toContain("server orders-db-0 orders-db-0:3306 check backup\n");
-    expect(cfg).toContain("option mysql-check user haproxy_check post-41");
+    const ro = cfg.slice(cfg.indexOf("listen ro"), cfg.indexOf("frontend stats"));
+    // Every member may be the writer after a promotion; `first` picks one should two pass.
+    expect(rw.match(/^ {4}server orders-db-\d orders-db-\d:3306 check$/gm)).toHaveLength(3);
+    expect(rw).toContain("    balance first\n");
+    // The rows "read_only | OFF" and "read_only | ON" in MySQL's text protocol.
+    const row = (v: string) =>
+      Buffer.from(`\x09read_only${String.fromCharCode(v.length)}${v}`).toString("hex");
+    expect(rw).toContain(`tcp-check expect binary ${row("OFF")}\n`);
+    expect(ro).toContain(`tcp-check expect binary ${row("ON")}\n`);
+    expect(cfg).not.toContain("mysql-check");
+    expect(ro.match(/^ {4}server orders-db-\d orders-db-\d:3306 check$/gm)).toHaveLength(3);
+    for (const m of members) {
+      expect(ro).toContain(`server ${m.name}-primary ${m.host}:3306 backup track rw/${m.name}\n`);
+    }
     expect(cfg).toContain("on-marked-down shutdown-sessions");
+  });
+
+  it.each([
+    ["replicationWritableCheck", replicationWritableCheck(), "OFF"],
+    ["replicationReadOnlyCheck", replicationReadOnlyCheck(), "ON"],
+  ])("%s logs in as the check user and asks for read_only", (_name, check, value) => {
+    const hex = (t: string) => Buffer.from(t).toString("hex");
+    expect(check.join("\n")).toContain(hex("haproxy_check\0"));
+    expect(check.join("\n")).toContain(hex("SHOW GLOBAL VARIABLES LIKE 'read_only'"));
+    expect(check.at(-2)).toBe(
+      `    tcp-check expect binary ${hex("\x09read_only")}${hex(String.fromCharCode(value.length) + value)}`,
+    );
   });
 
   it("galera: one writer with the others as backups, reads everywhere, a Synced-only check", () => {
@@ -356,6 +768,10 @@ describe("renderDbRouter", () => {
     expectGolden("db-router-galera.cfg", cfg);
     const rw = cfg.slice(cfg.indexOf("listen rw"), cfg.indexOf("listen ro"));
     expect(rw.match(/ check backup$/gm)).toHaveLength(2);
+    // The preferred writer, back and Synced, cuts the sessions still open on its stand-in: the
+    // routers agree on one writer again at once instead of writing to two nodes.
+    expect(rw.match(/ check on-marked-up shutdown-backup-sessions$/gm)).toHaveLength(1);
+    expect(rw.indexOf("on-marked-up")).toBeLessThan(rw.indexOf(" backup\n"));
     // The row "wsrep_local_state | 4" in MySQL's text protocol.
     expect(cfg).toContain(
       `tcp-check expect binary ${Buffer.from("\x11wsrep_local_state\x014").toString("hex")}`,

@@ -281,6 +281,71 @@ export class MariaNode {
   }
 }
 
+/** The first node of a new cluster is Synced once it bootstrapped (at once here). */
+export const BOOTSTRAPPED: WaitBound = {
+  withinMs: 30_000,
+  because: "a new cluster's first node is Synced as soon as it bootstrapped: no timer governs it; a cap",
+};
+
+/**
+ * A node starting into a running cluster, by full SST: about 13 s here, once 27 s under a CPU
+ * hog. A node restarting after kill -9 comes back by IST from the position the start script
+ * recovers (--wsrep-recover, then --wsrep-start-position): about 3.5 s here, 8 s under a CPU hog
+ * (13 s by SST before).
+ */
+export const JOINED: WaitBound = {
+  withinMs: 120_000,
+  because:
+    "mariadbd start-up plus a state transfer: mariabackup SST, whose donor script sleeps 10 s before " +
+    "streaming, or after a crash a --wsrep-recover run then IST from a donor's gcache; no timer bounds " +
+    "the rest; a cap for a loaded 2-core machine",
+};
+
+/** Waits until `node` reports Synced (wsrep_local_state 4), on a fresh connection per probe. */
+export async function synced(node: MariaNode, bound: WaitBound): Promise<number> {
+  return waitFor(`${node.name} Synced`, async () => node.status("wsrep_local_state") === "4", bound);
+}
+
+/**
+ * A new Galera cluster from `files`: the first node initialised like the image does and
+ * bootstrapped, then the others join by state transfer, one after another, or all started at
+ * once as containers are (the start script then makes each wait for the member before it).
+ * A joiner that does not get Synced fails with the end of its error log. Returns the join times.
+ */
+export async function bootstrapGalera(
+  procs: ProcessGroup,
+  nodes: MariaNode[],
+  files: RenderedFiles,
+  startJoiners: "one by one" | "together",
+): Promise<number[]> {
+  for (const n of nodes) n.prepare(files, true);
+  nodes[0].install();
+  nodes[0].start(procs);
+  await nodes[0].waitUp(MARIADBD_START_UP);
+  const linked = nodes[0].applyInitdb();
+  if (linked.join() !== "10-ha-backend-init.sql") throw new Error(`the first node linked ${linked.join()}`);
+  await synced(nodes[0], BOOTSTRAPPED);
+  const joined = async (n: MariaNode) =>
+    synced(n, JOINED).catch((e: Error) => {
+      throw new Error(`${e.message}\n${readFileSync(join(n.dir, "error.log"), "utf8").slice(-3000)}`);
+    });
+  const times: number[] = [];
+  if (startJoiners === "together") {
+    for (const n of nodes.slice(1)) {
+      n.install();
+      n.start(procs);
+    }
+  }
+  for (const n of nodes.slice(1)) {
+    if (startJoiners === "one by one") {
+      n.install();
+      n.start(procs);
+    }
+    times.push(await joined(n));
+  }
+  return times;
+}
+
 /** A TCP connection as the application user (through a router or to a member). */
 export function connect(
   host: string,

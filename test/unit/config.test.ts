@@ -41,7 +41,6 @@ describe("parseStackConfig", () => {
       },
       database: {
         engine: "mariadb",
-        mode: "replication",
         semiSync: false,
         shards: 1,
         storageGi: 10,
@@ -263,7 +262,7 @@ describe("parseStackConfig", () => {
     [
       "Galera on the mysql engine",
       { ...base, database: { engine: "mysql", mode: "galera" } },
-      'ha-backend:database.mode must be replication when database.engine is mysql (Galera here is MariaDB\'s), but "galera" was provided. Set ha-backend:database.engine: mariadb, or mode: replication.',
+      'ha-backend:database.mode must be replication when database.engine is mysql (Galera here is MariaDB\'s; MySQL Group Replication is not supported), but "galera" was provided. Set ha-backend:database.engine: mariadb for Galera (automatic failover), or mode: replication with failover: manual.',
     ],
     [
       "Galera with two nodes",
@@ -272,8 +271,28 @@ describe("parseStackConfig", () => {
     ],
     [
       "semi-sync without replicas",
-      { ...base, database: { members: 1, semiSync: true } },
+      { ...base, database: { mode: "replication", failover: "manual", members: 1, semiSync: true } },
       "ha-backend:database.semiSync must have a replica to acknowledge writes (database.members is 1), but true was provided. Set ha-backend:database.members: 2 or more, or semiSync: false.",
+    ],
+    [
+      "replication mode without accepting manual failover",
+      { ...base, database: { mode: "replication", members: 2 } },
+      'ha-backend:database.failover must be manual when database.mode is replication: nothing promotes a replica when the primary dies; writes stop until someone runs the promotion script (README: Replication mode), but "automatic (the default)" was provided. Set ha-backend:database.failover: manual to accept manual failover, or remove database.mode (Galera: automatic failover).',
+    ],
+    [
+      "MySQL without accepting manual failover (no automatic failover for MySQL here)",
+      { ...base, database: { engine: "mysql" } },
+      'ha-backend:database.failover must be manual with database.engine mysql: MySQL runs GTID replication here, and nothing promotes a replica when the primary dies (Galera is MariaDB\'s; MySQL Group Replication is not supported), but "automatic (the default)" was provided. Set ha-backend:database.failover: manual to accept manual failover, or database.engine: mariadb (Galera) or postgresql (Patroni) for automatic failover.',
+    ],
+    [
+      "MySQL asking for automatic failover",
+      { ...base, database: { engine: "mysql", mode: "replication", failover: "automatic" } },
+      'ha-backend:database.failover must be manual with database.engine mysql: MySQL runs GTID replication here, and nothing promotes a replica when the primary dies (Galera is MariaDB\'s; MySQL Group Replication is not supported), but "automatic" was provided. Set ha-backend:database.failover: manual to accept manual failover, or database.engine: mariadb (Galera) or postgresql (Patroni) for automatic failover.',
+    ],
+    [
+      "manual failover on Galera",
+      { ...base, database: { failover: "manual" } },
+      'ha-backend:database.failover must only be manual in replication mode (Galera fails over by itself), but "manual" was provided. Remove ha-backend:database.failover.',
     ],
     [
       "semi-sync with Galera",
@@ -297,7 +316,7 @@ describe("parseStackConfig", () => {
     ],
     [
       "Galera timings in replication mode",
-      { ...base, database: { galera: { suspectTimeoutMs: 2000 } } },
+      { ...base, database: { mode: "replication", failover: "manual", galera: { suspectTimeoutMs: 2000 } } },
       'ha-backend:database.galera must only be set when database.mode is galera, but {"suspectTimeoutMs":2000} was provided. Remove ha-backend:database.galera.',
     ],
   ])("rejects %s", (_label, raw, message) => {
@@ -387,6 +406,11 @@ describe("database.engine: postgresql", () => {
       "semi-sync",
       pg({ semiSync: true }),
       "ha-backend:database.semiSync must only be set for MySQL-family engines (PostgreSQL uses database.postgresql.synchronousMode), but true was provided.",
+    ],
+    [
+      "manual failover on Patroni",
+      pg({ failover: "manual" }),
+      'ha-backend:database.failover must only be manual in replication mode (Patroni fails over by itself), but "manual" was provided. Remove ha-backend:database.failover.',
     ],
     [
       "postgresql settings for MariaDB",

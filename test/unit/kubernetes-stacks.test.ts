@@ -26,7 +26,16 @@ const variants: [string, string, ConfigEdit?][] = [
   ["ecommerce-prod", "ecommerce-prod"],
   ["blog-prod", "blog-prod"],
   ["ecommerce-prod on PostgreSQL", "ecommerce-prod", postgres],
-  ["ecommerce-prod on MySQL", "ecommerce-prod", (c) => void (section(c, "database").engine = "mysql")],
+  [
+    "ecommerce-prod on MySQL",
+    "ecommerce-prod",
+    (c) =>
+      void Object.assign(section(c, "database"), {
+        engine: "mysql",
+        mode: "replication",
+        failover: "manual",
+      }),
+  ],
   [
     "blog-prod with a Redis cache and nginx",
     "blog-prod",
@@ -167,11 +176,11 @@ describe("a config change rolls exactly the pods that read it", () => {
     expect(rolled(base.postgres, after)).toEqual(["catalog-pg", "orders-0-pg", "orders-1-pg"]);
   });
 
-  // Every generated secret, replaced (a rotation): the pods that read it roll, no others. Galera's
-  // SST password is generated in replication mode too, but nothing reads it there; a CA's key
-  // reaches pods only through the certificates it signs, which the mocked engine does not re-sign.
+  // Every generated secret, replaced (a rotation): the pods that read it roll, no others. A CA's
+  // key reaches pods only through the certificates it signs, which the mocked engine does not
+  // re-sign.
   it.each([
-    ["ecommerce-prod", /-sst-password$|^locks-ca-key$/],
+    ["ecommerce-prod", /^locks-ca-key$/],
     ["blog-prod", /^$/],
   ] as const)("each generated secret of %s, rotated", async (stack, unread) => {
     const secrets = base[stack].resources
@@ -208,12 +217,12 @@ const intended: Record<string, Record<string, string[]>> = {
     "cache-redis": ["cache-redis:6379", ...DNS],
     "cache-router": ["cache-redis:6379", "cache-router:6379", "cache-router:8404", ...DNS],
     "cache-sentinel": ["cache-redis:6379", "cache-sentinel:26379", ...DNS],
-    "catalog-db": ["catalog-db:3306", ...DNS],
+    "catalog-db": ["catalog-db:3306", "catalog-db:4444", "catalog-db:4567", "catalog-db:4568", ...DNS],
     "catalog-router": router("catalog-router", "catalog-db"),
     "locks-etcd": ["locks-etcd:2379", "locks-etcd:2380", ...DNS],
-    "orders-0-db": ["orders-0-db:3306", ...DNS],
+    "orders-0-db": ["orders-0-db:3306", "orders-0-db:4444", "orders-0-db:4567", "orders-0-db:4568", ...DNS],
     "orders-0-router": router("orders-0-router", "orders-0-db"),
-    "orders-1-db": ["orders-1-db:3306", ...DNS],
+    "orders-1-db": ["orders-1-db:3306", "orders-1-db:4444", "orders-1-db:4567", "orders-1-db:4568", ...DNS],
     "orders-1-router": router("orders-1-router", "orders-1-db"),
     "shop-app": [
       // Sentinel clients connect to the primary Sentinel names, so the app reaches members too.

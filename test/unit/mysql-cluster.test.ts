@@ -16,6 +16,7 @@ describe("MysqlCluster on Docker (replication, semi-sync)", () => {
     const platform = new DockerPlatform("docker", { prefix: "dev" });
     const db = new MysqlCluster("orders", {
       platform,
+      mode: "replication",
       members: 3,
       semiSync: true,
       database: "orders",
@@ -53,6 +54,8 @@ describe("MysqlCluster on Docker (replication, semi-sync)", () => {
     const run = await runComponents(build);
     const uploads = one(run, CONTAINER, "orders-db-0").inputs.uploads as { file: string; content: unknown }[];
     expect(uploads.map((u) => [u.file, isWrappedSecret(u.content)])).toEqual([
+      // The promotion script reads the replication password from replica.sql at run time.
+      ["/etc/ha-backend/db/promote.sh", false],
       ["/etc/ha-backend/db/start.sh", false],
       ["/etc/mysql/conf.d/ha-backend.cnf", false],
       ["/etc/ha-backend/db/init.sql", true],
@@ -131,14 +134,14 @@ describe("ShardedMysql", () => {
 describe("resolveMysqlClusterArgs", () => {
   const base: MysqlClusterArgs = { platform: { kind: "docker" } as Platform, database: "shop", user: "shop" };
 
-  it("defaults to MariaDB replication with a primary and a replica", () => {
+  it("defaults to a 3-node MariaDB Galera cluster (automatic failover); replication is an explicit choice", () => {
     expect(resolveMysqlClusterArgs("db", base)).toMatchObject({
       engine: "mariadb",
-      mode: "replication",
-      members: 2,
+      mode: "galera",
+      members: 3,
       semiSync: false,
     });
-    expect(resolveMysqlClusterArgs("db", { ...base, mode: "galera" }).members).toBe(3);
+    expect(resolveMysqlClusterArgs("db", { ...base, mode: "replication" }).members).toBe(2);
   });
 
   it.each<[string, Partial<MysqlClusterArgs>, string]>([
@@ -148,13 +151,18 @@ describe("resolveMysqlClusterArgs", () => {
       'MysqlCluster "db": mode must be replication when engine is mysql (Galera here is MariaDB\'s), but "galera" was provided.',
     ],
     [
+      "MySQL without a mode (it has no automatic failover here)",
+      { engine: "mysql" },
+      'MysqlCluster "db": mode must be given with engine mysql: MySQL has no automatic failover here (no Galera; Group Replication is not supported), only replication with manual failover, but nothing was provided. Set mode: "replication" to accept manual failover, or engine: "mariadb" for Galera.',
+    ],
+    [
       "a two-node Galera",
       { mode: "galera", members: 2 },
       "members must be at least 3 for galera (a majority must survive one loss), but 2 was provided.",
     ],
     [
       "semi-sync without a replica",
-      { members: 1, semiSync: true },
+      { mode: "replication", members: 1, semiSync: true },
       "semiSync must have a replica to acknowledge writes (members of at least 2), but 1 was provided.",
     ],
     [
@@ -172,7 +180,11 @@ describe("resolveMysqlClusterArgs", () => {
       { mode: "galera", galera: { suspectTimeoutMs: 5000, inactiveTimeoutMs: 3000 } },
       "galera.inactiveTimeoutMs must be greater than suspectTimeoutMs (5000), but 3000 was provided.",
     ],
-    ["ten members", { members: 10 }, "members must be a whole number from 1 to 9, but 10 was provided."],
+    [
+      "ten members",
+      { mode: "replication", members: 10 },
+      "members must be a whole number from 1 to 9, but 10 was provided.",
+    ],
   ])("rejects %s", (_label, patch, message) => {
     expect(() => resolveMysqlClusterArgs("db", { ...base, ...patch })).toThrow(message);
   });

@@ -289,7 +289,7 @@ describe("PostgresCluster rejects bad args before creating anything", () => {
       "no image where none can be built",
       k8s,
       {},
-      "image must be given when the platform cannot build images (a KubernetesPlatform without imageRegistry), but undefined was provided. Give the platform an imageRegistry",
+      "image must be given when the platform cannot build images (a KubernetesPlatform without imageRegistry), but nothing was provided. Give the platform an imageRegistry",
     ],
     [
       "the platform store on Docker",

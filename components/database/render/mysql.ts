@@ -246,6 +246,72 @@ export function renderReplicaSql(s: MysqlRenderSpec, c: MysqlCredentials): strin
   ].join("\n");
 }
 
+/**
+ * A replication member's role at start. First start (no binary log yet): member 0 is the
+ * writable primary, the others replicas that attach themselves (today's rule). On a restart the
+ * ordinal no longer decides, since a promotion may have moved the primary: a member comes back
+ * writable only if it is not configured as a replica (MariaDB: no master.info in its data
+ * directory; RESET SLAVE ALL at promotion removes it) and no other member answers as writable
+ * (asked as the router's password-less check user); otherwise it starts read-only (fenced) and
+ * says why. Not covered: a restart while the writable member is down or cut off from this one (a
+ * restarted old primary then resumes writes: safe only if no promotion happened meanwhile, which
+ * the promotion script refuses while it answers); every member restarting at once with the old
+ * primary dead (each old primary comes back writable, unless a peer is up first); MySQL keeps
+ * replica settings in tables, so there a restarted member other than 0 is always read-only.
+ */
+function replicationRole(s: MysqlRenderSpec, paths: StartScriptPaths): string[] {
+  const [client, readOnly, semi] =
+    s.engine === "mariadb"
+      ? [
+          "mariadb",
+          "--read-only=ON",
+          { primary: "--rpl-semi-sync-master-enabled=ON", replica: "--rpl-semi-sync-slave-enabled=ON" },
+        ]
+      : [
+          "mysql",
+          "--super-read-only=ON",
+          { primary: "--rpl-semi-sync-source-enabled=ON", replica: "--rpl-semi-sync-replica-enabled=ON" },
+        ];
+  const peerReadOnly = [
+    `timeout 5 ${client} --no-defaults -h "$\{members[$i]}" -P ${s.port} -u ${CHECK_USER} --connect-timeout=2 -N -B`,
+    `-e "SHOW GLOBAL VARIABLES LIKE 'read_only'" 2>/dev/null | cut -f2`,
+  ].join(" ");
+  const isReplica =
+    s.engine === "mariadb"
+      ? ['  if [ -e "$datadir/master.info" ]; then', '    why="it is configured as a replica (master.info)"']
+      : ['  if [ "$ordinal" -gt 0 ]; then', '    why="member $ordinal of a MySQL cluster"'];
+  return [
+    `members=(${s.members.map((m) => m.host).join(" ")})`,
+    'why=""',
+    // The binary log (log_bin = binlog in my.cnf) exists once the server has run here.
+    'if [ -e "$datadir/binlog.index" ]; then',
+    ...isReplica,
+    "  else",
+    '    for i in "${!members[@]}"; do',
+    '      if [ "$i" -eq "$ordinal" ]; then continue; fi',
+    `      if [ "$(${peerReadOnly} || true)" = OFF ]; then`,
+    '        why="${members[$i]} answers as writable"',
+    "        break",
+    "      fi",
+    "    done",
+    "  fi",
+    '  if [ -n "$why" ]; then echo "ha-backend: $host restarts read-only: $why" >&2',
+    '  else echo "ha-backend: $host restarts writable: not a replica, and no other member answers as writable" >&2; fi',
+    'elif [ "$ordinal" -gt 0 ]; then',
+    '  why="first start of a replica"',
+    "fi",
+    'if [ "$ordinal" -gt 0 ]; then',
+    // A replica attaches itself to the primary on its first start (init scripts run only then).
+    `  ln -sf ${paths.replicaSql} "$initdb/20-ha-backend-replica.sql"`,
+    "fi",
+    'if [ -n "$why" ]; then',
+    // Replicas refuse writes from applications (replication itself still applies).
+    `  args+=(${readOnly}${s.semiSync ? ` ${semi.replica}` : ""})`,
+    ...(s.semiSync ? ["else", `  args+=(${semi.primary})`] : []),
+    "fi",
+  ];
+}
+
 /** Where the start script finds the data and the bootstrap SQL inside the container. */
 export interface StartScriptPaths {
   readonly dataDir: string;
@@ -280,25 +346,31 @@ export function renderStartScript(s: MysqlRenderSpec, paths: StartScriptPaths): 
       : 'args=(--server-id="$((ordinal + 1))")',
   ];
   if (s.mode === "replication") {
-    const semi =
-      s.engine === "mariadb"
-        ? { primary: "--rpl-semi-sync-master-enabled=ON", replica: "--rpl-semi-sync-slave-enabled=ON" }
-        : { primary: "--rpl-semi-sync-source-enabled=ON", replica: "--rpl-semi-sync-replica-enabled=ON" };
-    lines.push(
-      'if [ "$ordinal" -gt 0 ]; then',
-      // A replica attaches itself to the primary on its first start.
-      `  ln -sf ${paths.replicaSql} "$initdb/20-ha-backend-replica.sql"`,
-      // Replicas refuse writes from applications (replication itself still applies).
-      s.engine === "mariadb" ? "  args+=(--read-only=ON)" : "  args+=(--super-read-only=ON)",
-      ...(s.semiSync ? [`  args+=(${semi.replica})`, "else", `  args+=(${semi.primary})`] : []),
-      "fi",
-    );
+    lines.push(...replicationRole(s, paths));
   } else {
-    lines.push(...galeraStart(s, server));
+    lines.push(...galeraDonorArgs(s), ...galeraStart(s, server));
     return lines.join("\n");
   }
   lines.push(`exec \${HA_BACKEND_EXEC:-docker-entrypoint.sh} ${server} "\${args[@]}" "$@"`, "");
   return lines.join("\n");
+}
+
+/**
+ * Each node names itself after its member (the host name) and asks for state transfers from the
+ * other members in reverse ordinal order, then from any node (the trailing comma). The router's
+ * writer is the first Synced member in ordinal order, and a donor of a full transfer leaves
+ * Synced for its length: so a rejoining node takes its snapshot from the node least likely to be
+ * the writer, and the writer keeps taking writes.
+ */
+function galeraDonorArgs(s: MysqlRenderSpec): string[] {
+  return [
+    `names=(${s.members.map((m) => m.name).join(" ")})`,
+    'donors=""',
+    "for ((i = ${#names[@]} - 1; i >= 0; i--)); do",
+    '  if [ "$i" -ne "$ordinal" ]; then donors+="${names[$i]},"; fi',
+    "done",
+    'args+=(--wsrep-node-name="$host" --wsrep-sst-donor="$donors")',
+  ];
 }
 
 /** Where the start script keeps a Galera node's last primary view across a clean stop. */
@@ -326,6 +398,14 @@ export const JOIN_WAIT_SECONDS = 300;
  *   10.11's mariabackup SST does not survive its "no donor available, retrying" path (one joiner
  *   aborted; another kept running with its applier stopped, never Synced). The wait is bounded:
  *   a member that stays away does not keep a new node out for long.
+ * - After a crash (kill -9, OOM, a lost node: grastate.dat says `seqno: -1`) of a node that does
+ *   not bootstrap: the server runs once with `--wsrep-recover`, which reads the last committed
+ *   position from InnoDB, and the real start gets it as `--wsrep-start-position`, as MariaDB's own
+ *   `galera_recovery` does for systemd. Without it Galera knows no position and asks for a full
+ *   snapshot (SST); with it a donor sends only the missed writes from its gcache (IST). The
+ *   recovery run's error log goes to stderr (`--disable-log-error` overrides a `log-error` in a
+ *   cnf) and from there to a file of the script's own, whoever the server runs as. If recovery
+ *   fails the node starts without a position: SST, the safe way back.
  */
 function galeraStart(s: MysqlRenderSpec, server: string): string[] {
   const synced = [
@@ -353,9 +433,12 @@ function galeraStart(s: MysqlRenderSpec, server: string): string[] {
     "elif grep -q '^safe_to_bootstrap: *1' \"$datadir/grastate.dat\"; then",
     // Galera's own mark: this node left the primary component last, with every commit.
     "  args+=(--wsrep-new-cluster)",
-    'elif [ ! -e "$datadir/gvwstate.dat" ] && [ -e "$saved" ]; then',
+    "else",
     // After a clean stop: the view saved then. After a crash Galera's own file is there, newer.
-    '  mv "$saved" "$datadir/gvwstate.dat"',
+    '  if [ ! -e "$datadir/gvwstate.dat" ] && [ -e "$saved" ]; then mv "$saved" "$datadir/gvwstate.dat"; fi',
+    `  if grep -q '^seqno: *-1' "$datadir/grastate.dat"; then`,
+    ...recoverPosition(server).map((l) => `    ${l}`),
+    "  fi",
     "fi",
     'rm -f "$saved"',
     'child=""',
@@ -378,5 +461,38 @@ function galeraStart(s: MysqlRenderSpec, server: string): string[] {
     "done",
     'exit "$status"',
     "",
+  ];
+}
+
+/** Where the start script says it recovered a crashed Galera node's position (stderr). */
+export const RECOVERED_POSITION_NOTE = "ha-backend: recovered Galera position";
+
+/** Where the start script says position recovery failed (stderr); the node then starts by SST. */
+export const RECOVERY_FAILED_NOTE = "ha-backend: could not recover the Galera position after a crash";
+
+/**
+ * The crash branch of {@link galeraStart}: `mariadbd --wsrep-recover` through the same exec path
+ * as the real start, its log parsed for `WSREP: Recovered position: <uuid>:<seqno>[,<gtid>]`
+ * (the whole value, GTID included, as galera_recovery passes it). A position with seqno -1 (a
+ * node that crashed before it had any state, e.g. during its first SST) is no position at all.
+ * Every failure (no temporary file, the run fails, no position in its log) falls back to a start
+ * without a position; with `set -e` and `pipefail`, hence the `|| true` and `if`s.
+ */
+function recoverPosition(server: string): string[] {
+  return [
+    'position=""',
+    'recovery_log="$(mktemp "${TMPDIR:-/tmp}/ha-backend-wsrep-recover.XXXXXX" || true)"',
+    `if [ -n "$recovery_log" ] && \${HA_BACKEND_EXEC:-docker-entrypoint.sh} ${server} "\${args[@]}" "$@" --wsrep-recover --disable-log-error >"$recovery_log" 2>&1; then`,
+    '  position="$(grep -a -o -E \'WSREP: Recovered position: [0-9a-f-]{36}:[0-9]+(,[0-9]+-[0-9]+-[0-9]+)?\' "$recovery_log" | tail -n 1 || true)"',
+    '  position="${position##* }"',
+    "fi",
+    'if [ -n "$position" ]; then',
+    `  echo "${RECOVERED_POSITION_NOTE} $position after a crash; a donor can send what it missed (IST)" >&2`,
+    '  args+=(--wsrep-start-position="$position")',
+    "else",
+    `  echo "${RECOVERY_FAILED_NOTE}; starting without it: full state transfer (SST). The recovery run's log ends:" >&2`,
+    '  if [ -n "$recovery_log" ]; then tail -n 20 "$recovery_log" >&2; fi',
+    "fi",
+    'if [ -n "$recovery_log" ]; then rm -f "$recovery_log"; fi',
   ];
 }

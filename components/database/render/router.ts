@@ -68,13 +68,34 @@ function queryPacket(sql: string): string {
  * a donor, a joiner or outside the primary component fails it, though it still accepts logins.
  */
 export function galeraSyncedCheck(): string[] {
-  // In a text result row each value is a length-prefixed string: 0x11 "wsrep_local_state" 0x01 "4".
-  const syncedRow = Buffer.concat([
-    Buffer.from([0x11]),
-    Buffer.from("wsrep_local_state"),
-    Buffer.from([0x01]),
-    Buffer.from("4"),
-  ]);
+  return mysqlRowCheck("SHOW GLOBAL STATUS LIKE 'wsrep_local_state'", ["wsrep_local_state", "4"]);
+}
+
+/**
+ * Replication: the writer is whichever member has `read_only` OFF, so writes follow a promotion
+ * (the promotion script opens the new primary last) and never reach a fenced member. The check
+ * user needs no privilege to read a global variable.
+ */
+export function replicationWritableCheck(): string[] {
+  return mysqlRowCheck("SHOW GLOBAL VARIABLES LIKE 'read_only'", ["read_only", "OFF"]);
+}
+
+/**
+ * Replication reads: a member with `read_only` ON (a replica, or a fenced member; MySQL's
+ * super_read_only implies it). The check user cannot see whether replication runs (SHOW SLAVE
+ * STATUS needs a privilege), so a fenced member left out of replication still serves reads.
+ */
+export function replicationReadOnlyCheck(): string[] {
+  return mysqlRowCheck("SHOW GLOBAL VARIABLES LIKE 'read_only'", ["read_only", "ON"]);
+}
+
+/**
+ * Logs in as the password-less check user, sends one query and passes only if the reply holds
+ * `row`. In a text result row each value is a length-prefixed string (values under 251 bytes):
+ * `wsrep_local_state | 4` is 0x11 "wsrep_local_state" 0x01 "4".
+ */
+function mysqlRowCheck(sql: string, row: readonly string[]): string[] {
+  const expected = Buffer.concat(row.map((v) => Buffer.concat([Buffer.from([v.length]), Buffer.from(v)])));
   return [
     "    option tcp-check",
     "    tcp-check connect",
@@ -83,8 +104,8 @@ export function galeraSyncedCheck(): string[] {
     `    tcp-check send-binary ${loginPacket(CHECK_USER)}`,
     // OK packet (first payload byte 0x00) with sequence id 2.
     "    tcp-check expect rbinary ^[0-9A-Fa-f]{6}0200",
-    `    tcp-check send-binary ${queryPacket("SHOW GLOBAL STATUS LIKE 'wsrep_local_state'")}`,
-    `    tcp-check expect binary ${syncedRow.toString("hex")}`,
+    `    tcp-check send-binary ${queryPacket(sql)}`,
+    `    tcp-check expect binary ${expected.toString("hex")}`,
     // COM_QUIT, so the server does not log an aborted connection for every check.
     `    tcp-check send-binary ${packet(0, Buffer.from([0x01]))}`,
   ];
@@ -117,37 +138,51 @@ export function tcpPreamble(s: TcpRouterBase): string[] {
 
 export function renderDbRouter(s: DbRouterSpec): string {
   if (s.members.length === 0) throw new Error("router: at least one member is required");
-  const check =
-    s.mode === "galera" ? galeraSyncedCheck() : [`    option mysql-check user ${CHECK_USER} post-41`];
-  const server = (m: DbRouterSpec["members"][number], backup: boolean) =>
-    `    server ${m.name} ${hostPort(m.host, m.port)} check${backup ? " backup" : ""}`;
+  const check = s.mode === "galera" ? galeraSyncedCheck() : replicationWritableCheck();
+  const roCheck = s.mode === "galera" ? check : replicationReadOnlyCheck();
+  const server = (m: DbRouterSpec["members"][number], backup: boolean, extra = "") =>
+    `    server ${m.name} ${hostPort(m.host, m.port)} check${backup ? " backup" : ""}${extra}`;
   const [first, ...rest] = s.members;
   const rw =
     s.mode === "galera"
-      ? [server(first, false), ...rest.map((m) => server(m, true))]
-      : [server(first, false)];
+      ? [
+          // The preferred writer takes writes back once it is Synced again (every router picks
+          // the same node: the first Synced one in ordinal order), and the sessions still open
+          // on the stand-in are cut then, so two nodes never take writes for long.
+          server(first, false, " on-marked-up shutdown-backup-sessions"),
+          ...rest.map((m) => server(m, true)),
+        ]
+      : // Every member: the check passes on the writable one alone, and `first` sends every
+        // connection to the lowest-ordinal one that passes should two ever be writable.
+        ["    balance first", ...s.members.map((m) => server(m, false))];
   const ro =
     s.mode === "galera"
       ? s.members.map((m) => server(m, false))
-      : rest.length > 0
-        ? [...rest.map((m) => server(m, false)), server(first, true)]
-        : [server(first, false)];
+      : [
+          ...s.members.map((m) => server(m, false)),
+          // The writable member, whichever it is (its rw check's state), while no replica is up.
+          ...s.members.map(
+            (m) => `    server ${m.name}-primary ${hostPort(m.host, m.port)} backup track rw/${m.name}`,
+          ),
+        ];
   return [
     ...tcpPreamble(s),
     "",
     "# Read-write: " +
-      (s.mode === "galera" ? "one Synced writer at a time, the others standing by." : "the primary."),
+      (s.mode === "galera"
+        ? "one Synced writer at a time, the others standing by."
+        : "the writable member (the primary; moved by the promotion script)."),
     "listen rw",
     `    bind ${listenOn(s.listenAddress, s.rwPort, "haproxy")}`,
     ...check,
     ...rw,
     "",
     "# Read-only: " +
-      (s.mode === "galera" ? "every Synced node." : "the replicas, the primary if none is up."),
+      (s.mode === "galera" ? "every Synced node." : "the read-only members, the primary if none is up."),
     "listen ro",
     `    bind ${listenOn(s.listenAddress, s.roPort, "haproxy")}`,
     "    balance leastconn",
-    ...check,
+    ...roCheck,
     ...ro,
     "",
     ...statsSection(s.statsAddress, s.statsPort, "tcp"),
