@@ -51,7 +51,11 @@ const STACK = "ecommerce-dev";
  * replaced writer, or no writer was up for a moment. ER_LOCK_DEADLOCK (1213): InnoDB deadlock, and
  * how Galera reports a certification conflict or a brute-force abort. ER_UNKNOWN_COM_ERROR (1047):
  * "WSREP has not yet prepared node for application use" (a node outside the primary component).
- * ER_LOCK_WAIT_TIMEOUT (1205). PROTOCOL_SEQUENCE_TIMEOUT: this client's own query timeout.
+ * ER_LOCK_WAIT_TIMEOUT (1205). ER_ERROR_DURING_COMMIT (1180, "Got error 6 during COMMIT"): the
+ * node left the primary component while the commit replicated (seen when the killed node came
+ * back during its own eviction and the survivors briefly lost the primary component); its outcome
+ * is in doubt like a connection lost at COMMIT, which the ledger's unique id settles.
+ * PROTOCOL_SEQUENCE_TIMEOUT: this client's own query timeout.
  */
 const RETRYABLE = new Set([
   "ECONNREFUSED",
@@ -63,6 +67,7 @@ const RETRYABLE = new Set([
   "ER_LOCK_DEADLOCK",
   "ER_UNKNOWN_COM_ERROR",
   "ER_LOCK_WAIT_TIMEOUT",
+  "ER_ERROR_DURING_COMMIT",
 ]);
 
 /** Clients updating the hot rows at once, the rows, and the operations per phase. */
