@@ -45,5 +45,9 @@ export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
 
 pulumi stack select "$stack" --create
 pulumi up --stack "$stack" "$@"
-pulumi stack output --stack "$stack" publicUrl >/dev/null 2>&1 &&
-  echo "deploy-dev: try  curl $(pulumi stack output --stack "$stack" publicUrl)/"
+# The program exports httpsUrl when the balancer terminates TLS (self-signed in dev: -k), url always.
+if url="$(pulumi stack output --stack "$stack" httpsUrl 2>/dev/null)" && [ -n "$url" ]; then
+  echo "deploy-dev: try  curl -k ${url%/}/"
+elif url="$(pulumi stack output --stack "$stack" url 2>/dev/null)" && [ -n "$url" ]; then
+  echo "deploy-dev: try  curl ${url%/}/"
+fi

@@ -2,9 +2,13 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../support/daemons";
+import { runStackVariant } from "../support/stack-variants";
 
 const SCRIPT = join(__dirname, "..", "..", "scripts", "deploy-dev.sh");
 const ROOT = join(__dirname, "..", "..");
+
+/** The URL outputs `ecommerce-dev` exports (checked against the program below). */
+const OUTPUTS = { url: "http://localhost:8080", httpsUrl: "https://localhost:8443" };
 
 /** A PATH with stand-ins for the pulumi and docker CLIs that record how they were called. */
 function fakeTools(opts: { pulumi: boolean; docker: "ok" | "down" | "missing" }) {
@@ -18,7 +22,12 @@ function fakeTools(opts: { pulumi: boolean; docker: "ok" | "down" | "missing" })
     write(
       "pulumi",
       `echo "pulumi $* backend=$PULUMI_BACKEND_URL passphrase_set=\${PULUMI_CONFIG_PASSPHRASE+yes}" >> ${log}\n` +
-        `[ "$1 $2" = "stack output" ] && echo http://localhost:8080\nexit 0`,
+        // Answers only the outputs the program exports (as the real CLI, which fails on others).
+        `if [ "$1 $2" = "stack output" ]; then case "$5" in\n` +
+        Object.entries(OUTPUTS)
+          .map(([k, v]) => `  ${k}) echo ${v}; exit 0;;\n`)
+          .join("") +
+        `  *) echo "error: current stack does not have output property '$5'" >&2; exit 255;;\nesac; fi\nexit 0`,
     );
   }
   if (opts.docker !== "missing")
@@ -49,10 +58,14 @@ describe("scripts/deploy-dev.sh", () => {
       "docker info",
       `pulumi stack select ecommerce-dev --create ${backend}`,
       `pulumi up --stack ecommerce-dev ${backend}`,
-      `pulumi stack output --stack ecommerce-dev publicUrl ${backend}`,
-      `pulumi stack output --stack ecommerce-dev publicUrl ${backend}`,
+      `pulumi stack output --stack ecommerce-dev httpsUrl ${backend}`,
     ]);
-    expect(r.stdout).toContain("curl http://localhost:8080/");
+    expect(r.stdout).toContain("curl -k https://localhost:8443/");
+  });
+
+  it("hints at outputs the program really exports", async () => {
+    const run = await runStackVariant("ecommerce-dev");
+    expect(Object.fromEntries(Object.keys(OUTPUTS).map((k) => [k, run.outputs[k]]))).toEqual(OUTPUTS);
   });
 
   it("passes extra arguments to pulumi up for another Docker stack", () => {
