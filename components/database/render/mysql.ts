@@ -259,6 +259,18 @@ export function renderReplicaSql(s: MysqlRenderSpec, c: MysqlCredentials): strin
  * primary dead (each old primary comes back writable, unless a peer is up first); MySQL keeps
  * replica settings in tables, so there a restarted member other than 0 is always read-only.
  */
+/**
+ * A shell command printing the value a peer answers to `SHOW GLOBAL STATUS|VARIABLES LIKE …`,
+ * asked as the password-less check user (no privilege needed), nothing if it does not answer.
+ * `index` is a shell expression for the peer's index in the script's `members` array.
+ */
+function peerValue(client: string, index: string, port: number, sql: string): string {
+  return [
+    `${client} --no-defaults -h "$\{members[${index}]}" -P ${port} -u ${CHECK_USER} --connect-timeout=2 -N -B`,
+    `-e "${sql}" 2>/dev/null | cut -f2`,
+  ].join(" ");
+}
+
 function replicationRole(s: MysqlRenderSpec, paths: StartScriptPaths): string[] {
   const [client, readOnly, semi] =
     s.engine === "mariadb"
@@ -272,10 +284,7 @@ function replicationRole(s: MysqlRenderSpec, paths: StartScriptPaths): string[] 
           "--super-read-only=ON",
           { primary: "--rpl-semi-sync-source-enabled=ON", replica: "--rpl-semi-sync-replica-enabled=ON" },
         ];
-  const peerReadOnly = [
-    `timeout 5 ${client} --no-defaults -h "$\{members[$i]}" -P ${s.port} -u ${CHECK_USER} --connect-timeout=2 -N -B`,
-    `-e "SHOW GLOBAL VARIABLES LIKE 'read_only'" 2>/dev/null | cut -f2`,
-  ].join(" ");
+  const peerReadOnly = `timeout 5 ${peerValue(client, "$i", s.port, "SHOW GLOBAL VARIABLES LIKE 'read_only'")}`;
   const isReplica =
     s.engine === "mariadb"
       ? ['  if [ -e "$datadir/master.info" ]; then', '    why="it is configured as a replica (master.info)"']
@@ -408,11 +417,12 @@ export const JOIN_WAIT_SECONDS = 300;
  *   fails the node starts without a position: SST, the safe way back.
  */
 function galeraStart(s: MysqlRenderSpec, server: string): string[] {
-  const synced = [
-    "mariadb --no-defaults",
-    `-h "$\{members[$((ordinal - 1))]}" -P ${s.port} -u ${CHECK_USER} --connect-timeout=2 -N -B`,
-    `-e "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'" 2>/dev/null | cut -f2`,
-  ].join(" ");
+  const synced = peerValue(
+    "mariadb",
+    "$((ordinal - 1))",
+    s.port,
+    "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'",
+  );
   return [
     `members=(${s.members.map((m) => m.host).join(" ")})`,
     `saved="$datadir/${SAVED_VIEW_FILE}"`,
