@@ -12,6 +12,7 @@ import {
   INSTALL_DB_TIMEOUT_MS,
   MARIADBD_START_UP,
   MariaNode,
+  routerNotices,
   SQL_TIMEOUT_MS,
   synced,
 } from "../support/mariadb";
@@ -20,7 +21,6 @@ import {
   httpGet,
   KILL_MS,
   ProcessGroup,
-  SLOW_MACHINE_FACTOR,
   startHaproxy,
   tempDir,
   waitFor,
@@ -73,6 +73,8 @@ const RETRYABLE = new Set([
 /** Clients updating the hot rows at once, the rows, and the operations per phase. */
 const CLIENTS = 16;
 const HOT_ROWS = 4;
+/** Each counter's stock at the start: a counter plus its ledger rows always add up to it. */
+const INITIAL_QTY = 1_000_000;
 const STEADY_OPS = 2000;
 /** The most operations one load phase issues (a phase under a kill runs until its restart is over). */
 const MAX_OPS = 60_000;
@@ -125,18 +127,6 @@ describe.each([
       },
       bound,
     );
-  }
-
-  /** The router's reaction to a change, from its synthesized check settings, for a loaded machine. */
-  function routerNotices(cfg: string): WaitBound {
-    const m = /default-server inter (\d+)ms fall (\d+) rise (\d+)/.exec(cfg);
-    const t = /timeout check (\d+)ms/.exec(cfg);
-    if (m === null || t === null) throw new Error("the router config has no check settings");
-    const [inter, fall, rise, timeout] = [m[1], m[2], m[3], t[1]].map(Number);
-    return {
-      withinMs: SLOW_MACHINE_FACTOR * (Math.max(fall, rise) + 1) * (2 * inter + timeout),
-      because: `HAProxy marks a server after fall ${fall} / rise ${rise} checks (inter ${inter} ms, timeout check ${timeout} ms), one more cycle, ${SLOW_MACHINE_FACTOR}x`,
-    };
   }
 
   /**
@@ -226,7 +216,7 @@ describe.each([
       .sql(`SELECT s.sku, s.qty, (SELECT COUNT(*) FROM ${db}.moves m WHERE m.sku = s.sku) FROM ${db}.stock s`)
       .split("\n")
       .map((l) => l.split("\t"))
-      .filter(([, qty, moved]) => Number(qty) + Number(moved) !== 1_000_000)
+      .filter(([, qty, moved]) => Number(qty) + Number(moved) !== INITIAL_QTY)
       .map(([sku, qty, moved]) => `${sku}: qty ${qty} + moved ${moved}`);
     return { lost, mismatched };
   }
@@ -244,8 +234,7 @@ describe.each([
   beforeAll(async () => {
     run = await runStackVariant(STACK);
     shipped = synthesizedGalera(run, cluster, ips, routerIp, dir);
-    const notices = routerNotices(shipped.routerConfig);
-    failoverMs = notices.withinMs;
+    failoverMs = routerNotices("down", shipped.routerCheck).withinMs;
     nodes = shipped.members.map((m, i) => new MariaNode(m, ips[i], 3306, dir));
     // As the containers start: together (the start script makes each joiner wait its turn).
     const times = await bootstrapGalera(procs, nodes, shipped.files, "together");
@@ -256,7 +245,7 @@ describe.each([
       async () => (await httpGet(routerIp, ports.stats, "/lb-health")).status === 200,
       HAPROXY_START_UP,
     );
-    await routerUp(notices);
+    await routerUp(routerNotices("up", shipped.routerCheck));
     const db = shipped.app.database;
     nodes[0].sql(
       [
@@ -264,7 +253,7 @@ describe.each([
         `CREATE TABLE ${db}.moves (id BIGINT PRIMARY KEY, sku VARCHAR(16) NOT NULL);`,
         ...Array.from(
           { length: HOT_ROWS },
-          (_, i) => `INSERT INTO ${db}.stock VALUES ('sku-${i}', 1000000);`,
+          (_, i) => `INSERT INTO ${db}.stock VALUES ('sku-${i}', ${INITIAL_QTY});`,
         ),
       ].join("\n"),
     );
@@ -304,7 +293,7 @@ describe.each([
   it(
     "survives kill -9 of the writer and its return under that load: only retryable errors, nothing lost",
     async () => {
-      const notices = routerNotices(shipped.routerConfig);
+      const notices = routerNotices("up", shipped.routerCheck);
       const ops = 2000;
       const capMs = ops * OP_CAP_MS + 2 * failoverMs + JOINED.withinMs + notices.withinMs + 4000;
       let killedAt = 0;

@@ -60,24 +60,35 @@ export const CONNECT_TIMEOUT_MS = 10_000;
  */
 export const ROUTER_CHECK = { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 } as const;
 
+/** A router's health-check settings (HAProxy's inter, timeout check, fall and rise). */
+export interface RouterCheck {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly fall: number;
+  readonly rise: number;
+}
+
 /**
  * The longest the router takes, unloaded, to mark a server up (`rise` checks in a row) or down
  * (`fall`), once the server changed: the check in flight may still see the old state, then `n`
  * more. A check cycle is the interval, plus the check's connect (HAProxy caps it at
  * min(timeout connect, inter) when `timeout check` is set) and its read (`timeout check`).
  */
-export function routerReactionMs(change: "up" | "down"): number {
-  const n = change === "up" ? ROUTER_CHECK.rise : ROUTER_CHECK.fall;
-  const cycle = 2 * ROUTER_CHECK.intervalMs + ROUTER_CHECK.timeoutMs;
+export function routerReactionMs(change: "up" | "down", check: RouterCheck = ROUTER_CHECK): number {
+  const n = change === "up" ? check.rise : check.fall;
+  const cycle = 2 * check.intervalMs + check.timeoutMs;
   return (n + 1) * cycle;
 }
 
-/** A wait bound for the router to mark a server up or down: its reaction, for a loaded machine. */
-export function routerNotices(change: "up" | "down"): WaitBound {
-  const { intervalMs, timeoutMs, rise, fall } = ROUTER_CHECK;
+/**
+ * A wait bound for the router to mark a server up or down: its reaction, for a loaded machine.
+ * `check`: the settings the router runs with (these tests' fast ones unless given).
+ */
+export function routerNotices(change: "up" | "down", check: RouterCheck = ROUTER_CHECK): WaitBound {
+  const { intervalMs, timeoutMs, rise, fall } = check;
   const checks = change === "up" ? `rise ${rise}` : `fall ${fall}`;
   return {
-    withinMs: SLOW_MACHINE_FACTOR * routerReactionMs(change),
+    withinMs: SLOW_MACHINE_FACTOR * routerReactionMs(change, check),
     because:
       `HAProxy marks a server ${change} after ${checks} checks in a row (inter ${intervalMs} ms, ` +
       `timeout check ${timeoutMs} ms): one more check cycle than that, each 2 x inter + timeout; ${SLOW_MACHINE_FACTOR}x that`,

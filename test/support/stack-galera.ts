@@ -12,7 +12,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { unwrapSecrets, type ProgramRun } from "../../scripts/mock-engine";
-import type { RenderedFiles } from "./mariadb";
+import type { RenderedFiles, RouterCheck } from "./mariadb";
 
 interface Upload {
   readonly file: string;
@@ -24,6 +24,8 @@ export interface SynthesizedGalera {
   readonly members: string[];
   readonly files: RenderedFiles;
   readonly routerConfig: string;
+  /** The router config's health-check settings. */
+  readonly routerCheck: RouterCheck;
   readonly app: { readonly user: string; readonly password: string; readonly database: string };
 }
 
@@ -100,6 +102,9 @@ export function synthesizedGalera(
     /^\s+server /,
     true,
   ).replace(/^(\s+bind )[^\s]*:(\d+)$/gm, `$1${routerIp}:$2`);
+  const check = /default-server inter (\d+)ms fall (\d+) rise (\d+)/.exec(routerConfig);
+  const timeout = /timeout check (\d+)ms/.exec(routerConfig);
+  if (check === null || timeout === null) throw new Error("the router config has no check settings");
   return {
     members,
     files: {
@@ -112,6 +117,12 @@ export function synthesizedGalera(
       startScript: resolveNames(startScript, addresses, /^members=\(/),
     },
     routerConfig,
+    routerCheck: {
+      intervalMs: Number(check[1]),
+      fall: Number(check[2]),
+      rise: Number(check[3]),
+      timeoutMs: Number(timeout[1]),
+    },
     app: { user: appUser[1], password: appUser[2], database: database[1] },
   };
 }
