@@ -3,13 +3,14 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { synthStack } from "../../scripts/synth";
 import { haproxyCheck, nginxTest, selfSignedCert, tempDir } from "../support/daemons";
+import { stackNames } from "../support/stack-files";
 
 /**
- * Every stack's generated balancer config, exactly as synth renders it for the containers, through
+ * Every stack's (each file in stacks/) generated balancer config, exactly as synth renders it for the containers, through
  * the real daemon's checker. Two things are mapped for the check, nothing else: the container's
  * certificate path to a throwaway certificate, and member host names to loopback addresses.
  */
-const STACKS = ["ecommerce-dev", "ecommerce-prod", "blog-dev", "blog-prod"];
+const STACKS = stackNames();
 const CONTAINER_CERT = "/etc/ha-backend/lb/tls/server.pem";
 const cert = selfSignedCert(tempDir("stack-tls"));
 

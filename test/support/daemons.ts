@@ -24,7 +24,9 @@ export function binary(name: string): string {
     const p = join(dir, name);
     if (dir !== "" && existsSync(p)) return p;
   }
-  throw new Error(`${name} is not installed: run scripts/install-test-deps.sh (as root) first`);
+  throw new Error(
+    `${name} is not installed: run scripts/test.sh, or scripts/install-test-deps.sh as root, first`,
+  );
 }
 
 export function tempDir(prefix: string): string {

@@ -8,17 +8,25 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import type { ProcessGroup } from "./daemons";
-import { httpGet, signalIfAlive, waitFor, type WaitBound } from "./daemons";
+import { binary, httpGet, signalIfAlive, waitFor, type WaitBound } from "./daemons";
 
 /** The unprivileged user the database processes run as; created on first use. */
 export const PG_USER = "hapg";
 
 export function ensureUser(): { uid: number; gid: number } {
   if (spawnSync("id", ["-u", PG_USER]).status !== 0) {
-    const r = spawnSync("useradd", ["--system", "--create-home", "--shell", "/usr/sbin/nologin", PG_USER], {
-      encoding: "utf8",
-    });
-    if (r.status !== 0) throw new Error(`useradd ${PG_USER}: ${r.stderr}`);
+    if (process.getuid?.() !== 0) {
+      throw new Error(
+        `the live tests create the user ${PG_USER} and start daemons as it: run them as root (scripts/test.sh)`,
+      );
+    }
+    // useradd is in /usr/sbin, which a PATH kept through sudo may lack.
+    const r = spawnSync(
+      binary("useradd"),
+      ["--system", "--create-home", "--shell", "/usr/sbin/nologin", PG_USER],
+      { encoding: "utf8" },
+    );
+    if (r.status !== 0) throw new Error(`useradd ${PG_USER}: ${r.error?.message ?? r.stderr}`);
   }
   const id = (flag: string) => Number(spawnSync("id", [flag, PG_USER], { encoding: "utf8" }).stdout.trim());
   return { uid: id("-u"), gid: id("-g") };

@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { tempDir } from "../support/daemons";
 import { runStackVariant } from "../support/stack-variants";
+import { standIns } from "../support/stand-ins";
 
 const SCRIPT = join(__dirname, "..", "..", "scripts", "deploy-dev.sh");
 const ROOT = join(__dirname, "..", "..");
@@ -12,37 +12,30 @@ const OUTPUTS = { url: "http://localhost:8080", httpsUrl: "https://localhost:844
 
 /** A PATH with stand-ins for the pulumi and docker CLIs that record how they were called. */
 function fakeTools(opts: { pulumi: boolean; docker: "ok" | "down" | "missing" }) {
-  const bin = tempDir("fake-bin");
-  const log = join(bin, "calls.log");
-  const write = (name: string, body: string) => {
-    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
-    chmodSync(join(bin, name), 0o755);
-  };
+  const tools: Record<string, string> = {};
   if (opts.pulumi) {
-    write(
-      "pulumi",
-      `echo "pulumi $* backend=$PULUMI_BACKEND_URL passphrase_set=\${PULUMI_CONFIG_PASSPHRASE+yes}" >> ${log}\n` +
-        // Answers only the outputs the program exports (as the real CLI, which fails on others).
-        `if [ "$1 $2" = "stack output" ]; then case "$5" in\n` +
-        Object.entries(OUTPUTS)
-          .map(([k, v]) => `  ${k}) echo ${v}; exit 0;;\n`)
-          .join("") +
-        `  *) echo "error: current stack does not have output property '$5'" >&2; exit 255;;\nesac; fi\nexit 0`,
-    );
+    tools.pulumi =
+      `echo "pulumi $* backend=$PULUMI_BACKEND_URL passphrase_set=\${PULUMI_CONFIG_PASSPHRASE+yes}" >> "$LOG"\n` +
+      // Answers only the outputs the program exports (as the real CLI, which fails on others).
+      `if [ "$1 $2" = "stack output" ]; then case "$5" in\n` +
+      Object.entries(OUTPUTS)
+        .map(([k, v]) => `  ${k}) echo ${v}; exit 0;;\n`)
+        .join("") +
+      `  *) echo "error: current stack does not have output property '$5'" >&2; exit 255;;\nesac; fi\nexit 0`;
   }
   if (opts.docker !== "missing")
-    write("docker", `echo "docker $*" >> ${log}\nexit ${opts.docker === "ok" ? 0 : 1}`);
-  // Only the basics, so a pulumi or docker installed on the machine is not found.
-  for (const tool of ["bash", "sh", "grep", "sed", "ls", "tr", "mkdir", "dirname", "cat", "npm", "node"]) {
-    const found = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim();
-    if (found !== "" && !existsSync(join(bin, tool))) write(tool, `exec ${found} "$@"`);
-  }
-  return { path: bin, log };
+    tools.docker = `echo "docker $*" >> "$LOG"\nexit ${opts.docker === "ok" ? 0 : 1}`;
+  return standIns(tools);
 }
 
 function deploy(path: string, ...args: string[]) {
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: path };
-  delete env.PULUMI_CONFIG_PASSPHRASE;
+  return deployWith(path, {}, ...args);
+}
+
+function deployWith(path: string, extra: NodeJS.ProcessEnv, ...args: string[]) {
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: path, ...extra };
+  if (!("PULUMI_CONFIG_PASSPHRASE" in extra)) delete env.PULUMI_CONFIG_PASSPHRASE;
+  if (!("PULUMI_CONFIG_PASSPHRASE_FILE" in extra)) delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
   return spawnSync("bash", [SCRIPT, ...args], { cwd: ROOT, env, encoding: "utf8", timeout: 30_000 });
 }
 
@@ -91,14 +84,24 @@ describe("scripts/deploy-dev.sh", () => {
     expect(existsSync(t.log) ? readFileSync(t.log, "utf8") : "").not.toContain("pulumi up");
   });
 
+  it("leaves the passphrase to PULUMI_CONFIG_PASSPHRASE_FILE when that is set", () => {
+    // Pulumi reads PULUMI_CONFIG_PASSPHRASE first, even empty: setting it would hide the file.
+    const tools = fakeTools({ pulumi: true, docker: "ok" });
+    const r = deployWith(tools.path, { PULUMI_CONFIG_PASSPHRASE_FILE: "/run/secrets/passphrase" });
+    expect(r.status).toBe(0);
+    expect(tools.calls()).toContain(
+      `pulumi up --stack ecommerce-dev backend=file://${ROOT}/.pulumi-state passphrase_set=`,
+    );
+  });
+
   it("refuses a Kubernetes stack and an unknown stack", () => {
     const t = fakeTools({ pulumi: true, docker: "ok" });
     const prod = deploy(t.path, "ecommerce-prod");
     expect([prod.status, prod.stderr]).toEqual([2, expect.stringContaining("does not run on Docker")]);
-    const unknown = deploy(t.path, "shop-dev");
+    const unknown = deploy(t.path, "no-such-stack");
     expect([unknown.status, unknown.stderr]).toEqual([
       2,
-      expect.stringContaining("no stack file stacks/Pulumi.shop-dev.yaml"),
+      expect.stringContaining("no stack file stacks/Pulumi.no-such-stack.yaml"),
     ]);
   });
 });

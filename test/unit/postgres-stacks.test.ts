@@ -4,14 +4,15 @@ import { parse, stringify } from "yaml";
 import { synthStack, writeTree } from "../../scripts/synth";
 import { haproxyCheck, tempDir } from "../support/daemons";
 import { manifestKinds, validateManifests } from "../support/manifests";
+import { stackFacts, stackNames } from "../support/stack-files";
 
 /**
- * Each of the four stacks with `database.engine: postgresql` instead of its MySQL-family
+ * Each stack (every file in stacks/) with `database.engine: postgresql` instead of its MySQL-family
  * database (everything else as committed): what a user gets by switching the engine. Synth
  * renders them offline; manifests are validated, routers checked by the real HAProxy.
  */
 const ROOT = join(__dirname, "..", "..");
-const STACKS = ["ecommerce-dev", "ecommerce-prod", "blog-dev", "blog-prod"];
+const STACKS = stackNames();
 const dir = tempDir("pg-stacks");
 
 function pgVariant(stack: string): void {
@@ -25,7 +26,7 @@ function pgVariant(stack: string): void {
     ...(db.storageGi !== undefined ? { storageGi: db.storageGi } : {}),
     ...(db.resources !== undefined ? { resources: db.resources } : {}),
   };
-  if (stack.endsWith("prod")) {
+  if (stackFacts(stack).platform === "kubernetes") {
     doc.config["ha-backend:kubernetes"] = {
       ...doc.config["ha-backend:kubernetes"],
       imageRegistry: "registry.example.com/ha-backend",
@@ -40,6 +41,7 @@ function upstreamHosts(config: string): Record<string, string> {
 }
 
 describe.each(STACKS)("%s with PostgreSQL", (stack) => {
+  const { topology, platform, shards } = stackFacts(stack);
   let tree: Map<string, string>;
   let outputs: Record<string, unknown>;
 
@@ -67,7 +69,8 @@ describe.each(STACKS)("%s with PostgreSQL", (stack) => {
     );
     // Database routers only (the cache's is a secret file).
     const distinct = new Set(routers.map(([, c]) => c).filter((c) => c.includes("uri /primary")));
-    expect(distinct.size).toBe(stack.startsWith("ecommerce") ? 1 + (stack.endsWith("prod") ? 2 : 1) : 1);
+    // The catalog and each orders shard (e-commerce), or the blog's one cluster.
+    expect(distinct.size).toBe(topology === "ecommerce" ? 1 + shards : 1);
     for (const config of distinct) {
       expect(config).toContain("http-check send meth GET uri /primary");
       const r = haproxyCheck(config, upstreamHosts(config));
@@ -75,7 +78,7 @@ describe.each(STACKS)("%s with PostgreSQL", (stack) => {
     }
   });
 
-  if (stack.endsWith("prod")) {
+  if (platform === "kubernetes") {
     it("runs Patroni on the Kubernetes API with a namespaced Role, and valid manifests", () => {
       const kinds = new Set(manifestKinds(tree));
       expect(kinds).toEqual(
@@ -97,7 +100,7 @@ describe.each(STACKS)("%s with PostgreSQL", (stack) => {
       const sets = [...tree.keys()].filter((p) => p.startsWith("kubernetes/StatefulSet-"));
       expect(sets.filter((p) => p.includes("-pg-statefulset")).length).toBeGreaterThan(0);
       expect(sets.filter((p) => p.includes("-etcd-"))).toEqual(
-        stack.startsWith("ecommerce") ? ["kubernetes/StatefulSet-locks-etcd-statefulset.yaml"] : [],
+        topology === "ecommerce" ? ["kubernetes/StatefulSet-locks-etcd-statefulset.yaml"] : [],
       );
       const out = tempDir(`pg-synth-${stack}`);
       writeTree(out, tree);
@@ -108,7 +111,8 @@ describe.each(STACKS)("%s with PostgreSQL", (stack) => {
   } else {
     it("runs Patroni on a one-member etcd of its own per cluster, from the image built at pulumi up", () => {
       const containers = [...tree.keys()].filter((p) => p.startsWith("docker/container-"));
-      const clusters = stack.startsWith("ecommerce") ? ["catalog", "orders-0"] : ["blog"];
+      const orders = Array.from({ length: shards }, (_, i) => `orders-${i}`);
+      const clusters = topology === "ecommerce" ? ["catalog", ...orders] : ["blog"];
       for (const c of clusters) {
         expect(containers).toContain(`docker/container-${c}-etcd-0.json`);
         expect(containers.filter((p) => p.startsWith(`docker/container-${c}-pg-`))).toHaveLength(2);
