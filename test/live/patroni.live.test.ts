@@ -1,254 +1,77 @@
-import { join } from "node:path";
 import {
   failoverBudgetSeconds,
-  patroniMemberEnv,
   PATRONI_DEFAULT_TIMINGS,
   PATRONI_FAST_TIMINGS,
-  renderPatroniYml,
-  renderPostBootstrap,
   slotNameForMember,
-  type PatroniRenderSpec,
 } from "../../components/database/render/patroni";
-import { renderPgRouter } from "../../components/database/render/router";
-import { PG_ROUTER_CHECK, slotWalKeepMb } from "../../components/database/postgres-cluster";
-import { memberValues } from "../../components/platform/docker";
+import { SLOW_MACHINE_FACTOR, waitFor } from "../support/daemons";
+import { waitForRole } from "../support/postgres";
 import {
-  haproxyServerStates,
-  httpGet,
-  ProcessGroup,
-  SLOW_MACHINE_FACTOR,
-  startHaproxy,
-  tempDir,
-  waitFor,
-} from "../support/daemons";
-import {
-  ensureUser,
-  killPostmaster,
-  ownedDir,
-  pgConnect,
-  role,
-  startAsUser,
-  startEtcd,
-  waitForRole,
-  writeOwned,
-} from "../support/postgres";
-import type { ChildProcess } from "node:child_process";
-import type { Client } from "pg";
+  CLUSTER_START_TIMEOUT_MS,
+  LivePatroniCluster,
+  orderIds,
+  ROUTER_CHECK,
+  START_CAP_MS,
+  streamingStates,
+  waitForSyncStandby,
+  WAL_RETRY_MS,
+} from "../support/patroni";
 
 /**
  * Three Patroni-managed PostgreSQL 15 members on etcd 3.4, from the generated patroni.yml, behind
  * the generated router in the real HAProxy; the leader is killed with -9 under write load.
  */
-const NET = 130;
-const creds = {
-  superuserPassword: "su-pass-1",
-  replicationPassword: "repl-pass-1",
-  rewindPassword: "rewind-pass-1",
-};
-const app = { user: "shop", password: "app-pass-1", database: "orders" };
-// The router checks PostgresCluster deploys, so the measured outage is the budget it exports.
-const ROUTER_CHECK = PG_ROUTER_CHECK;
 // PostgresCluster's default timings, or with HA_BACKEND_PATRONI_DEFAULTS=1 Patroni's own
 // (ttl 30, loop_wait 10, retry_timeout 10), for a side-by-side figure.
 const TIMINGS =
   process.env.HA_BACKEND_PATRONI_DEFAULTS === "1" ? PATRONI_DEFAULT_TIMINGS : PATRONI_FAST_TIMINGS;
 
-// Where the bounds below come from.
+// Where the bounds below come from (and WAL_RETRY_MS, START_CAP_MS in ../support/patroni).
 /** Patroni's HA loop runs every loop_wait: a role, slot or sync-standby change lands in a loop. */
 const LOOP_MS = TIMINGS.loopWait * 1000;
-/**
- * PostgreSQL's wal_retrieve_retry_interval (the generated config keeps the 5 s default): a standby
- * whose walreceiver could not start (primary not up yet, slot missing) tries again after this.
- */
-const WAL_RETRY_MS = 5_000;
-/**
- * Start-ups no timer governs — initdb, a base backup, crash recovery and pg_rewind, etcd and
- * HAProxy starting: a cap for a loaded 2-core machine, not an expectation (they take seconds).
- */
-const START_CAP_MS = 120_000;
 /** Writes resume within the failover budget: ttl + loop_wait + the router's rise × interval. */
 const BUDGET_MS = failoverBudgetSeconds(TIMINGS, ROUTER_CHECK) * 1000;
 /** 200 synchronous commits on loopback take about a second; a cap for a loaded machine. */
 const PRE_KILL_CAP_MS = 30_000;
 
 describe("Patroni cluster with synchronous mode behind the generated router (live)", () => {
-  const procs = new ProcessGroup();
-  const dir = tempDir("patroni");
-  const etcdHost = `127.0.0.${NET}`;
-  const router = { host: `127.0.0.${NET + 4}`, rw: 15432, ro: 15433, stats: 18408 };
-  const members = [0, 1, 2].map((i) => ({ name: `orders-pg-${i}`, host: `127.0.0.${NET + 1 + i}` }));
-  const patroni = new Map<string, ChildProcess>();
+  const cluster = new LivePatroniCluster({
+    name: "patroni",
+    net: 130,
+    timings: TIMINGS,
+    maximumLagOnFailover: 1_048_576,
+  });
+  const { members, router } = cluster;
   /** Ids whose INSERT the failover test saw fail (it may still have been committed). */
   const unacknowledged = new Set<number>();
 
-  function startMember(i: number): void {
-    const m = members[i];
-    const home = ownedDir(join(dir, m.name));
-    // As in a StatefulSet: the file leaves the member's identity out, its environment sets it.
-    const spec: PatroniRenderSpec = {
-      scope: "orders",
-      memberNames: members.map((x) => x.name),
-      maxSlotWalKeepMb: slotWalKeepMb(10),
-      dcs: { kind: "etcd3", hosts: [`${etcdHost}:2379`] },
-      timings: TIMINGS,
-      maximumLagOnFailover: 1_048_576,
-      synchronousMode: true,
-      synchronousModeStrict: false,
-      pgPort: 5432,
-      restApiPort: 8008,
-      listenAddress: m.host,
-      dataDir: join(home, "data"),
-      binDir: "/usr/lib/postgresql/15/bin",
-      pgpassPath: join(home, "pgpass"),
-      postBootstrapScript: join(dir, "post-bootstrap.sh"),
-      appUser: app.user,
-      appDatabase: app.database,
-      maxConnections: 100,
-      sharedBuffers: "32MB",
-      socketDir: home,
-    };
-    writeOwned(join(home, "patroni.yml"), renderPatroniYml(spec, creds));
-    const env = memberValues(patroniMemberEnv(5432, 8008), m.name, m.host);
-    patroni.set(m.name, startAsUser(procs, "patroni", [join(home, "patroni.yml")], env));
-  }
-
-  /**
-   * The member Patroni's REST API calls primary, other than `not`. Waited for, not asked once: the
-   * API answers slowly on a busy machine, and a single timed-out probe is not "no leader".
-   */
-  async function leader(not?: string): Promise<(typeof members)[number]> {
-    let found: (typeof members)[number] | undefined;
-    await waitFor(
-      `a leader${not ? ` other than ${not}` : ""}`,
-      async () => {
-        for (const m of members) {
-          if (m.name !== not && (await role(m.host)) === "primary") found = m;
-        }
-        return found !== undefined;
-      },
+  const leader = (not?: string) =>
+    cluster.leader(
       {
         withinMs: BUDGET_MS + 5 * LOOP_MS,
-        intervalMs: 200,
         because: `a new leader takes the lock within the failover budget (${BUDGET_MS} ms), and its REST API says so within a few loops (loop_wait ${LOOP_MS} ms)`,
       },
+      not,
     );
-    return found as (typeof members)[number];
-  }
 
-  /** What member `name`'s running Patroni (and the PostgreSQL it started) printed. */
-  const patroniLog = (name: string) => procs.logs.get(patroni.get(name)?.pid as number) ?? "";
+  beforeAll(() => cluster.start(), CLUSTER_START_TIMEOUT_MS);
 
-  beforeAll(
-    async () => {
-      ensureUser();
-      ownedDir(dir);
-      writeOwned(
-        join(dir, "post-bootstrap.sh"),
-        // Not executable, like a mounted Secret: Patroni runs it through /bin/sh.
-        renderPostBootstrap({ appUser: app.user, appDatabase: app.database }, app.password),
-        0o600,
-      );
-      startEtcd(procs, dir, etcdHost);
-      await waitFor("etcd", async () => (await httpGet(etcdHost, 2379, "/health")).status === 200, {
-        withinMs: START_CAP_MS,
-        because: "etcd's start-up (a single member elects itself at once)",
-      });
-      startMember(0);
-      await waitForRole(members[0].host, "primary", {
-        withinMs: START_CAP_MS,
-        because: "initdb, the first start and the post-bootstrap script: no timer governs them",
-      });
-      startMember(1);
-      startMember(2);
-      for (const m of members.slice(1)) {
-        await waitForRole(m.host, "replica", {
-          withinMs: START_CAP_MS,
-          because: "a base backup from the leader and PostgreSQL's start: no timer governs them",
-        });
-      }
-      startHaproxy(
-        procs,
-        join(dir, "router"),
-        renderPgRouter({
-          members: members.map((m) => ({ ...m, pgPort: 5432, restApiPort: 8008 })),
-          listenAddress: router.host,
-          statsAddress: router.host,
-          rwPort: router.rw,
-          roPort: router.ro,
-          statsPort: router.stats,
-          check: ROUTER_CHECK,
-          clientTimeoutMs: 60_000,
-        }),
-      );
-      // HAProxy 2.6 counts a server as up until its first checks fail: wait until the router
-      // agrees with Patroni (only the leader up for writes, only the replicas up for reads).
-      await waitFor(
-        "router settled",
-        async () => {
-          const states = await haproxyServerStates(router.host, router.stats);
-          return members.every(
-            (m, i) =>
-              states.get(`primary/${m.name}`) === (i === 0 ? "UP" : "DOWN") &&
-              states.get(`replicas/${m.name}`) === (i === 0 ? "DOWN" : "UP"),
-          );
-        },
-        {
-          withinMs: 20_000,
-          because: `HAProxy's start, then fall × interval (${ROUTER_CHECK.fall} × ${ROUTER_CHECK.intervalMs} ms) to mark the non-leaders down: 1 s, capped for a loaded machine`,
-        },
-      );
-      // The sum of the caps above.
-    },
-    4 * START_CAP_MS + 20_000 + 60_000,
-  );
-
-  /** kill -9 of a member: its Patroni and its postmaster (which runs in a session of its own). */
-  async function killMember(name: string): Promise<void> {
-    // The postmaster first, so the old leader never serves alone after its Patroni is gone.
-    const pid = killPostmaster(join(dir, name, "data"));
-    expect(pid).toBeDefined();
-    await procs.kill(patroni.get(name)!, "SIGKILL");
-  }
-
-  afterAll(async () => {
-    // Every process's output next to its data, for a failed run (the repeat runner keeps it).
-    await procs.stopAll(join(dir, "logs"));
-    for (const m of members) killPostmaster(join(dir, m.name, "data"));
-  });
+  // Every process's output next to its data, for a failed run (the repeat runner keeps it).
+  afterAll(() => cluster.stop());
 
   it("bootstraps: one leader, two streaming replicas, writes through rw and reads through ro", async () => {
     // Replication details are for superusers (the app user sees empty columns).
-    const su = await pgConnect(members[0].host, 5432, "postgres", creds.superuserPassword, "postgres");
-    // A replica answers Patroni's /replica check as soon as it runs in recovery, which can be
-    // before its walreceiver connects; and Patroni names a synchronous standby a loop or two
-    // after the replicas join. Wait for both: two streaming replicas, one of them sync.
-    const streaming = async () =>
-      (
-        await su.query(
-          "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming' ORDER BY sync_state",
-        )
-      ).rows.map((r) => r.sync_state as string);
-    await waitFor(
-      "two streaming replicas, one synchronous",
-      async () => {
-        const s = await streaming();
-        return s.length === 2 && s.includes("sync");
-      },
-      {
-        withinMs: 2 * (WAL_RETRY_MS + 2 * LOOP_MS),
-        intervalMs: 200,
-        because: `a walreceiver that could not start retries after wal_retrieve_retry_interval (${WAL_RETRY_MS} ms), and the leader names a synchronous standby in its next loops (loop_wait ${LOOP_MS} ms): twice that`,
-      },
-    );
-    const states = await streaming();
+    const su = await cluster.superuserConnect(members[0].host);
+    await waitForSyncStandby(su, LOOP_MS);
+    const states = await streamingStates(su);
     await su.end();
     console.log(`patroni: replication states seen by the leader: ${states.join(", ")}`);
     expect(states).toHaveLength(2);
     expect(states).toContain("sync");
-    const rw = await pgConnect(router.host, router.rw, app.user, app.password, app.database);
+    const rw = await cluster.appConnect(router.host, router.rw);
     await rw.query("CREATE TABLE orders (id BIGINT PRIMARY KEY, note TEXT)");
     await rw.query("INSERT INTO orders VALUES (1, 'first')");
-    const ro = await pgConnect(router.host, router.ro, app.user, app.password, app.database);
+    const ro = await cluster.appConnect(router.host, router.ro);
     await waitFor(
       "row on a replica",
       async () => (await ro.query("SELECT 1 FROM orders WHERE id = 1")).rowCount === 1,
@@ -269,47 +92,26 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
     async () => {
       // (The budget is printed beside the measured outage, not asserted: tests assert no wall-clock times.)
       const old = await leader();
-      const acked: number[] = [];
-      let conn: Client | undefined;
-      let killedAt = 0;
-      let firstAfterKill = 0;
-      const started = Date.now();
       // Bounded in ids and in time: 200 writes (PRE_KILL_CAP_MS), then the leader (Patroni and its
       // postmaster) dies and writes must resume within SLOW_MACHINE_FACTOR failover budgets.
-      for (let id = 100; id < 5100; id++) {
-        if (killedAt === 0 && Date.now() - started > PRE_KILL_CAP_MS) break;
-        if (killedAt !== 0 && Date.now() - killedAt > SLOW_MACHINE_FACTOR * BUDGET_MS) break;
-        if (acked.length === 200 && killedAt === 0) {
-          killedAt = Date.now();
-          await killMember(old.name);
-        }
-        try {
-          conn ??= await pgConnect(router.host, router.rw, app.user, app.password, app.database);
-          await conn.query("INSERT INTO orders VALUES ($1, 'load')", [id]);
-          acked.push(id);
-          if (killedAt !== 0 && firstAfterKill === 0) firstAfterKill = Date.now();
-          if (killedAt !== 0 && acked.length >= 400) break;
-        } catch {
-          // Failed for the client; the server may still have committed it.
-          unacknowledged.add(id);
-          await conn?.end().catch(() => undefined);
-          conn = undefined;
-          await new Promise((r) => setTimeout(r, 100)); // reconnect back-off, within the loop's bounds
-        }
-      }
-      await conn?.end();
-      expect(killedAt).toBeGreaterThan(0);
-      expect(firstAfterKill).toBeGreaterThan(0);
+      const run = await cluster.writeThroughFailover(old, {
+        firstId: 100,
+        endId: 5100,
+        ackedBeforeKill: 200,
+        ackedInAll: 400,
+        preKillCapMs: PRE_KILL_CAP_MS,
+        afterKillCapMs: SLOW_MACHINE_FACTOR * BUDGET_MS,
+      });
+      for (const id of run.unacknowledged) unacknowledged.add(id);
+      expect(run.killedAt).toBeGreaterThan(0);
+      expect(run.firstAfterKill).toBeGreaterThan(0);
       const now = await leader(old.name);
-      const outage = (firstAfterKill - killedAt) / 1000;
+      const outage = (run.firstAfterKill - run.killedAt) / 1000;
       console.log(
         `patroni: leader ${old.name} killed; writes resumed on ${now.name} after ${outage.toFixed(1)} s (budget ${BUDGET_MS / 1000} s from ttl ${TIMINGS.ttl}, loop_wait ${TIMINGS.loopWait}, router ${ROUTER_CHECK.rise} × ${ROUTER_CHECK.intervalMs} ms)`,
       );
       // Synchronous mode: every acknowledged write is on the new leader.
-      const c = await pgConnect(now.host, 5432, app.user, app.password, app.database);
-      const ids = new Set((await c.query("SELECT id FROM orders")).rows.map((r) => Number(r.id)));
-      await c.end();
-      expect(acked.filter((id) => !ids.has(id))).toEqual([]);
+      expect(await cluster.lostWrites(now.host, run)).toEqual([]);
     },
     PRE_KILL_CAP_MS + SLOW_MACHINE_FACTOR * BUDGET_MS + 60_000,
   );
@@ -318,8 +120,8 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
     "takes the old leader back as a replica that streams from the new leader at once (pg_rewind, its slot kept)",
     async () => {
       const now = await leader(members[0].name);
-      const su = await pgConnect(now.host, 5432, "postgres", creds.superuserPassword, "postgres");
-      const p = await pgConnect(now.host, 5432, app.user, app.password, app.database);
+      const su = await cluster.superuserConnect(now.host);
+      const p = await cluster.appConnect(now.host);
       try {
         // GIVEN the new leader holds the old leader's slot while it is away: a permanent slot,
         // which the new leader creates in its loops after promotion. (Without it the member's slot
@@ -341,7 +143,7 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
         );
 
         // WHEN the old leader comes back
-        startMember(0);
+        cluster.startMember(0);
         const asReplica = await waitForRole(members[0].host, "replica", {
           withinMs: START_CAP_MS,
           because: "crash recovery, pg_rewind and PostgreSQL's start: no timer governs them",
@@ -371,14 +173,12 @@ describe("Patroni cluster with synchronous mode behind the generated router (liv
           `patroni: old leader ${members[0].name} back as a replica ${asReplica} ms after restart, streaming and caught up ${streamingMs} ms later`,
         );
         // It was rewound, not copied anew, and it never asked for a slot the leader did not have.
-        const log = patroniLog(members[0].name);
+        const log = cluster.log(members[0].name);
         expect(log).toContain("pg_rewind exit code=0");
         expect(log).not.toMatch(/replication slot "\w+" does not exist/);
         // Every row the new leader has: it replayed past the leader's last write.
-        const c = await pgConnect(members[0].host, 5432, app.user, app.password, app.database);
-        const ids = async (x: Client) =>
-          new Set((await x.query("SELECT id FROM orders")).rows.map((r) => Number(r.id)));
-        const [onLeader, onOld] = [await ids(p), await ids(c)];
+        const c = await cluster.appConnect(members[0].host);
+        const [onLeader, onOld] = [await orderIds(p), await orderIds(c)];
         expect([...onLeader].filter((id) => !onOld.has(id))).toEqual([]);
         // A row only the member shows can only be a write the client saw fail: a synchronous
         // commit becomes visible on the leader once a standby confirms it, on a standby as soon as

@@ -8,34 +8,11 @@ import {
   renderPostBootstrap,
   slotNameForMember,
   timingsProblem,
-  type PatroniRenderSpec,
 } from "../../components/database/render/patroni";
 import { renderPgRouter } from "../../components/database/render/router";
 import { haproxyCheck } from "../support/daemons";
 import { expectGolden } from "../support/golden";
-
-const spec: PatroniRenderSpec = {
-  scope: "orders",
-  member: { name: "orders-pg-1", host: "orders-pg-1" },
-  memberNames: ["orders-pg-0", "orders-pg-1", "orders-pg-2"],
-  maxSlotWalKeepMb: 2560,
-  dcs: { kind: "etcd3", hosts: ["etcd-0:2379", "etcd-1:2379", "etcd-2:2379"] },
-  timings: PATRONI_FAST_TIMINGS,
-  maximumLagOnFailover: 1_048_576,
-  synchronousMode: true,
-  synchronousModeStrict: false,
-  pgPort: 5432,
-  restApiPort: 8008,
-  dataDir: "/var/lib/postgresql/data/pgdata",
-  binDir: "/usr/lib/postgresql/15/bin",
-  pgpassPath: "/tmp/pgpass",
-  postBootstrapScript: "/etc/ha-backend/pg/post-bootstrap.sh",
-  appUser: "shop",
-  appDatabase: "orders",
-  maxConnections: 200,
-  sharedBuffers: "256MB",
-};
-const creds = { superuserPassword: "su", replicationPassword: "rep", rewindPassword: "rw" };
+import { RENDER_CREDS as creds, RENDER_SPEC as spec } from "../support/patroni";
 
 describe("renderPatroniYml", () => {
   it("matches the golden file, with the settings failover depends on", () => {

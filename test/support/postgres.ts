@@ -3,7 +3,7 @@
  * unprivileged user (PostgreSQL and Patroni refuse root), each member on its own loopback
  * address with its real ports.
  */
-import { spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
@@ -42,6 +42,31 @@ export function ownedDir(path: string): string {
 }
 
 /**
+ * setpriv's arguments that run `cmd` as the unprivileged user with HOME set, PATH set to `path`
+ * and `env` added; `clean` drops the rest of the caller's environment (`env -i`).
+ */
+function asUser(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  path: string,
+  clean: boolean,
+): string[] {
+  return [
+    `--reuid=${PG_USER}`,
+    `--regid=${PG_USER}`,
+    "--init-groups",
+    "env",
+    ...(clean ? ["-i"] : []),
+    `HOME=/home/${PG_USER}`,
+    `PATH=${path}`,
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    cmd,
+    ...args,
+  ];
+}
+
+/**
  * Starts `cmd` as the unprivileged user; setpriv execs in place, so the PID is the daemon's. It
  * runs in the user's home: the checkout may be in a directory only root can enter (a CI clone in
  * `mktemp -d`), and initdb and Patroni stop when they cannot enter their working directory.
@@ -54,19 +79,40 @@ export function startAsUser(
 ): ChildProcess {
   return procs.start(
     "setpriv",
-    [
-      `--reuid=${PG_USER}`,
-      `--regid=${PG_USER}`,
-      "--init-groups",
-      "env",
-      `HOME=/home/${PG_USER}`,
-      "PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin",
-      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      cmd,
-      ...args,
-    ],
+    asUser(cmd, args, env, "/usr/lib/postgresql/15/bin:/usr/bin:/bin", false),
     `/home/${PG_USER}`,
   );
+}
+
+/** A finished command: its exit code (-1 when killed or not started) and its stdout and stderr. */
+export interface Run {
+  readonly code: number;
+  readonly output: string;
+}
+
+/**
+ * Runs a command (`patronictl`, a rendered script) as the unprivileged user in its home, with
+ * only `env` and a plain PATH, asynchronously (a synchronous call would block the event loop,
+ * and with it the bounds of the waits around it); killed after `timeoutMs`.
+ */
+export function runAsUser(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      "setpriv",
+      asUser(cmd, args, env, "/usr/bin:/bin", true),
+      { encoding: "utf8", timeout: timeoutMs, cwd: `/home/${PG_USER}` },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error === null ? 0 : typeof error.code === "number" ? error.code : -1,
+          output: stdout + stderr,
+        }),
+    );
+  });
 }
 
 /** A single etcd member (3.4, v3 API) on one loopback address. */

@@ -1,4 +1,8 @@
 import { stringify } from "yaml";
+import { patroniDynamicConfig } from "./patroni-settings";
+
+// Slot naming moved with the dynamic configuration it belongs to; importable from here as before.
+export { permanentMemberSlots, slotNameForMember } from "./patroni-settings";
 
 /**
  * Patroni-managed PostgreSQL: patroni.yml for one member, and the post-bootstrap script that
@@ -103,6 +107,14 @@ export interface PatroniCredentials {
   readonly superuserPassword: string;
   readonly replicationPassword: string;
   readonly rewindPassword: string;
+  /**
+   * Basic-auth password for the REST API's unsafe methods (PUT, POST, PATCH, DELETE: config
+   * changes, switchover, restart). Its GETs, which the router's and the platform's health checks
+   * use (/primary, /replica, /readiness, /liveness), stay open. @default none (no authentication)
+   */
+  readonly restApiPassword?: string;
+  /** The REST API's user name, with {@link restApiPassword}. @default "patroni" */
+  readonly restApiUsername?: string;
 }
 
 /**
@@ -121,32 +133,6 @@ function pgHba(s: PatroniRenderSpec): string[] {
     `host ${s.appDatabase} ${s.appUser} all scram-sha-256`,
     "host all all all reject",
   ];
-}
-
-/** Patroni's own mapping from a member name to its slot name (`slot_name_from_member_name`). */
-export function slotNameForMember(member: string): string {
-  return member
-    .toLowerCase()
-    .replace(/[^a-z0-9_]/gu, (c) =>
-      c === "-" || c === "." ? "_" : `u${String(c.codePointAt(0)).padStart(4, "0")}`,
-    )
-    .slice(0, 63);
-}
-
-/**
- * A permanent physical slot per member (Patroni's `slots`). Patroni 3.0 keeps a slot on the
- * leader only for members whose key is in the DCS, and that key expires `ttl` seconds after a
- * member dies, so a new leader has no slot for the old one: the old leader came back from
- * pg_rewind asking for a slot that did not exist yet, and PostgreSQL retried only after
- * `wal_retrieve_retry_interval` (5 s); a member away longer than `ttl` lost its slot and with it
- * the WAL it needed. Permanent slots exist on every leader from its promotion on (Patroni skips
- * the leader's own), so a returning member streams at once; `max_slot_wal_keep_size` bounds what
- * they hold back.
- */
-export function permanentMemberSlots(memberNames: readonly string[]): Record<string, { type: "physical" }> {
-  const slots: Record<string, { type: "physical" }> = {};
-  for (const slot of memberNames.map(slotNameForMember).sort()) slots[slot] = { type: "physical" };
-  return slots;
 }
 
 /**
@@ -186,32 +172,16 @@ export function renderPatroniYml(s: PatroniRenderSpec, c: PatroniCredentials): s
     restapi: {
       listen: listen(s.restApiPort),
       ...(s.member ? { connect_address: `${s.member.host}:${s.restApiPort}` } : {}),
+      // Patroni checks it on unsafe methods only (api.py's check_access); patronictl reads it too.
+      ...(c.restApiPassword !== undefined
+        ? { authentication: { username: c.restApiUsername ?? "patroni", password: c.restApiPassword } }
+        : {}),
     },
     ...dcs,
     bootstrap: {
-      dcs: {
-        ttl: s.timings.ttl,
-        loop_wait: s.timings.loopWait,
-        retry_timeout: s.timings.retryTimeout,
-        maximum_lag_on_failover: s.maximumLagOnFailover,
-        synchronous_mode: s.synchronousMode,
-        synchronous_mode_strict: s.synchronousModeStrict,
-        slots: permanentMemberSlots(s.memberNames),
-        postgresql: {
-          use_pg_rewind: true,
-          use_slots: true,
-          parameters: {
-            wal_level: "replica",
-            hot_standby: "on",
-            wal_log_hints: "on",
-            max_wal_senders: 10,
-            max_replication_slots: 10,
-            max_connections: s.maxConnections,
-            shared_buffers: s.sharedBuffers,
-            password_encryption: "scram-sha-256",
-          },
-        },
-      },
+      // Read once, when the cluster is initialised; later changes go through PATCH /config
+      // (renderApplySettingsScript), from the same function.
+      dcs: patroniDynamicConfig(s),
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
       // Patroni splits this like a shell would and appends the connection URL.
       post_bootstrap: `/bin/sh ${s.postBootstrapScript}`,
