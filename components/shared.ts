@@ -3,6 +3,22 @@ import * as random from "@pulumi/random";
 import { HAPROXY_IMAGE } from "./balancer/load-balancer";
 import type { Platform, Workload } from "./platform/types";
 
+/** How a generated secret lives on. */
+export interface GeneratedSecretOptions {
+  /** @default 32 */
+  readonly length?: number;
+  /**
+   * The secret is stored in data (a database's users): `protect` and `retainOnDelete`, so it
+   * outlives neither less nor more than the data it opens. @default false
+   */
+  readonly protect?: boolean;
+  /**
+   * A rotation token: changing it replaces the secret (once). Unset: no keeper at all, so the
+   * secret is never replaced for any other reason than its length.
+   */
+  readonly rotation?: string;
+}
+
 /**
  * A generated secret (letters and digits) from @pulumi/random, named `<name>` under `parent`
  * (the stack when none). The engine marks random results secret; `pulumi.secret` keeps them so
@@ -11,9 +27,19 @@ import type { Platform, Workload } from "./platform/types";
 export function generatedSecret(
   parent: pulumi.Resource | undefined,
   name: string,
-  length = 32,
+  options: GeneratedSecretOptions = {},
 ): pulumi.Output<string> {
-  return pulumi.secret(new random.RandomPassword(name, { length, special: false }, { parent }).result);
+  const protect = options.protect ?? false;
+  const password = new random.RandomPassword(
+    name,
+    {
+      length: options.length ?? 32,
+      special: false,
+      ...(options.rotation === undefined ? {} : { keepers: { rotation: options.rotation } }),
+    },
+    { parent, protect, retainOnDelete: protect },
+  );
+  return pulumi.secret(password.result);
 }
 
 /** Where a TCP router's config lands in the official HAProxy image. */

@@ -200,7 +200,7 @@ const DatabaseSchema = z.strictObject({
   /** E-commerce only: independent clusters the orders are split across. */
   shards: z.int().min(1).max(64).default(1),
   storageGi: z.int().min(1).max(16_384).default(10),
-  /** Keep data volumes on destroy/replace. Unset: on for Kubernetes, off for Docker. */
+  /** Replaced by the stack-wide `protectData`; kept here only to say so. */
   protect: z.boolean().optional(),
   resources: ResourcesSchema.optional(),
   routerReplicas: z.int().min(1).max(10).default(2),
@@ -286,7 +286,33 @@ const LocksSchema = z.strictObject({
   ttlSeconds: z.int().min(2).max(3600).default(10),
 });
 
+/** A Docker engine address as `DOCKER_HOST` takes it. */
+function isDockerHost(s: string): boolean {
+  if (/^unix:\/\/\/\S+$/.test(s) || /^npipe:\/\/\S+$/.test(s)) return true;
+  if (!/^(tcp|ssh):\/\//.test(s)) return false;
+  try {
+    return new URL(s).hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
 const DockerSchema = z.strictObject({
+  /**
+   * The engine to deploy to, as `DOCKER_HOST` takes it: `ssh://user@host`, `tcp://host:2376`
+   * (with TLS from the DOCKER_CERT_PATH of the shell), `unix:///var/run/docker.sock`. Unset: the
+   * local engine (DOCKER_HOST of the shell running `pulumi up`, or the default socket).
+   */
+  host: z
+    .string()
+    .refine(
+      ...rule(
+        isDockerHost,
+        "be a Docker engine address: ssh://user@host, tcp://host:port or unix:///path",
+        "Write e.g. host: ssh://deploy@build-1.example.com.",
+      ),
+    )
+    .optional(),
   /** Host port of the balancer's plain HTTP listener. */
   publicPort: PORT.default(8080),
   /** Host port of the HTTPS listener (when balancer.tls is on). */
@@ -306,6 +332,13 @@ function ipv4CidrList(fix: string) {
 }
 
 const KubernetesSchema = z.strictObject({
+  /**
+   * The kubeconfig context to deploy to (`kubectl config get-contexts`). Required in production
+   * stacks, so `pulumi up` never lands on whatever context is current.
+   */
+  context: z.string().min(1).optional(),
+  /** Path of the kubeconfig file holding `context`. Unset: KUBECONFIG, then ~/.kube/config. */
+  kubeconfig: z.string().min(1).optional(),
   namespace: z
     .string()
     .refine(
@@ -342,6 +375,21 @@ type RawConfig = {
   kubernetes?: z.infer<typeof KubernetesSchema>;
 };
 type AddIssue = (path: (string | number)[], input: unknown, message: string, fix: string) => void;
+
+/** The stack's environment, with the platform's default filled in. */
+export function stackEnvironment(c: {
+  readonly platform: "docker" | "kubernetes";
+  readonly environment?: "development" | "production";
+}): "development" | "production" {
+  return c.environment ?? (c.platform === "kubernetes" ? "production" : "development");
+}
+
+/** Whether the stack protects its data (`protectData`, on in production by default). */
+export function dataProtected(
+  c: Parameters<typeof stackEnvironment>[0] & { readonly protectData?: boolean },
+): boolean {
+  return c.protectData ?? stackEnvironment(c) === "production";
+}
 
 /**
  * The MySQL-family mode, with the engine's default filled in: Galera (automatic failover) for
@@ -505,8 +553,71 @@ export const StackConfigSchema = z
     tlsKey: z.string().optional(),
     docker: DockerSchema.optional(),
     kubernetes: KubernetesSchema.optional(),
+    /**
+     * `production` stacks must name the Docker host or Kubernetes context they deploy to, and
+     * protect their data by default. Unset: production on Kubernetes, development on Docker.
+     */
+    environment: z.enum(["development", "production"]).optional(),
+    /**
+     * `protect` and `retainOnDelete` on what holds data: volumes, StatefulSets (their claims are
+     * kept), and the generated credentials stored in that data. Never on stateless parts.
+     * Unset: on in production, off in development.
+     */
+    protectData: z.boolean().optional(),
+    /**
+     * Rotates generated credentials: generated secret name (`catalog-app-password`, as in
+     * `pulumi stack --show-urns`) to any token; a new token replaces that secret once. Keep the
+     * entry afterwards (removing it is a change too). See the README's rotation procedure.
+     */
+    credentialRotation: z
+      .record(
+        z
+          .string()
+          .refine(
+            ...rule(
+              (k: string) => DNS_LABEL.test(k),
+              "name generated secrets (lowercase letters, digits and '-')",
+              'Write e.g. catalog-app-password: "2027-01".',
+            ),
+          ),
+        z.string().min(1).max(64),
+      )
+      .optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.database.protect !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["database", "protect"],
+        input: c.database.protect,
+        message: "not be set: one stack-wide key, protectData, now protects every tier's data",
+        params: { fix: `Move it: ${NAMESPACE}:protectData: ${String(c.database.protect)}.` },
+      });
+    }
+    if (stackEnvironment(c) === "production") {
+      const target =
+        c.platform === "kubernetes"
+          ? { key: ["kubernetes", "context"], given: c.kubernetes?.context, example: "context: prod-cluster" }
+          : {
+              key: ["docker", "host"],
+              given: c.docker?.host,
+              example: "host: ssh://deploy@prod-1.example.com",
+            };
+      if (target.given === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: target.key,
+          input: undefined,
+          message:
+            c.platform === "kubernetes"
+              ? "be set in a production stack (unset, pulumi up deploys to the kubeconfig's current context, whichever cluster that is)"
+              : "be set in a production stack (unset, pulumi up deploys to the DOCKER_HOST of whoever runs it)",
+          params: {
+            fix: `Set ${NAMESPACE}:${target.key.join(".")} in the stack file (e.g. ${target.example}), or ${NAMESPACE}:environment: development.`,
+          },
+        });
+      }
+    }
     // A platform section that the chosen platform ignores is almost always a copy-paste slip.
     const other = c.platform === "docker" ? "kubernetes" : "docker";
     if (c[other] !== undefined) {
@@ -815,6 +926,8 @@ export function parseStackConfig(
  */
 export function decodeConfigValue(value: string): unknown {
   const t = value.trim();
+  // A top-level YAML boolean (protectData: true) arrives as the text "true".
+  if (t === "true" || t === "false") return t === "true";
   if (t.startsWith("{") || t.startsWith("[")) {
     try {
       return JSON.parse(t);

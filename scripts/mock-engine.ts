@@ -15,15 +15,44 @@ export const SECRET_MARKER = "[secret]";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
+/** An alias as the program declared it: a whole URN, or the parts that differ from today's. */
+export interface RecordedAlias {
+  readonly urn?: string;
+  readonly name?: string;
+  readonly type?: string;
+  /** The old parent's URN; `null` when the alias says the resource had no parent. */
+  readonly parentUrn?: string | null;
+}
+
+/** The resource options the engine receives with a registration (defaults left out as the SDK sends them). */
+export interface RecordedOptions {
+  /** `type::name` of the explicit provider; undefined for the default provider. */
+  readonly provider?: string;
+  readonly protect: boolean;
+  readonly retainOnDelete: boolean;
+  readonly deleteBeforeReplace: boolean;
+  /** `type::name` of every resource this one waits for: explicit `dependsOn` and the inputs' sources. */
+  readonly dependencies: readonly string[];
+  readonly aliases: readonly RecordedAlias[];
+  readonly ignoreChanges: readonly string[];
+  readonly customTimeouts?: { readonly create?: string; readonly update?: string; readonly delete?: string };
+  readonly additionalSecretOutputs: readonly string[];
+}
+
 /** One resource as the engine saw it. */
 export interface RecordedResource {
   readonly type: string;
   readonly name: string;
+  /** The URN the engine gives it (the root Stack's type is not part of it, as in the engine). */
+  readonly urn: string;
   /** `type::name` of the parent resource, if any (the root Stack is left out). */
   readonly parent?: string;
+  /** The parent's URN; empty for children of the root Stack. */
+  readonly parentUrn: string;
   readonly custom: boolean;
-  /** `protect` resource option: pulumi refuses to delete it. */
+  /** `protect` resource option: pulumi refuses to delete it (also in `options`). */
   readonly protect: boolean;
+  readonly options: RecordedOptions;
   /** Inputs exactly as the mock monitor received them (secrets still wrapped). */
   readonly inputs: Record<string, unknown>;
 }
@@ -48,13 +77,22 @@ export interface RunOptions {
    * the usual one, as after a replacement: what a rotation changes is then visible.
    */
   readonly rotated?: readonly string[];
+  /**
+   * Run as `pulumi preview` does before anything exists: the engine returns only the inputs, so
+   * every computed output (ids, generated passwords, image ids, load balancer addresses) is
+   * unknown, and code that assumes a known value fails here rather than in a user's preview.
+   */
+  readonly preview?: boolean;
 }
 
 /** Deterministic fake outputs for the few resources whose outputs the program reads. */
 function mockState(
   args: pulumi.runtime.MockResourceArgs,
   rotated: ReadonlySet<string>,
+  preview: boolean,
 ): Record<string, unknown> {
+  // A preview of a create: the provider echoes the inputs, everything it would compute is unknown.
+  if (preview) return args.inputs;
   const generation = rotated.has(args.name) ? " rotated" : "";
   switch (args.type) {
     case "random:index/randomPassword:RandomPassword":
@@ -130,11 +168,15 @@ export function unwrapSecrets(v: unknown): unknown {
   return mapSecrets(v, unwrapSecrets);
 }
 
-/** Resolves outputs to plain values, secrets as the marker. */
+/** Marks an output whose value a preview cannot know yet (as `pulumi preview` prints it). */
+export const UNKNOWN_MARKER = "[unknown]";
+
+/** Resolves outputs to plain values, secrets as the marker, unknowns (previews) as theirs. */
 async function resolveOutputs(v: unknown): Promise<unknown> {
   if (pulumi.Output.isInstance(v)) {
-    const out = v as pulumi.Output<unknown>;
+    const out = v as pulumi.Output<unknown> & { isKnown: Promise<boolean> };
     if (await pulumi.isSecret(out)) return SECRET_MARKER;
+    if (!(await out.isKnown)) return UNKNOWN_MARKER;
     return resolveOutputs(await new Promise<unknown>((resolve) => out.apply((x) => resolve(x))));
   }
   if (v instanceof Promise) return resolveOutputs(await v);
@@ -153,7 +195,14 @@ interface RawRegistration {
   /** Inputs as serialized: secrets wrapped exactly where they are, leaf by leaf. */
   readonly inputs: Record<string, unknown>;
   readonly parentUrn: string;
-  readonly protect: boolean;
+  readonly options: RecordedOptions;
+}
+
+interface AliasSpecMessage {
+  getName(): string;
+  getType(): string;
+  getParenturn(): string;
+  getNoparent(): boolean;
 }
 
 interface RegisterRequest {
@@ -161,10 +210,68 @@ interface RegisterRequest {
   getName(): string;
   getParent(): string;
   getProtect(): boolean;
+  getProvider(): string;
+  getRetainondelete(): boolean;
+  getDeletebeforereplace(): boolean;
+  getDependenciesList(): string[];
+  getIgnorechangesList(): string[];
+  getAdditionalsecretoutputsList(): string[];
+  getAliasesList(): { getUrn(): string; getSpec(): AliasSpecMessage | undefined }[];
+  getCustomtimeouts(): { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
 }
 
+/** `urn:pulumi:s::p::a$b$type::name` -> `type::name`. */
+function shortUrn(urn: string): string {
+  const parts = urn.split("::");
+  return `${parts[2].split("$").pop() as string}::${parts.slice(3).join("::")}`;
+}
+
+/** The options of a registration request, in the engine's terms. */
+function optionsOf(req: RegisterRequest): RecordedOptions {
+  const ref = req.getProvider();
+  const timeouts = req.getCustomtimeouts();
+  const customTimeouts = timeouts && {
+    ...(timeouts.getCreate() ? { create: timeouts.getCreate() } : {}),
+    ...(timeouts.getUpdate() ? { update: timeouts.getUpdate() } : {}),
+    ...(timeouts.getDelete() ? { delete: timeouts.getDelete() } : {}),
+  };
+  return {
+    // A provider reference is `<provider urn>::<id>`.
+    provider: ref === "" ? undefined : shortUrn(ref.split("::").slice(0, -1).join("::")),
+    protect: req.getProtect(),
+    retainOnDelete: req.getRetainondelete(),
+    deleteBeforeReplace: req.getDeletebeforereplace(),
+    dependencies: [...new Set(req.getDependenciesList().map(shortUrn))].sort(),
+    aliases: req.getAliasesList().map((a) => {
+      const spec = a.getSpec();
+      if (spec === undefined) return { urn: a.getUrn() };
+      return {
+        ...(spec.getName() ? { name: spec.getName() } : {}),
+        ...(spec.getType() ? { type: spec.getType() } : {}),
+        ...(spec.getNoparent()
+          ? { parentUrn: null }
+          : spec.getParenturn()
+            ? { parentUrn: rootless(spec.getParenturn()) }
+            : {}),
+      };
+    }),
+    ignoreChanges: req.getIgnorechangesList(),
+    ...(customTimeouts && Object.keys(customTimeouts).length > 0 ? { customTimeouts } : {}),
+    additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+  };
+}
+
 const raw = new Map<string, RawRegistration>();
+const NO_OPTIONS: RecordedOptions = {
+  protect: false,
+  retainOnDelete: false,
+  deleteBeforeReplace: false,
+  dependencies: [],
+  aliases: [],
+  ignoreChanges: [],
+  additionalSecretOutputs: [],
+};
 let patched = false;
 
 /** Wraps the mock monitor once so every registration request is read before it is deserialized. */
@@ -179,7 +286,7 @@ function recordRequests(): void {
     raw.set(`${req.getType()}::${req.getName()}`, {
       inputs: req.getObject()?.toJavaScript() ?? {},
       parentUrn: req.getParent(),
-      protect: req.getProtect(),
+      options: optionsOf(req),
     });
     return original.call(this, req, cb);
   };
@@ -189,9 +296,81 @@ function recordRequests(): void {
 /** `urn:pulumi:stack::project::a$b$type::name` -> `type::name`; the root Stack is left out. */
 function parentOf(urn: string): string | undefined {
   if (urn === "") return undefined;
+  const short = shortUrn(urn);
+  return short.startsWith("pulumi:pulumi:Stack::") ? undefined : short;
+}
+
+/** The qualified type (`parent$…$type`) in a URN, without the root Stack (as the engine writes it). */
+function qualifiedType(urn: string): string {
+  return urn
+    .split("::")[2]
+    .split("$")
+    .filter((t) => t !== "pulumi:pulumi:Stack")
+    .join("$");
+}
+
+/** A parent URN as the engine writes it; the root Stack (no parent in the engine's terms) is empty. */
+function rootless(urn: string): string {
+  return urn === "" || parentOf(urn) === undefined ? "" : urnOf(...splitUrn(urn));
+}
+
+function splitUrn(urn: string): [string, string, string, string, string] {
   const parts = urn.split("::");
-  const type = parts[2].split("$").pop() as string;
-  return type === "pulumi:pulumi:Stack" ? undefined : `${type}::${parts.slice(3).join("::")}`;
+  const types = qualifiedType(urn).split("$");
+  const type = types.pop() as string;
+  const parent = types.length === 0 ? "" : `urn:pulumi:x::x::${types.join("$")}::x`;
+  return [parts[0].slice("urn:pulumi:".length), parts[1], type, parts.slice(3).join("::"), parent];
+}
+
+/** The URN the engine gives a resource of this type and name under `parentUrn`. */
+export function urnOf(stack: string, project: string, type: string, name: string, parentUrn: string): string {
+  const parent = parentUrn === "" ? "" : qualifiedType(parentUrn);
+  return `urn:pulumi:${stack}::${project}::${parent === "" ? type : `${parent}$${type}`}::${name}`;
+}
+
+/** The name part of a URN. */
+function urnName(urn: string): string {
+  return urn.split("::").slice(3).join("::");
+}
+
+/**
+ * Every URN by which the engine would find this resource's earlier state, computed as the engine
+ * does: its own aliases (a spec's missing parts default to today's), and for each alias URN of
+ * its parent the URN it had under that parent, with the parent's name prefix swapped for the
+ * alias's (a child named `<parent>-x` was `<old parent>-x`). Checking an old run's URNs against
+ * these proves an update keeps the resources instead of replacing them.
+ */
+export function aliasUrns(r: RecordedResource, byUrn: ReadonlyMap<string, RecordedResource>): string[] {
+  const [head, project] = r.urn.split("::");
+  const stack = head.slice("urn:pulumi:".length);
+  const parent = r.parentUrn === "" ? undefined : byUrn.get(r.parentUrn);
+  const own = r.options.aliases.map((a) =>
+    a.urn !== undefined
+      ? a.urn
+      : urnOf(
+          stack,
+          project,
+          a.type ?? r.type,
+          a.name ?? r.name,
+          a.parentUrn === null ? "" : (a.parentUrn ?? r.parentUrn),
+        ),
+  );
+  const inherited =
+    parent === undefined
+      ? []
+      : aliasUrns(parent, byUrn).flatMap((old) => {
+          const renamed = r.name.startsWith(parent.name)
+            ? urnName(old) + r.name.slice(parent.name.length)
+            : r.name;
+          return [
+            urnOf(stack, project, r.type, renamed, old),
+            // The engine multiplies the child's own aliases (their type and name) by the parent's.
+            ...r.options.aliases
+              .filter((a) => a.urn === undefined)
+              .map((a) => urnOf(stack, project, a.type ?? r.type, a.name ?? renamed, old)),
+          ];
+        });
+  return [...new Set([...own, ...inherited])].filter((u) => u !== r.urn).sort();
 }
 
 /**
@@ -205,21 +384,27 @@ export async function runProgramWithMocks(
 ): Promise<ProgramRun> {
   const project = opts.project ?? "ha-backend";
   const rotated = new Set(opts.rotated ?? []);
+  const preview = opts.preview ?? false;
   recordRequests();
   pulumi.runtime.setAllConfig(opts.config, opts.secretKeys ?? []);
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         const req = raw.get(`${args.type}::${args.name}`);
+        const options = req?.options ?? NO_OPTIONS;
         recorded.push({
           type: args.type,
           name: args.name,
+          urn: urnOf(opts.stack, project, args.type, args.name, req?.parentUrn ?? ""),
           parent: parentOf(req?.parentUrn ?? ""),
+          parentUrn: rootless(req?.parentUrn ?? ""),
           custom: args.custom ?? true,
-          protect: req?.protect ?? false,
+          protect: options.protect,
+          options,
           inputs: req?.inputs ?? (args.inputs as Record<string, unknown>),
         });
-        return { id: `${args.name}-id`, state: mockState(args, rotated) };
+        // A preview has no ids yet: the engine answers an empty one, which the SDK reads as unknown.
+        return { id: preview ? undefined : `${args.name}-id`, state: mockState(args, rotated, preview) };
       },
       call(args) {
         return args.inputs;
@@ -227,7 +412,7 @@ export async function runProgramWithMocks(
     },
     project,
     opts.stack,
-    false,
+    preview,
   );
 
   let failure: unknown;

@@ -3,7 +3,8 @@
  * or `cdk synth`. Runs the program for `stacks/Pulumi.<stack>.yaml` under the mocked engine (no
  * Pulumi CLI, no cloud, no network) and writes a reviewable tree:
  *
- *   resources.json            every resource: type, name, parent, inputs (secrets as "[secret]")
+ *   resources.json            every resource: type, name, parent, resource options (provider,
+ *                             protect, retainOnDelete, aliases, …), inputs (secrets as "[secret]")
  *   outputs.json              the stack outputs
  *   files/<resource>/<path>   every generated config file, where it lands in the container
  *   kubernetes/<Kind>-<name>.yaml   Kubernetes manifests
@@ -88,6 +89,7 @@ export function renderSynthTree(run: ProgramRun): Map<string, string> {
         name: r.name,
         parent: r.parent ?? null,
         custom: r.custom,
+        options: r.options,
         inputs: r.inputs,
       })),
     ),

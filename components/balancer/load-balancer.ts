@@ -5,6 +5,7 @@ import { renderHaproxy } from "./render/haproxy";
 import { renderNginx } from "./render/nginx";
 import type { Algorithm, BalancerBackend, BalancerDiscovery, BalancerRenderSpec } from "./render/spec";
 import { checkResources, invalidArg } from "../errors";
+import { componentToken, physicalName, type NamingArgs } from "../resource";
 
 /** Official images, pinned; the configs are checked against the same major lines (nginx 1.22+, HAProxy 2.6). */
 export const NGINX_IMAGE = "nginx:1.28.0-alpine";
@@ -53,7 +54,7 @@ export interface LoadBalancerBackend {
   readonly weights?: number[];
 }
 
-export interface LoadBalancerArgs {
+export interface LoadBalancerArgs extends NamingArgs {
   readonly platform: Platform;
   /** `nginx` (passive checks) or `haproxy` (active checks). */
   readonly engine: BalancerEngine;
@@ -350,7 +351,9 @@ export class LoadBalancer extends pulumi.ComponentResource {
   public readonly statsPort: pulumi.Output<number>;
 
   constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:balancer:LoadBalancer", name, {}, opts);
+    const [token, options] = componentToken("balancer", "LoadBalancer", opts);
+    super(token, name, {}, options);
+    name = physicalName("LoadBalancer", name, args);
     const r = resolveLoadBalancerArgs(name, args);
     const engine = args.engine;
     const tls = args.tls;

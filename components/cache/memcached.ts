@@ -3,6 +3,7 @@ import { checkResources, invalidArg } from "../errors";
 import { dockerMemoryMb } from "../platform/quantity";
 import type { Platform, ResourceSpec } from "../platform/types";
 import { memcachedFootprintMb, renderMemcachedArgs, type MemcachedRenderSpec } from "./render/memcached";
+import { componentToken, physicalName, type NamingArgs } from "../resource";
 
 /** The official image, pinned: memcached 1.6.18, what the live tests run (Debian 12's). */
 export const MEMCACHED_IMAGE = "memcached:1.6.18-alpine";
@@ -10,7 +11,7 @@ export const MEMCACHED_IMAGE = "memcached:1.6.18-alpine";
 const MEMCACHED_UID = 11211;
 const PORT = 11211;
 
-export interface MemcachedArgs {
+export interface MemcachedArgs extends NamingArgs {
   readonly platform: Platform;
   /** Independent nodes; clients spread keys over them by hashing. @default 3 */
   readonly members?: number;
@@ -74,7 +75,9 @@ export class Memcached extends pulumi.ComponentResource {
   public readonly servers: pulumi.Output<string[]>;
 
   constructor(name: string, args: MemcachedArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:cache:Memcached", name, {}, opts);
+    const [token, options] = componentToken("cache", "Memcached", opts);
+    super(token, name, {}, options);
+    name = physicalName("Memcached", name, args);
     const r = resolveMemcachedArgs(name, args);
     const workload = `${name}-memcached`;
     const deployed = args.platform.deploy(

@@ -14,6 +14,7 @@ import {
   type RedisRenderSpec,
   type SentinelTimings,
 } from "./render/redis";
+import { componentToken, physicalName, dataProtection, type DataArgs, type NamingArgs } from "../resource";
 
 /** The official image, pinned: Redis 7.0, what the live tests run (Debian 12's redis-server). */
 /** A Redis size (`256mb`, `2gb`; Redis's mb and gb are binary) in MiB. */
@@ -36,7 +37,7 @@ const PATHS = {
   sentinelStart: "/etc/ha-backend/redis/start-sentinel.sh",
 } as const;
 
-export interface RedisCacheArgs {
+export interface RedisCacheArgs extends NamingArgs, DataArgs {
   readonly platform: Platform;
   /** `cache` (no persistence, LRU eviction) or `store` (AOF, writes need a replica). @default "cache" */
   readonly mode?: RedisMode;
@@ -56,7 +57,6 @@ export interface RedisCacheArgs {
   readonly minReplicasMaxLagSeconds?: number;
   /** Volume per member (the config copy; in store mode the AOF). @default 1 */
   readonly storageGi?: number;
-  readonly protect?: boolean;
   readonly resources?: ResourceSpec;
   /** Tiers that may connect (to the members, the Sentinels and the router). @default ["app"] */
   readonly allowFrom?: string[];
@@ -209,9 +209,17 @@ export class RedisCache extends pulumi.ComponentResource {
   public readonly failoverBudgetSeconds: pulumi.Output<number>;
 
   constructor(name: string, args: RedisCacheArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:cache:RedisCache", name, {}, opts);
+    const [token, options] = componentToken("cache", "RedisCache", opts);
+    super(token, name, {}, options);
+    name = physicalName("RedisCache", name, args);
     const r = resolveRedisCacheArgs(name, args);
-    const secret = (role: string, length = 32) => generatedSecret(this, `${name}-${role}`, length);
+    const protect = dataProtection(args, opts);
+    // Passwords live in the config files, not in the data: replaceable, never protected.
+    const secret = (role: string, length = 32) =>
+      generatedSecret(this, `${name}-${role}`, {
+        length,
+        rotation: args.credentialRotation?.[`${name}-${role}`],
+      });
     const password = secret("password");
     const sentinelPassword = secret("sentinel-password");
     // A name nobody can guess: CONFIG renamed to it is Sentinel's alone.
@@ -240,7 +248,7 @@ export class RedisCache extends pulumi.ComponentResource {
       .all([password, sentinelPassword, configCommand])
       .apply(([p, sp, cc]) => ({ password: p, sentinelPassword: sp, configCommand: cc }));
     const memberEnv = { REDIS_MEMBER: "{name}", REDIS_HOST: "{host}" };
-    const volume = { mountPath: PATHS.data, sizeGi: r.storageGi, protect: args.protect ?? false };
+    const volume = { mountPath: PATHS.data, sizeGi: r.storageGi, protect };
     // redis-cli reads the password from REDISCLI_AUTH: it never shows in a command line.
     const ping = (port: number) => ({
       exec: ["sh", "-c", `redis-cli -h 127.0.0.1 -p ${port} ping | grep -q PONG`],

@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
 import { renderDemoApp } from "./render/demo-app";
 import { checkResources, invalidArg } from "../errors";
+import { componentToken, physicalName, type NamingArgs } from "../resource";
 
 /**
  * The default app image: the official nginx image serving {@link renderDemoApp}'s config, which
@@ -12,7 +13,7 @@ export const DEMO_APP_IMAGE = "nginx:1.28.0-alpine";
 const DEMO_APP_UID = 101;
 const DEMO_APP_CONFIG = "/etc/ha-backend/app/nginx.conf";
 
-export interface ServerClusterArgs {
+export interface ServerClusterArgs extends NamingArgs {
   /** Where the members run. */
   readonly platform: Platform;
   /**
@@ -129,7 +130,9 @@ export class ServerCluster extends pulumi.ComponentResource {
   public readonly membersRevision: pulumi.Output<string>;
 
   constructor(name: string, args: ServerClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:cluster:ServerCluster", name, {}, opts);
+    const [token, options] = componentToken("cluster", "ServerCluster", opts);
+    super(token, name, {}, options);
+    name = physicalName("ServerCluster", name, args);
     const r = resolveServerClusterArgs(name, args);
 
     const spec: WorkloadSpec = {

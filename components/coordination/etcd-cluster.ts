@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { checkResources, invalidArg } from "../errors";
 import type { Platform, ResourceSpec } from "../platform/types";
+import { componentToken, physicalName, dataProtection, type DataArgs, type NamingArgs } from "../resource";
 
 /** The upstream etcd image, pinned. It has no shell: every setting is an ETCD_* variable. */
 export const ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.5.17";
@@ -25,7 +26,7 @@ export interface EtcdClientTls {
   readonly key: pulumi.Input<string>;
 }
 
-export interface EtcdClusterArgs {
+export interface EtcdClusterArgs extends NamingArgs, DataArgs {
   readonly platform: Platform;
   /** Members: 1 (dev), 3 or 5. An even count adds no fault tolerance. @default 3 */
   readonly members?: number;
@@ -33,8 +34,6 @@ export interface EtcdClusterArgs {
   readonly allowFrom: string[];
   /** Data volume per member in GiB. @default 2 */
   readonly storageGi?: number;
-  /** Keep the data volumes on destroy/replace. @default false */
-  readonly protect?: boolean;
   readonly resources?: ResourceSpec;
   /** Serve clients over TLS and admit only those with a certificate signed by its CA. @default plain HTTP */
   readonly clientTls?: EtcdClientTls;
@@ -105,7 +104,9 @@ export class EtcdCluster extends pulumi.ComponentResource {
   public readonly members: pulumi.Output<number>;
 
   constructor(name: string, args: EtcdClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:coordination:EtcdCluster", name, {}, opts);
+    const [token, options] = componentToken("coordination", "EtcdCluster", opts);
+    super(token, name, {}, options);
+    name = physicalName("EtcdCluster", name, args);
     const members = args.members ?? 3;
     if (![1, 3, 5, 7].includes(members)) {
       invalidArg(
@@ -168,7 +169,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
         runAsUser: args.platform.kind === "kubernetes" ? ETCD_UID : undefined,
         writablePaths: [],
         defaultResources: { cpu: "100m", memory: "256Mi" },
-        volume: { mountPath: DATA_DIR, sizeGi: storageGi, protect: args.protect ?? false },
+        volume: { mountPath: DATA_DIR, sizeGi: storageGi, protect: dataProtection(args, opts) },
         resources: args.resources,
         tier: workload,
         allowFrom: args.allowFrom,

@@ -3,8 +3,9 @@ import * as tls from "@pulumi/tls";
 import { invalidArg } from "../errors";
 import type { Platform, ResourceSpec } from "../platform/types";
 import { EtcdCluster, etcdWorkload } from "./etcd-cluster";
+import { componentToken, physicalName, dataProtection, type DataArgs, type NamingArgs } from "../resource";
 
-export interface LockServiceArgs {
+export interface LockServiceArgs extends NamingArgs, DataArgs {
   readonly platform: Platform;
   /** etcd members: 3 or 5 in production, 1 for development. @default 3 */
   readonly members?: number;
@@ -13,7 +14,6 @@ export interface LockServiceArgs {
   /** Tiers that may take locks. @default ["app"] */
   readonly allowFrom?: string[];
   readonly storageGi?: number;
-  readonly protect?: boolean;
   readonly resources?: ResourceSpec;
 }
 
@@ -38,7 +38,9 @@ export class LockService extends pulumi.ComponentResource {
   public readonly ttlSeconds: pulumi.Output<number>;
 
   constructor(name: string, args: LockServiceArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:coordination:LockService", name, {}, opts);
+    const [token, options] = componentToken("coordination", "LockService", opts);
+    super(token, name, {}, options);
+    name = physicalName("LockService", name, args);
     const members = args.members ?? 3;
     if (![1, 3, 5, 7].includes(members)) {
       invalidArg(
@@ -61,7 +63,8 @@ export class LockService extends pulumi.ComponentResource {
         "Use 10: a crashed holder blocks others for at most that long.",
       );
     }
-    const opt = { parent: this };
+    // Certificates and keys are files of the members, not data: replaceable, never protected.
+    const opt = { parent: this, protect: false };
     const key = (role: string) =>
       new tls.PrivateKey(`${name}-${role}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opt);
     const caKey = key("ca");
@@ -121,7 +124,7 @@ export class LockService extends pulumi.ComponentResource {
         members,
         allowFrom: args.allowFrom ?? ["app"],
         storageGi: args.storageGi,
-        protect: args.protect,
+        protect: dataProtection(args, opts),
         resources: args.resources,
         clientTls: { ca: ca.certPem, cert: server.cert, key: server.key },
       },

@@ -16,6 +16,7 @@ import {
 import { renderPromoteScript } from "./render/promote";
 import { renderDbRouter } from "./render/router";
 import { checkResources, invalidArg } from "../errors";
+import { componentToken, physicalName, dataProtection, type DataArgs, type NamingArgs } from "../resource";
 
 /** Official images, pinned: MariaDB 10.11 LTS (what the live tests run) and MySQL 8.4 LTS. */
 /** The `mysql` user of the official mariadb and mysql images. */
@@ -61,7 +62,7 @@ const PATHS = {
   replicaSql: "/etc/ha-backend/db/replica.sql",
 } as const;
 
-export interface MysqlClusterArgs {
+export interface MysqlClusterArgs extends NamingArgs, DataArgs {
   readonly platform: Platform;
   /** @default "mariadb" */
   readonly engine?: MysqlEngine;
@@ -85,8 +86,6 @@ export interface MysqlClusterArgs {
   readonly user: string;
   /** Data volume per member in GiB. @default 10 */
   readonly storageGi?: number;
-  /** Keep the data volumes when the stack is destroyed or a member replaced. @default false */
-  readonly protect?: boolean;
   readonly resources?: ResourceSpec;
   /** InnoDB buffer pool. @default "256M" */
   readonly bufferPool?: string;
@@ -253,9 +252,17 @@ export class MysqlCluster extends pulumi.ComponentResource {
   public readonly failoverBudgetSeconds: pulumi.Output<number> | undefined;
 
   constructor(name: string, args: MysqlClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:database:MysqlCluster", name, {}, opts);
+    const [token, options] = componentToken("database", "MysqlCluster", opts);
+    super(token, name, {}, options);
+    name = physicalName("MysqlCluster", name, args);
     const r = resolveMysqlClusterArgs(name, args);
-    const password = (role: string) => generatedSecret(this, `${name}-${role}-password`);
+    const protect = dataProtection(args, opts);
+    // Written once, at bootstrap, into the data: they live exactly as long as the volumes do.
+    const password = (role: string) =>
+      generatedSecret(this, `${name}-${role}-password`, {
+        protect,
+        rotation: args.credentialRotation?.[`${name}-${role}-password`],
+      });
     const rootPassword = password("root");
     const appPassword = password("app");
     const replPassword = password("replication");
@@ -328,7 +335,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
           // First start initialises the data directory (and a Galera joiner copies a snapshot).
           startPeriodSeconds: 120,
         },
-        volume: { mountPath: PATHS.dataDir, sizeGi: r.storageGi, protect: args.protect ?? false },
+        volume: { mountPath: PATHS.dataDir, sizeGi: r.storageGi, protect },
         resources: args.resources,
         tier,
         allowFrom: [routerTier],

@@ -17,7 +17,15 @@ import {
   type PatroniRenderSpec,
   type PatroniTimings,
 } from "./render/patroni";
+import {
+  APPLY_SETTINGS_ENV,
+  patroniDynamicConfig,
+  renderApplySettingsScript,
+  renderDynamicConfigJson,
+  settingsDigest,
+} from "./render/patroni-settings";
 import { renderPgRouter } from "./render/router";
+import { componentToken, physicalName, dataProtection, type DataArgs, type NamingArgs } from "../resource";
 
 /** The image's build context: the official postgres image plus Debian's Patroni (see its Dockerfile). */
 export const PATRONI_IMAGE_CONTEXT = join(__dirname, "image");
@@ -48,6 +56,8 @@ export const PATRONI_API_RULES: readonly ApiRule[] = [
 
 const PORTS = { postgresql: 5432, patroni: 8008 } as const;
 const ROUTER_PORTS = { rw: 5432, ro: 5433, stats: 8404 } as const;
+/** The REST API user for changes (Patroni's own default name). */
+const PATRONI_RESTAPI_USER = "patroni";
 /** The official image's unprivileged `postgres` user. */
 const POSTGRES_UID = 999;
 const PATHS = {
@@ -57,6 +67,8 @@ const PATHS = {
   binDir: "/usr/lib/postgresql/15/bin",
   patroniYml: "/etc/ha-backend/pg/patroni.yml",
   postBootstrap: "/etc/ha-backend/pg/post-bootstrap.sh",
+  applySettings: "/etc/ha-backend/pg/apply-settings.py",
+  dynamicConfig: "/etc/ha-backend/pg/dynamic-config.json",
   pgpass: "/tmp/pgpass",
 } as const;
 
@@ -71,7 +83,7 @@ export function slotWalKeepMb(storageGi: number): number {
 /** Role names Patroni itself uses: the app's user must be another. */
 const RESERVED_USERS = ["postgres", "replicator", "rewind_user"];
 
-export interface PostgresClusterArgs {
+export interface PostgresClusterArgs extends NamingArgs, DataArgs {
   readonly platform: Platform;
   /** PostgreSQL servers: one leader, the rest streaming replicas. @default 3 */
   readonly members?: number;
@@ -101,8 +113,6 @@ export interface PostgresClusterArgs {
   readonly etcdMembers?: number;
   /** Data volume per member in GiB. @default 10 */
   readonly storageGi?: number;
-  /** Keep the data volumes when the stack is destroyed or a member replaced. @default false */
-  readonly protect?: boolean;
   readonly resources?: ResourceSpec;
   /** PostgreSQL shared_buffers. @default "128MB" */
   readonly sharedBuffers?: string;
@@ -307,18 +317,38 @@ export class PostgresCluster extends pulumi.ComponentResource {
   public readonly dcs: pulumi.Output<string>;
   /** The router config (no secrets). patroni.yml holds passwords and is not an output. */
   public readonly routerConfig: pulumi.Output<string>;
+  /**
+   * The name of the task that brought the running cluster's dynamic settings (ttl, loop_wait,
+   * synchronous mode, …) to the args, once it succeeded.
+   */
+  public readonly settingsApplied: pulumi.Output<string>;
 
   constructor(name: string, args: PostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:database:PostgresCluster", name, {}, opts);
+    const [token, options] = componentToken("database", "PostgresCluster", opts);
+    super(token, name, {}, options);
+    name = physicalName("PostgresCluster", name, args);
     const r = resolvePostgresClusterArgs(name, args);
-    const password = (role: string) => generatedSecret(this, `${name}-${role}-password`);
+    const protect = dataProtection(args, opts);
+    // Written once, at bootstrap, into the data: they live exactly as long as the volumes do.
+    const password = (role: string) =>
+      generatedSecret(this, `${name}-${role}-password`, {
+        protect,
+        rotation: args.credentialRotation?.[`${name}-${role}-password`],
+      });
     const superuserPassword = password("superuser");
     const replicationPassword = password("replication");
     const rewindPassword = password("rewind");
     const appPassword = password("app");
+    // Patroni's REST API takes changes (PATCH /config, switchover) only with this; it lives in
+    // patroni.yml, not in the data, so it needs no protection.
+    const restApiPassword = generatedSecret(this, `${name}-restapi-password`, {
+      rotation: args.credentialRotation?.[`${name}-restapi-password`],
+    });
 
     const workload = `${name}-pg`;
     const routerTier = `${name}-router`;
+    // The settings task's tier: it reaches the members' REST API and nothing else.
+    const settingsTier = `${workload}-admin`;
     const store = args.platform.stateStore(workload);
     let dcs: PatroniRenderSpec["dcs"];
     if (r.dcs === "platform" && store !== undefined) {
@@ -331,7 +361,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
     } else {
       new EtcdCluster(
         name,
-        { platform: args.platform, members: r.etcdMembers, allowFrom: [workload], protect: args.protect },
+        { platform: args.platform, members: r.etcdMembers, allowFrom: [workload], protect },
         { parent: this },
       );
       dcs = { kind: "etcd3", hosts: etcdClientHosts(args.platform, name, r.etcdMembers) };
@@ -359,9 +389,15 @@ export class PostgresCluster extends pulumi.ComponentResource {
       sharedBuffers: r.sharedBuffers,
     };
     const patroniYml = pulumi
-      .all([superuserPassword, replicationPassword, rewindPassword])
-      .apply(([su, repl, rewind]) =>
-        renderPatroniYml(spec, { superuserPassword: su, replicationPassword: repl, rewindPassword: rewind }),
+      .all([superuserPassword, replicationPassword, rewindPassword, restApiPassword])
+      .apply(([su, repl, rewind, rest]) =>
+        renderPatroniYml(spec, {
+          superuserPassword: su,
+          replicationPassword: repl,
+          rewindPassword: rewind,
+          restApiPassword: rest,
+          restApiUsername: PATRONI_RESTAPI_USER,
+        }),
       );
 
     const db = args.platform.deploy(
@@ -395,15 +431,47 @@ export class PostgresCluster extends pulumi.ComponentResource {
           failureThreshold: 3,
           startPeriodSeconds: 60,
         },
-        volume: { mountPath: PATHS.volume, sizeGi: r.storageGi, protect: args.protect ?? false },
+        volume: { mountPath: PATHS.volume, sizeGi: r.storageGi, protect },
         resources: args.resources,
         tier: workload,
-        allowFrom: [routerTier],
+        allowFrom: [routerTier, settingsTier],
         runAsUser: POSTGRES_UID,
         // PostgreSQL's socket directory; the pgpass file is under /tmp.
         writablePaths: ["/var/run/postgresql"],
         defaultResources: { cpu: "500m", memory: "1Gi" },
         apiAccess: dcs.kind === "kubernetes" ? PATRONI_API_RULES : undefined,
+      },
+      { parent: this },
+    );
+
+    // Patroni reads bootstrap.dcs only when the cluster is first created: every later change of
+    // the dynamic settings reaches the running cluster through this task (PATCH /config), named
+    // after the settings so it runs once per change.
+    const dynamicConfig = patroniDynamicConfig(spec);
+    this.settingsApplied = args.platform.runTask(
+      `${workload}-dcs-${settingsDigest(dynamicConfig)}`,
+      {
+        image: args.image ?? PATRONI_IMAGE,
+        build: args.image === undefined ? { context: PATRONI_IMAGE_CONTEXT } : undefined,
+        command: [
+          "python3",
+          PATHS.applySettings,
+          PATHS.dynamicConfig,
+          ...db.members.map((m) => `${m.host}:${PORTS.patroni}`),
+        ],
+        files: {
+          [PATHS.applySettings]: renderApplySettingsScript(),
+          [PATHS.dynamicConfig]: renderDynamicConfigJson(dynamicConfig),
+        },
+        secretEnv: {
+          [APPLY_SETTINGS_ENV.username]: PATRONI_RESTAPI_USER,
+          [APPLY_SETTINGS_ENV.password]: restApiPassword,
+        },
+        tier: settingsTier,
+        runAsUser: POSTGRES_UID,
+        // The script's own deadline (300 s) and a minute to start.
+        timeoutSeconds: 360,
+        after: db.resources,
       },
       { parent: this },
     );
@@ -456,6 +524,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
       failoverBudgetSeconds: this.failoverBudgetSeconds,
       dcs: this.dcs,
       routerConfig: this.routerConfig,
+      settingsApplied: this.settingsApplied,
     });
   }
 }

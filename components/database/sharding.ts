@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { MysqlCluster, resolveMysqlClusterArgs, type MysqlClusterArgs } from "./mysql-cluster";
 import { PostgresCluster, resolvePostgresClusterArgs, type PostgresClusterArgs } from "./postgres-cluster";
+import { componentToken, dataProtection, physicalName } from "../resource";
 
 /**
  * Sharding (分库分表): N independent clusters and the map apps use to route a key. The routing
@@ -87,9 +88,14 @@ export class ShardedMysql extends pulumi.ComponentResource {
   public readonly shardMap: pulumi.Output<ShardMap>;
 
   constructor(name: string, args: ShardedMysqlArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:database:ShardedMysql", name, {}, opts);
+    const [token, options] = componentToken("database", "ShardedMysql", opts);
+    super(token, name, {}, options);
+    name = physicalName("ShardedMysql", name, args);
     validateShards(name, args.shards);
-    const { shards, ...clusterArgs } = args;
+    // Each shard is named after this component's physical name; none takes an override of its own.
+    const { shards, ...shared } = args;
+    // The shards keep the data: they protect it as this component would.
+    const clusterArgs = { ...shared, nameOverride: undefined, protect: dataProtection(args, opts) };
     // Every shard shares the args: check them once, before the first shard exists.
     resolveMysqlClusterArgs(`${name}-0`, clusterArgs);
     this.shards = Array.from(
@@ -118,9 +124,14 @@ export class ShardedPostgres extends pulumi.ComponentResource {
   public readonly shardMap: pulumi.Output<ShardMap>;
 
   constructor(name: string, args: ShardedPostgresArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:database:ShardedPostgres", name, {}, opts);
+    const [token, options] = componentToken("database", "ShardedPostgres", opts);
+    super(token, name, {}, options);
+    name = physicalName("ShardedPostgres", name, args);
     validateShards(name, args.shards, "ShardedPostgres");
-    const { shards, ...clusterArgs } = args;
+    // Each shard is named after this component's physical name; none takes an override of its own.
+    const { shards, ...shared } = args;
+    // The shards keep the data: they protect it as this component would.
+    const clusterArgs = { ...shared, nameOverride: undefined, protect: dataProtection(args, opts) };
     resolvePostgresClusterArgs(`${name}-0`, clusterArgs);
     this.shards = Array.from(
       { length: shards },

@@ -5,9 +5,11 @@ import {
   dockerBuild,
   dockerHealthCommand,
   filesDigest,
+  healthWaitSeconds,
   resolveHealthCheck,
   sortedEntries,
   statefulMemberNames,
+  validateTaskSpec,
   validateWorkloadSpec,
 } from "./spec";
 import type {
@@ -15,9 +17,11 @@ import type {
   MemberAddress,
   Platform,
   PlatformStateStore,
+  TaskSpec,
   Workload,
   WorkloadSpec,
 } from "./types";
+import { componentToken } from "../resource";
 
 export interface DockerPlatformArgs {
   /**
@@ -25,6 +29,22 @@ export interface DockerPlatformArgs {
    * share one engine (e.g. `ecommerce-dev`).
    */
   readonly prefix: string;
+  /**
+   * The address clients use for published ports: the Docker host's name when the engine is
+   * remote (`docker.host` `ssh://me@build-1` -> `build-1`). @default "localhost"
+   */
+  readonly publicHost?: string;
+}
+
+/**
+ * The host name clients reach a Docker engine's published ports on, from its `DOCKER_HOST`-style
+ * address: `localhost` for a local socket (`unix://`, `npipe://`, unset).
+ */
+export function dockerPublicHost(host: string | undefined): string {
+  if (host === undefined || host === "" || /^(unix|npipe):/.test(host)) return "localhost";
+  const url = new URL(host);
+  // IPv6 literals keep their brackets in URL.hostname, as a host:port address needs them.
+  return url.hostname === "" ? "localhost" : url.hostname;
 }
 
 /**
@@ -39,11 +59,19 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   public readonly kind = "docker" as const;
   public readonly canBuildImages = true;
   private readonly prefix: string;
+  private readonly publicHost: string;
+  /**
+   * The engine every container, network, volume and image goes to: the platform's own provider
+   * (its `provider` option), passed explicitly because workloads are parented under the
+   * components that deploy them, which may inherit another one.
+   */
+  private readonly provider: pulumi.ProviderResource | undefined;
   private readonly networks = new Map<string, docker.Network>();
   private readonly images = new Map<string, pulumi.Output<string>>();
 
   constructor(name: string, args: DockerPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:platform:DockerPlatform", name, {}, opts);
+    const [token, options] = componentToken("platform", "DockerPlatform", opts);
+    super(token, name, {}, options);
     if (!/^[a-z0-9][a-z0-9_.-]*$/.test(args.prefix)) {
       throw new Error(
         `DockerPlatform "${name}": prefix must be lowercase letters, digits, '.', '_' or '-', but ` +
@@ -51,6 +79,8 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       );
     }
     this.prefix = args.prefix;
+    this.publicHost = args.publicHost ?? "localhost";
+    this.provider = this.getProvider("docker:index/container:Container");
     this.registerOutputs({});
   }
 
@@ -70,7 +100,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             { label: "ha-backend.tier", value: tier },
           ],
         },
-        { parent: this },
+        { parent: this, provider: this.provider, protect: false },
       );
       this.networks.set(tier, net);
     }
@@ -87,7 +117,11 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       const resourceName = `${this.prefix}-image-${ref.replace(/[^a-zA-Z0-9.-]/g, "-")}`;
       img =
         build === undefined
-          ? new docker.RemoteImage(resourceName, { name: ref, keepLocally: true }, { parent: this }).imageId
+          ? new docker.RemoteImage(
+              resourceName,
+              { name: ref, keepLocally: true },
+              { parent: this, provider: this.provider, protect: false },
+            ).imageId
           : new docker.Image(
               resourceName,
               {
@@ -95,7 +129,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
                 build: dockerBuild(build),
                 skipPush: true,
               },
-              { parent: this },
+              { parent: this, provider: this.provider, protect: false },
             ).imageName;
       this.images.set(ref, img);
     }
@@ -110,6 +144,56 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   memberHosts(name: string, replicas: number): string[] {
     // Each member's network alias is its own name.
     return statefulMemberNames(name, replicas);
+  }
+
+  runTask(name: string, spec: TaskSpec, opts?: pulumi.ComponentResourceOptions): pulumi.Output<string> {
+    validateTaskSpec(name, spec);
+    const parent = opts?.parent ?? this;
+    const network = this.network(spec.tier);
+    const task = new docker.Container(
+      name,
+      {
+        name: `${this.prefix}-${name}`,
+        image: this.image(spec.image, spec.build),
+        entrypoints: [...spec.command],
+        envs: dockerEnv(spec, {}),
+        user: spec.runAsUser !== undefined ? String(spec.runAsUser) : undefined,
+        // Runs once: the create waits for it to exit (attach) and never restarts it.
+        mustRun: false,
+        attach: true,
+        logs: true,
+        restart: "no",
+        networksAdvanced: [{ name: network.name }],
+        uploads: sortedEntries(spec.files).map(([path, content]) => ({
+          file: path,
+          content,
+          permissions: "0444",
+        })),
+        labels: [
+          { label: "ha-backend.stack", value: this.prefix },
+          { label: "ha-backend.task", value: name },
+          { label: "ha-backend.tier", value: spec.tier },
+        ],
+      },
+      {
+        parent,
+        provider: this.provider,
+        protect: false,
+        deleteBeforeReplace: true,
+        dependsOn: [network, ...(spec.after ?? [])],
+        customTimeouts: { create: `${spec.timeoutSeconds}s` },
+      },
+    );
+    // The provider records the exit code without judging it: a failed task fails `pulumi up`
+    // here, as the Kubernetes Job's await does there.
+    return task.exitCode.apply((code) => {
+      if (code !== undefined && code !== 0) {
+        throw new Error(
+          `DockerPlatform: task "${name}" exited with code ${code}; its output is in \`docker logs ${this.prefix}-${name}\`.`,
+        );
+      }
+      return name;
+    });
   }
 
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
@@ -154,8 +238,14 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
                   { label: "ha-backend.workload", value: name },
                 ],
               },
-              // Replacing or destroying the stack must not silently drop a database's files.
-              { parent, protect: spec.volume.protect ?? false },
+              // Protected data: `pulumi destroy` stops here, and a delete (a replaced workload, a
+              // lifted protection) leaves the volume on the engine.
+              {
+                parent,
+                provider: this.provider,
+                protect: spec.volume.protect ?? false,
+                retainOnDelete: spec.volume.protect ?? false,
+              },
             );
 
       const envs = dockerEnv(spec, memberValues(spec.memberEnv, member, host));
@@ -201,6 +291,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             i === 0
               ? (spec.publicPorts ?? []).map((p) => ({ internal: spec.ports[p.target], external: p.port }))
               : [],
+          // `pulumi up` returns once every member is healthy, and fails if one never gets there.
+          wait: health !== undefined,
+          waitTimeout: health && healthWaitSeconds(health, spec.volume?.sizeGi),
           healthcheck: health && {
             tests: dockerHealthCommand(health, spec.ports),
             interval: `${health.intervalSeconds}s`,
@@ -220,7 +313,14 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
           ]),
         },
         // Container names are fixed (they are addresses), so a replacement must delete first.
-        { parent, deleteBeforeReplace: true, dependsOn: networkNames },
+        // Containers hold no data (volumes do): never protected, whatever the component's options.
+        {
+          parent,
+          provider: this.provider,
+          protect: false,
+          deleteBeforeReplace: true,
+          dependsOn: networkNames,
+        },
       );
       containers.push(container);
     }
@@ -232,8 +332,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       members,
       ports: { ...spec.ports },
       publicAddresses: Object.fromEntries(
-        (spec.publicPorts ?? []).map((p) => [p.target, pulumi.output(`localhost:${p.port}`)]),
+        (spec.publicPorts ?? []).map((p) => [p.target, pulumi.output(`${this.publicHost}:${p.port}`)]),
       ),
+      resources: containers,
       membersRevision: pulumi.all(containers.map((c) => c.id)).apply((ids) => ids.join(",")),
     };
   }
@@ -254,7 +355,10 @@ export function memberValues(
  * `KEY=value` strings, sorted. Docker has no secret store outside Swarm: when any secret is
  * present the whole list is marked secret, so state, previews and synth output never show it.
  */
-function dockerEnv(spec: WorkloadSpec, perMember: Record<string, string>): pulumi.Output<string[]> {
+function dockerEnv(
+  spec: Pick<WorkloadSpec, "env" | "secretEnv">,
+  perMember: Record<string, string>,
+): pulumi.Output<string[]> {
   const plain = pulumi.output({ ...spec.env, ...perMember });
   const secret = pulumi.output(spec.secretEnv ?? {});
   const all = pulumi

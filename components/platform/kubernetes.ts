@@ -6,9 +6,11 @@ import {
   configDigest,
   dockerBuild,
   fileKey,
+  healthWaitSeconds,
   resolveHealthCheck,
   sortedEntries,
   statefulMemberNames,
+  validateTaskSpec,
   validateWorkloadSpec,
 } from "./spec";
 import type {
@@ -16,11 +18,13 @@ import type {
   MemberAddress,
   Platform,
   PlatformStateStore,
+  TaskSpec,
   Workload,
   WorkloadSpec,
 } from "./types";
 
 import Inputs = k8s.types.input.core.v1;
+import { componentToken } from "../resource";
 
 export interface KubernetesPlatformArgs {
   /** Namespace every workload goes into; created by the platform. */
@@ -106,9 +110,18 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   private readonly domain: string;
   /** Keys the config digest on pod templates (see `configDigest`). */
   private readonly digestKey: pulumi.Output<string>;
+  /**
+   * The cluster every object goes to, and the engine images are built on: the platform's own
+   * providers (its `provider`/`providers` options), passed explicitly because workloads are
+   * parented under the components that deploy them, which may inherit other ones.
+   */
+  private readonly k8sProvider: pulumi.ProviderResource | undefined;
+  private readonly dockerProvider: pulumi.ProviderResource | undefined;
+  private readonly builtImages = new Map<string, pulumi.Output<string>>();
 
   constructor(name: string, args: KubernetesPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ha:platform:KubernetesPlatform", name, {}, opts);
+    const [token, options] = componentToken("platform", "KubernetesPlatform", opts);
+    super(token, name, {}, options);
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(args.namespace)) {
       throw new Error(
         `KubernetesPlatform "${name}": namespace must be a DNS label (a-z, 0-9, '-', at most 63), but ` +
@@ -148,10 +161,13 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       );
     }
     this.domain = args.clusterDomain ?? "cluster.local";
+    this.k8sProvider = this.getProvider("kubernetes:core/v1:Namespace");
+    this.dockerProvider = this.getProvider("docker:index/image:Image");
+    const own = { parent: this, provider: this.k8sProvider, protect: false };
     const ns = new k8s.core.v1.Namespace(
       `${name}-namespace`,
       { metadata: { name: args.namespace, labels: { [PART_OF]: "ha-backend", ...POD_SECURITY_LABELS } } },
-      { parent: this },
+      own,
     );
     this.namespace = ns.metadata.name;
     // Nothing gets in or out of a pod unless a workload's own policy allows it.
@@ -161,13 +177,44 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         metadata: { name: "default-deny", namespace: this.namespace, labels: { [PART_OF]: "ha-backend" } },
         spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
       },
-      { parent: this },
+      own,
     );
     this.digestKey = pulumi.secret(
-      new random.RandomPassword(`${name}-config-digest-key`, { length: 32, special: false }, { parent: this })
-        .result,
+      new random.RandomPassword(
+        `${name}-config-digest-key`,
+        { length: 32, special: false },
+        { parent: this, protect: false },
+      ).result,
     );
     this.registerOutputs({ namespace: this.namespace });
+  }
+
+  /**
+   * Options for an object of a deployed workload: under the deploying component, on this
+   * platform's cluster, and never protected (only the StatefulSet holding data is, below).
+   */
+  private childOpts(parent: pulumi.Resource): pulumi.CustomResourceOptions {
+    return { parent, provider: this.k8sProvider, protect: false };
+  }
+
+  /** The Secret `<name>-env` holding secret environment, when there is any. */
+  private envSecret(
+    name: string,
+    secretEnv: WorkloadSpec["secretEnv"],
+    metadata: k8s.types.input.meta.v1.ObjectMeta,
+    parent: pulumi.Resource,
+  ): k8s.core.v1.Secret | undefined {
+    if (Object.keys(secretEnv ?? {}).length === 0) return undefined;
+    return new k8s.core.v1.Secret(
+      `${name}-env`,
+      {
+        metadata,
+        type: "Opaque",
+        // Each value secret on its own: keys stay readable in a diff, values never.
+        stringData: Object.fromEntries(sortedEntries(secretEnv).map(([k, v]) => [k, pulumi.secret(v)])),
+      },
+      this.childOpts(parent),
+    );
   }
 
   /** A ServiceAccount with a Role of exactly `spec.apiAccess`, in the namespace; returns its name. */
@@ -184,7 +231,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const account = new k8s.core.v1.ServiceAccount(
       `${name}-account`,
       { metadata: meta(""), automountServiceAccountToken: false },
-      { parent },
+      this.childOpts(parent),
     );
     const role = new k8s.rbac.v1.Role(
       `${name}-role`,
@@ -196,7 +243,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           verbs: [...r.verbs],
         })),
       },
-      { parent },
+      this.childOpts(parent),
     );
     const binding = new k8s.rbac.v1.RoleBinding(
       `${name}-rolebinding`,
@@ -205,7 +252,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
         subjects: [{ kind: "ServiceAccount", name: account.metadata.name, namespace: this.args.namespace }],
       },
-      { parent },
+      this.childOpts(parent),
     );
     return [account, role, binding];
   }
@@ -228,7 +275,14 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   }
 
   /** A built image, pushed to the registry; pods pull it by digest once the push has one. */
-  private builtImage(name: string, spec: WorkloadSpec, parent: pulumi.Resource): pulumi.Output<string> {
+  private builtImage(
+    name: string,
+    spec: Pick<WorkloadSpec, "image" | "build">,
+    parent: pulumi.Resource,
+  ): pulumi.Output<string> {
+    // One build and push per image, shared by every workload and task that runs it.
+    const built = this.builtImages.get(spec.image);
+    if (built !== undefined) return built;
     const registry = this.args.imageRegistry;
     if (registry === undefined || spec.build === undefined) {
       throw new Error(
@@ -242,9 +296,118 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         imageName: `${registry}/${spec.image}`,
         build: { ...dockerBuild(spec.build), platform: "linux/amd64" },
       },
-      { parent },
+      { parent, provider: this.dockerProvider, protect: false },
     );
-    return pulumi.all([image.repoDigest, image.imageName]).apply(([digest, ref]) => digest || ref);
+    const ref = pulumi.all([image.repoDigest, image.imageName]).apply(([digest, named]) => digest || named);
+    this.builtImages.set(spec.image, ref);
+    return ref;
+  }
+
+  runTask(name: string, spec: TaskSpec, opts?: pulumi.ComponentResourceOptions): pulumi.Output<string> {
+    validateTaskSpec(name, spec);
+    const parent = opts?.parent ?? this;
+    const image = spec.build ? this.builtImage(name, spec, parent) : spec.image;
+    const selector = { [NAME]: name, [PART_OF]: "ha-backend" };
+    const labels = { ...selector, [TIER]: spec.tier, "app.kubernetes.io/managed-by": "pulumi" };
+    const meta = (suffix: string) => ({ name: `${name}${suffix}`, namespace: this.namespace, labels });
+    const files = sortedEntries(spec.files);
+    const configMap =
+      files.length === 0
+        ? undefined
+        : new k8s.core.v1.ConfigMap(
+            `${name}-files`,
+            {
+              metadata: meta("-files"),
+              data: pulumi
+                .output(spec.files ?? {})
+                .apply((f) => Object.fromEntries(sortedEntries(f).map(([p, c]) => [fileKey(p), c]))),
+            },
+            this.childOpts(parent),
+          );
+    const secret = this.envSecret(name, spec.secretEnv, meta("-env"), parent);
+    // Out: DNS and the pods that admit this tier (their own policies pick the ports). In: nothing.
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-netpol`,
+      {
+        metadata: meta(""),
+        spec: {
+          podSelector: { matchLabels: selector },
+          policyTypes: ["Ingress", "Egress"],
+          ingress: [],
+          egress: networkPolicySpec(
+            { kind: "stateless", replicas: 1, image: spec.image, ports: {}, tier: spec.tier },
+            selector,
+            { serviceType: "ClusterIP", apiServerCidrs: [] },
+          ).egress,
+        },
+      },
+      this.childOpts(parent),
+    );
+    const nonRoot = spec.runAsUser !== undefined;
+    const timeout = `${Math.ceil(spec.timeoutSeconds / 60) + 1}m`;
+    const job = new k8s.batch.v1.Job(
+      name,
+      {
+        metadata: meta(""),
+        spec: {
+          // A failed run is retried twice (a member restarting), all within the deadline.
+          backoffLimit: 2,
+          activeDeadlineSeconds: spec.timeoutSeconds,
+          template: {
+            metadata: { labels },
+            spec: {
+              restartPolicy: "Never",
+              automountServiceAccountToken: false,
+              securityContext: {
+                seccompProfile: { type: "RuntimeDefault" },
+                runAsNonRoot: true,
+                ...(nonRoot ? { runAsUser: spec.runAsUser, runAsGroup: spec.runAsUser } : {}),
+              },
+              containers: [
+                {
+                  name: "task",
+                  image,
+                  command: [...spec.command],
+                  env: [
+                    ...sortedEntries(spec.env).map(([k, v]) => ({ name: k, value: v })),
+                    ...sortedEntries(spec.secretEnv).map(([k]) => ({
+                      name: k,
+                      valueFrom: { secretKeyRef: { name: `${name}-env`, key: k } },
+                    })),
+                  ],
+                  volumeMounts: files.map(([path]) => ({
+                    name: "files",
+                    mountPath: path,
+                    subPath: fileKey(path),
+                    readOnly: true,
+                  })),
+                  resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "128Mi" } },
+                  securityContext: {
+                    allowPrivilegeEscalation: false,
+                    capabilities: { drop: ["ALL"] },
+                    runAsNonRoot: true,
+                    readOnlyRootFilesystem: true,
+                  },
+                },
+              ],
+              volumes: configMap ? [{ name: "files", configMap: { name: `${name}-files` } }] : [],
+            },
+          },
+        },
+      },
+      // The provider waits for the Job to succeed and fails the update when it fails.
+      {
+        ...this.childOpts(parent),
+        dependsOn: [
+          ...[configMap, secret].filter(
+            (r): r is k8s.core.v1.ConfigMap | k8s.core.v1.Secret => r !== undefined,
+          ),
+          ...(spec.after ?? []),
+        ],
+        customTimeouts: { create: timeout, update: timeout },
+      },
+    );
+    return job.metadata.name;
   }
 
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
@@ -276,23 +439,9 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
               },
               data: files.apply((f) => Object.fromEntries(sortedEntries(f).map(([p, c]) => [fileKey(p), c]))),
             },
-            { parent },
+            this.childOpts(parent),
           );
-    const secret =
-      Object.keys(spec.secretEnv ?? {}).length === 0
-        ? undefined
-        : new k8s.core.v1.Secret(
-            `${name}-env`,
-            {
-              metadata: meta("-env"),
-              type: "Opaque",
-              // Each value secret on its own: keys stay readable in a diff, values never.
-              stringData: Object.fromEntries(
-                sortedEntries(spec.secretEnv).map(([k, v]) => [k, pulumi.secret(v)]),
-              ),
-            },
-            { parent },
-          );
+    const secret = this.envSecret(name, spec.secretEnv, meta("-env"), parent);
 
     const secretFiles = sortedEntries(spec.secretFiles);
     const fileSecret =
@@ -305,7 +454,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
               type: "Opaque",
               stringData: Object.fromEntries(secretFiles.map(([p, c]) => [fileKey(p), pulumi.secret(c)])),
             },
-            { parent },
+            this.childOpts(parent),
           );
 
     const memberVar = "HA_BACKEND_MEMBER";
@@ -492,7 +641,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           publishNotReadyAddresses: spec.kind === "stateful",
         },
       },
-      { parent },
+      this.childOpts(parent),
     );
     new k8s.core.v1.Service(
       `${name}-service`,
@@ -504,11 +653,12 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           ports: servicePorts,
         },
       },
-      { parent },
+      this.childOpts(parent),
     );
 
+    let owner: pulumi.Resource;
     if (spec.kind === "stateless") {
-      new k8s.apps.v1.Deployment(
+      owner = new k8s.apps.v1.Deployment(
         `${name}-deployment`,
         {
           metadata: meta(""),
@@ -522,11 +672,12 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
             template,
           },
         },
-        { parent, dependsOn },
+        { ...this.childOpts(parent), dependsOn },
       );
     } else {
       const volume = spec.volume;
-      new k8s.apps.v1.StatefulSet(
+      const rollout = `${statefulRolloutMinutes(spec)}m`;
+      owner = new k8s.apps.v1.StatefulSet(
         `${name}-statefulset`,
         {
           metadata: meta(""),
@@ -557,8 +708,16 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
             },
           },
         },
-        // Protected data: `pulumi destroy` stops here instead of deleting the claims' owner.
-        { parent, dependsOn, protect: volume?.protect ?? false },
+        // Protected data: `pulumi destroy` stops here instead of deleting the claims' owner, and
+        // a delete leaves the StatefulSet's claims (Retain above) and the object itself in place.
+        // Rollouts of a large volume copy data (base backups, state transfers): sized timeouts.
+        {
+          ...this.childOpts(parent),
+          dependsOn,
+          protect: volume?.protect ?? false,
+          retainOnDelete: volume?.protect ?? false,
+          customTimeouts: { create: rollout, update: rollout },
+        },
       );
     }
 
@@ -566,7 +725,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       new k8s.policy.v1.PodDisruptionBudget(
         `${name}-pdb`,
         { metadata: meta(""), spec: { maxUnavailable: 1, selector: { matchLabels: selector } } },
-        { parent },
+        this.childOpts(parent),
       );
     }
 
@@ -579,7 +738,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           apiServerCidrs: this.args.apiServerCidrs ?? ["0.0.0.0/0"],
         }),
       },
-      { parent },
+      this.childOpts(parent),
     );
 
     const publicAddresses: Record<string, pulumi.Output<string>> = {};
@@ -601,7 +760,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           },
         },
         // A cloud that never assigns an address fails `pulumi up` after this, instead of hanging.
-        { parent, customTimeouts: { create: timeout, update: timeout } },
+        { ...this.childOpts(parent), customTimeouts: { create: timeout, update: timeout } },
       );
       for (const p of publicPorts) {
         publicAddresses[p.target] =
@@ -632,10 +791,22 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       members,
       ports: { ...spec.ports },
       publicAddresses,
+      resources: [owner],
       // Kubernetes members are found by Service/DNS at run time; nothing to restart a balancer for.
       membersRevision: pulumi.output(""),
     };
   }
+}
+
+/**
+ * Minutes a StatefulSet rollout may take: every member's health wait (a copy of its volume
+ * included), one after another unless members start together; at least Pulumi's default 10.
+ */
+export function statefulRolloutMinutes(spec: WorkloadSpec): number {
+  const health = spec.healthCheck ? resolveHealthCheck(spec.healthCheck) : undefined;
+  const perMember = health ? healthWaitSeconds(health, spec.volume?.sizeGi) : 60;
+  const members = spec.startTogether ? 1 : spec.replicas;
+  return Math.max(10, Math.ceil((perMember * members) / 60));
 }
 
 function probe(

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from "node:crypto";
-import type { HealthCheck, ImageBuild, WorkloadSpec } from "./types";
+import type { HealthCheck, ImageBuild, TaskSpec, WorkloadSpec } from "./types";
 import { invalidArg } from "../errors";
 
 /** Kubernetes object names and port names double as DNS labels: keep both platforms to that rule. */
@@ -35,6 +35,18 @@ export function resolveHealthCheck(h: HealthCheck): ResolvedHealthCheck {
   };
 }
 
+/**
+ * Seconds a platform waits for a newly started member to report healthy before it calls the
+ * update failed: the start period, then every allowed failure, plus a minute of slack for
+ * pulling and starting. A volume adds time for a copy from a peer (a base backup or a full
+ * state transfer) at a conservative 100 MB/s.
+ */
+export function healthWaitSeconds(h: ResolvedHealthCheck, volumeGi = 0): number {
+  return (
+    h.startPeriodSeconds + (h.intervalSeconds + h.timeoutSeconds) * h.failureThreshold + 60 + volumeGi * 10
+  );
+}
+
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
   return invalidArg("Workload", name, field, rule, value, fix);
 }
@@ -47,6 +59,34 @@ function isPort(n: unknown): boolean {
  * Checks a workload spec before a platform creates anything for it. Both platforms call this,
  * so a spec that works on Docker cannot fail later on Kubernetes for a naming rule.
  */
+/** Checks a one-shot task before a platform creates anything for it. */
+export function validateTaskSpec(name: string, spec: TaskSpec): void {
+  if (!DNS_LABEL.test(name) || name.length > 52) {
+    // 52: a Job's pods append a 5-character suffix, and labels stop at 63.
+    invalidArg(
+      "Task",
+      name,
+      "the task name",
+      "be a DNS label of at most 52 characters (a-z, 0-9, '-')",
+      name,
+      "Shorten the component's name.",
+    );
+  }
+  if (spec.command.length === 0) {
+    invalidArg("Task", name, "command", "not be empty", spec.command, "Give the command line to run.");
+  }
+  if (!Number.isInteger(spec.timeoutSeconds) || spec.timeoutSeconds < 1) {
+    invalidArg(
+      "Task",
+      name,
+      "timeoutSeconds",
+      "be a whole number of at least 1",
+      spec.timeoutSeconds,
+      "Give the longest run you accept.",
+    );
+  }
+}
+
 export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
   if (!DNS_LABEL.test(name) || name.length > 52) {
     // 52: StatefulSet pods append "-<ordinal>" and a controller hash label to a 63-character limit.

@@ -94,6 +94,37 @@ export interface WorkloadSpec {
   readonly defaultResources?: ResourceSpec;
 }
 
+/**
+ * A one-shot command that runs to completion once per name: a new name (carry a digest of what
+ * it does in it) runs it again. For changes a running workload must be told about through its
+ * own API, such as Patroni's settings in the DCS.
+ */
+export interface TaskSpec {
+  /** Container image, pinned by tag; the same image as the workload it talks to is typical. */
+  readonly image: string;
+  /** Build the image from this context (as {@link WorkloadSpec.build}). */
+  readonly build?: ImageBuild;
+  /** The command line (replaces the image's entrypoint). */
+  readonly command: readonly string[];
+  /** Plain environment. */
+  readonly env?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Credentials (as {@link WorkloadSpec.secretEnv}). */
+  readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Files by absolute path; the content must not hold secrets. */
+  readonly files?: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * The task's network tier: the workloads it talks to list it in `allowFrom`, exactly as for a
+   * client tier. It reaches nothing else.
+   */
+  readonly tier: string;
+  /** Numeric user id to run as. */
+  readonly runAsUser?: number;
+  /** Seconds the task may run before the update fails. */
+  readonly timeoutSeconds: number;
+  /** Resources that must be up before the task starts (a workload's {@link Workload.resources}). */
+  readonly after?: readonly pulumi.Resource[];
+}
+
 /** An image built from a directory with a Dockerfile. */
 export interface ImageBuild {
   /** Absolute path of the build context. */
@@ -157,7 +188,11 @@ export interface VolumeSpec {
   readonly sizeGi: number;
   /** Kubernetes StorageClass. @default the cluster default */
   readonly storageClass?: string;
-  /** Keep the data when the stack is destroyed or the workload replaced (`protect`). @default false */
+  /**
+   * Keep the data when the stack is destroyed or the workload replaced: `protect` and
+   * `retainOnDelete` on what holds it (Docker volumes; the StatefulSet, with its claims retained).
+   * @default false
+   */
   readonly protect?: boolean;
 }
 
@@ -206,6 +241,11 @@ export interface Workload {
   /** Address (`host:port`) outside clients use for each public port, by target port name. */
   readonly publicAddresses: Readonly<Record<string, pulumi.Output<string>>>;
   /**
+   * What runs the members (Docker: the containers; Kubernetes: the Deployment or StatefulSet):
+   * a `dependsOn` on them waits until the members are up and healthy.
+   */
+  readonly resources: readonly pulumi.Resource[];
+  /**
    * Changes whenever members are re-created (Docker: container ids). A balancer that resolves
    * member names once at start renders it into its config, so it restarts with the members.
    */
@@ -220,6 +260,14 @@ export interface Platform {
   /** `docker` or `kubernetes`: for outputs and messages, never for branching in components. */
   readonly kind: PlatformKind;
   deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload;
+  /**
+   * Runs `spec` once to completion under `name`; `pulumi up` fails when it fails or overruns.
+   * Docker: a container run attached (its exit code checked). Kubernetes: a Job (its own
+   * NetworkPolicy, the restricted pod profile, no API token). Returns the name once the task
+   * succeeded: put it among the calling component's registered outputs, so a failure fails
+   * the update.
+   */
+  runTask(name: string, spec: TaskSpec, opts?: pulumi.ComponentResourceOptions): pulumi.Output<string>;
   /**
    * The host names `deploy` will give the members of a stateful workload of this name, known
    * before it exists (a database's config names its peers).

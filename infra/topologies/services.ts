@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Memcached } from "../../components/cache/memcached";
 import { RedisCache } from "../../components/cache/redis-cache";
 import { LockService } from "../../components/coordination/lock-service";
-import { DEFAULT_CACHE_ENGINE, DEFAULT_REDIS_MODE } from "../config";
+import { dataProtected, DEFAULT_CACHE_ENGINE, DEFAULT_REDIS_MODE } from "../config";
 import type { TopologyContext, TopologyOutputs } from "./web-tier";
 
 /** What a backing service hands the app tier, and what the stack exports about it. */
@@ -16,7 +16,7 @@ const NONE: AppService = { env: {}, secretEnv: {}, outputs: {} };
 
 /** The stack's cache: Redis with Sentinel, a memcached pool, or none (cache.engine). */
 export function cacheService(ctx: TopologyContext, name: string): AppService {
-  const { cache, topology, platform } = ctx.config;
+  const { cache, topology } = ctx.config;
   const engine = cache.engine ?? DEFAULT_CACHE_ENGINE[topology];
   switch (engine) {
     case "redis": {
@@ -35,7 +35,8 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
         maxmemory: r?.maxmemory,
         minReplicasToWrite: r?.minReplicasToWrite,
         storageGi: r?.storageGi,
-        protect: platform === "kubernetes",
+        protect: dataProtected(ctx.config),
+        credentialRotation: ctx.config.credentialRotation,
         resources: cache.resources,
       });
       return {
@@ -81,7 +82,7 @@ export function lockService(ctx: TopologyContext, name: string): AppService {
     platform: ctx.platform,
     members: locks.members ?? (platform === "kubernetes" ? 3 : 1),
     ttlSeconds: locks.ttlSeconds,
-    protect: platform === "kubernetes",
+    protect: dataProtected(ctx.config),
   });
   return { ...service.appEnv(), outputs: { lockEndpoints: service.endpoints } };
 }

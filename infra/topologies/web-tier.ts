@@ -7,7 +7,13 @@ import { MysqlCluster, type MysqlClusterArgs } from "../../components/database/m
 import { PostgresCluster, type PostgresClusterArgs } from "../../components/database/postgres-cluster";
 import { ShardedMysql, ShardedPostgres, type ShardMap } from "../../components/database/sharding";
 import type { Platform } from "../../components/platform/types";
-import { databaseMembers, databaseMode, postgresqlSettings, type StackConfig } from "../config";
+import {
+  dataProtected,
+  databaseMembers,
+  databaseMode,
+  postgresqlSettings,
+  type StackConfig,
+} from "../config";
 
 /** What every topology builder receives. */
 export interface TopologyContext {
@@ -53,7 +59,8 @@ function mysqlArgs(ctx: TopologyContext, database: string, user: string): MysqlC
     user,
     storageGi: d.storageGi,
     // Production data survives `pulumi destroy` and replacements unless the stack says otherwise.
-    protect: d.protect ?? ctx.config.platform === "kubernetes",
+    protect: dataProtected(ctx.config),
+    credentialRotation: ctx.config.credentialRotation,
     resources: d.resources,
     routerReplicas: d.routerReplicas,
   };
@@ -76,7 +83,8 @@ function postgresArgs(ctx: TopologyContext, database: string, user: string): Pos
     database,
     user,
     storageGi: d.storageGi,
-    protect: d.protect ?? ctx.config.platform === "kubernetes",
+    protect: dataProtected(ctx.config),
+    credentialRotation: ctx.config.credentialRotation,
     resources: d.resources,
     sharedBuffers: pg.sharedBuffers,
     maxConnections: pg.maxConnections,
@@ -181,7 +189,10 @@ export function webTier(
   secretEnv: Record<string, pulumi.Input<string>> = {},
 ): TopologyOutputs {
   const { app, balancer } = ctx.config;
-  const sessionKey = generatedSecret(undefined, `${name}-session-key`, 48);
+  const sessionKey = generatedSecret(undefined, `${name}-session-key`, {
+    length: 48,
+    rotation: ctx.config.credentialRotation?.[`${name}-session-key`],
+  });
   const appArgs = {
     platform: ctx.platform,
     image: app.image,

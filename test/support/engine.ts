@@ -15,11 +15,19 @@ import { readStackFile } from "../../scripts/stack-file";
 
 export { isWrappedSecret, unwrapSecrets, type RecordedResource };
 
-/** Runs the real program for a stack file in `stacks/`. */
-export async function runStack(stack: string): Promise<ProgramRun> {
+/** Runs the real program for a stack file in `stacks/` (as `pulumi preview` of a new stack with `preview`). */
+export async function runStack(stack: string, preview = false): Promise<ProgramRun> {
   const file = readStackFile(stack);
   const { defineStack } = await import("../../infra/program");
-  return runProgramWithMocks({ ...file, stack, program: defineStack });
+  return runProgramWithMocks({ ...file, stack, program: defineStack, preview });
+}
+
+/** Runs `build` as a whole program and returns what it registered (component-level tests). */
+export async function runBuild(
+  build: () => Record<string, unknown> | void,
+  stack = "unit",
+): Promise<ProgramRun> {
+  return runProgramWithMocks({ config: {}, stack, program: () => build() ?? {} });
 }
 
 /** Runs the real program with raw `ha-backend:*` values (objects are JSON-encoded as the CLI does). */
@@ -86,7 +94,7 @@ export async function expectRejectedBeforeAnyResource(build: () => void, message
   ).rejects.toThrow(message);
   // A KubernetesPlatform made in `build` registers its namespace, default-deny policy and
   // digest key when it is constructed: those are the platform's, not the rejected component's.
-  const platformOwn = (r: RecordedResource) => (r.parent ?? "").startsWith("ha:platform:");
+  const platformOwn = (r: RecordedResource) => (r.parent ?? "").startsWith("ha-backend:platform:");
   expect(recorded.filter((r) => r.custom && !platformOwn(r))).toEqual([]);
 }
 

@@ -70,6 +70,7 @@ describe("parseStackConfig", () => {
     const c = parseStackConfig({
       topology: "blog",
       platform: "kubernetes",
+      environment: "development",
       app: {
         image: "ghcr.io/acme/blog:1.4.2",
         replicas: 5,
@@ -101,17 +102,27 @@ describe("parseStackConfig", () => {
     ],
     [
       "an edge Service type Kubernetes does not have",
-      { ...base, platform: "kubernetes", kubernetes: { serviceType: "Ingress" } },
+      { ...base, platform: "kubernetes", environment: "development", kubernetes: { serviceType: "Ingress" } },
       'ha-backend:kubernetes.serviceType must be one of LoadBalancer, NodePort, ClusterIP, but "Ingress" was provided. Use one of: LoadBalancer, NodePort, ClusterIP.',
     ],
     [
       "an API server address that is not a CIDR",
-      { ...base, platform: "kubernetes", kubernetes: { apiServerCidrs: ["kubernetes.default"] } },
+      {
+        ...base,
+        platform: "kubernetes",
+        environment: "development",
+        kubernetes: { apiServerCidrs: ["kubernetes.default"] },
+      },
       'ha-backend:kubernetes.apiServerCidrs.0 must list IPv4 CIDRs, but "kubernetes.default" was provided. Write e.g. apiServerCidrs: [172.18.0.2/32] (kubectl get endpoints kubernetes -n default).',
     ],
     [
       "no wait at all for the edge's address",
-      { ...base, platform: "kubernetes", kubernetes: { serviceTimeoutMinutes: 0 } },
+      {
+        ...base,
+        platform: "kubernetes",
+        environment: "development",
+        kubernetes: { serviceTimeoutMinutes: 0 },
+      },
       "ha-backend:kubernetes.serviceTimeoutMinutes must be at least 1, but 0 was provided. Set it to 1 or more.",
     ],
     [
@@ -196,7 +207,12 @@ describe("parseStackConfig", () => {
     ],
     [
       "namespace that is not a DNS label",
-      { topology: "blog", platform: "kubernetes", kubernetes: { namespace: "Prod_NS" } },
+      {
+        topology: "blog",
+        platform: "kubernetes",
+        environment: "development",
+        kubernetes: { namespace: "Prod_NS" },
+      },
       'ha-backend:kubernetes.namespace must be a DNS label (a-z, 0-9, -), but "Prod_NS" was provided. Write e.g. ecommerce-prod.',
     ],
     [
@@ -206,7 +222,7 @@ describe("parseStackConfig", () => {
     ],
     [
       "weights on kubernetes",
-      { topology: "blog", platform: "kubernetes", balancer: { weights: [2, 1] } },
+      { topology: "blog", platform: "kubernetes", environment: "development", balancer: { weights: [2, 1] } },
       "ha-backend:balancer.weights must only be set on the docker platform (Kubernetes pods have no stable address), but [2,1] was provided. Remove ha-backend:balancer.weights.",
     ],
     [
@@ -231,12 +247,17 @@ describe("parseStackConfig", () => {
     ],
     [
       "nginx with a sticky cookie on kubernetes (through the Service's virtual IP)",
-      { ...base, platform: "kubernetes", balancer: { stickyCookie: "SRV" } },
+      { ...base, platform: "kubernetes", environment: "development", balancer: { stickyCookie: "SRV" } },
       'ha-backend:balancer.stickyCookie must not be set when nginx runs on Kubernetes (nginx reaches the pods through the Service\'s virtual IP, where kube-proxy picks the pod), but "SRV" was provided. Set ha-backend:balancer.engine: haproxy (a cookie per pod), or remove ha-backend:balancer.stickyCookie.',
     ],
     [
       "nginx with ip-hash on kubernetes (through the Service's virtual IP)",
-      { topology: "blog", platform: "kubernetes", balancer: { engine: "nginx", algorithm: "ip-hash" } },
+      {
+        topology: "blog",
+        platform: "kubernetes",
+        environment: "development",
+        balancer: { engine: "nginx", algorithm: "ip-hash" },
+      },
       'ha-backend:balancer.algorithm must not be ip-hash when nginx runs on Kubernetes (nginx reaches the pods through the Service\'s virtual IP, where kube-proxy picks the pod), but "ip-hash" was provided. Set ha-backend:balancer.engine: haproxy (client IPs hashed over the pods), or algorithm: round-robin or least-conn.',
     ],
     [
@@ -326,7 +347,12 @@ describe("parseStackConfig", () => {
   it("lets affinity through where it works: HAProxy on Kubernetes, nginx on Docker", () => {
     const sticky = { stickyCookie: "SRV", algorithm: "ip-hash" };
     expect(
-      parseStackConfig({ topology: "blog", platform: "kubernetes", balancer: sticky }).balancer,
+      parseStackConfig({
+        topology: "blog",
+        platform: "kubernetes",
+        environment: "development",
+        balancer: sticky,
+      }).balancer,
     ).toMatchObject({ engine: "haproxy", ...sticky });
     expect(parseStackConfig({ ...base, balancer: sticky }).balancer).toMatchObject({
       engine: "nginx",
@@ -351,7 +377,11 @@ describe("database.engine: postgresql", () => {
     database: { engine: "postgresql", ...database },
     ...extra,
   });
-  const k8s = { platform: "kubernetes", kubernetes: { imageRegistry: "registry.example.com/shop" } };
+  const k8s = {
+    platform: "kubernetes",
+    environment: "development",
+    kubernetes: { imageRegistry: "registry.example.com/shop" },
+  };
 
   it("defaults to Patroni's fast timings, synchronous mode, 2 members on Docker and 3 on Kubernetes", () => {
     const c = parseStackConfig(pg({}));
@@ -371,7 +401,10 @@ describe("database.engine: postgresql", () => {
 
   it("accepts a prebuilt image on Kubernetes without a registry", () => {
     const c = parseStackConfig(
-      pg({ postgresql: { image: "registry.example.com/patroni:15.18-1" } }, { platform: "kubernetes" }),
+      pg(
+        { postgresql: { image: "registry.example.com/patroni:15.18-1" } },
+        { platform: "kubernetes", environment: "development" },
+      ),
     );
     expect(c.database.postgresql?.image).toBe("registry.example.com/patroni:15.18-1");
   });
@@ -394,7 +427,7 @@ describe("database.engine: postgresql", () => {
     ],
     [
       "Kubernetes with nowhere to push the built image",
-      pg({}, { platform: "kubernetes" }),
+      pg({}, { platform: "kubernetes", environment: "development" }),
       "ha-backend:kubernetes.imageRegistry must be set when database.engine is postgresql on Kubernetes and no database.postgresql.image is given (pulumi up builds the Patroni image and pushes it there), but nothing was provided.",
     ],
     [
@@ -434,7 +467,14 @@ describe("database.engine: postgresql", () => {
     ],
     [
       "a registry with a tag",
-      pg({}, { platform: "kubernetes", kubernetes: { imageRegistry: "registry.example.com/shop:1" } }),
+      pg(
+        {},
+        {
+          platform: "kubernetes",
+          environment: "development",
+          kubernetes: { imageRegistry: "registry.example.com/shop:1" },
+        },
+      ),
       'ha-backend:kubernetes.imageRegistry must be a registry host with an optional path, lowercase, without a tag, but "registry.example.com/shop:1" was provided.',
     ],
   ])("%s", (_label, raw, message) => {
@@ -467,7 +507,7 @@ describe("cache and locks", () => {
     ],
     [
       "one Sentinel on Kubernetes",
-      { ...base, platform: "kubernetes", cache: { redis: { sentinels: 1 } } },
+      { ...base, platform: "kubernetes", environment: "development", cache: { redis: { sentinels: 1 } } },
       "ha-backend:cache.redis.sentinels must be at least 3 on Kubernetes (one Sentinel is never highly available: its loss stops every failover), but 1 was provided. Set ha-backend:cache.redis.sentinels: 3.",
     ],
     [
@@ -573,7 +613,7 @@ describe("the program with bad config", () => {
     ],
     [
       "nginx affinity on kubernetes",
-      { ...base, platform: "kubernetes", balancer: { stickyCookie: "SRV" } },
+      { ...base, platform: "kubernetes", environment: "development", balancer: { stickyCookie: "SRV" } },
       "ha-backend:balancer.stickyCookie must not be set when nginx runs on Kubernetes",
     ],
     [

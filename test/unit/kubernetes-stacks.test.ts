@@ -94,7 +94,8 @@ function workloads(run: ProgramRun): Map<string, { inputs: string; template: str
     manifests.find((m) => m.kind === kind && m.metadata?.name === name) as
       { data?: unknown; stringData?: unknown } | undefined;
   const out = new Map<string, { inputs: string; template: string }>();
-  for (const t of extractPodTemplates(manifests)) {
+  // One-shot Jobs are named after what they do: a change is a new Job, never a roll.
+  for (const t of extractPodTemplates(manifests).filter((x) => x.kind !== "Job")) {
     const inputs = [
       byName("ConfigMap", `${t.name}-files`)?.data,
       byName("Secret", `${t.name}-env`)?.stringData,
@@ -174,6 +175,17 @@ describe("a config change rolls exactly the pods that read it", () => {
       section(c, "database").postgresql = { ttl: 12 };
     });
     expect(rolled(base.postgres, after)).toEqual(["catalog-pg", "orders-0-pg", "orders-1-pg"]);
+    // bootstrap.dcs seeds only a new cluster: a running one gets the change from a new settings
+    // Job per cluster (named by the settings' digest), which the old ones never match.
+    const jobs = (run: ProgramRun) =>
+      run.resources.filter((r) => r.type === "kubernetes:batch/v1:Job").map((r) => r.name);
+    const [old, now] = [jobs(base.postgres), jobs(after)];
+    expect(now.map((n) => n.replace(/-[0-9a-f]{10}$/, ""))).toEqual([
+      "catalog-pg-dcs",
+      "orders-0-pg-dcs",
+      "orders-1-pg-dcs",
+    ]);
+    expect(now.filter((n) => old.includes(n))).toEqual([]);
   });
 
   // Every generated secret, replaced (a rotation): the pods that read it roll, no others. A CA's

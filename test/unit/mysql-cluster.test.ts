@@ -119,7 +119,7 @@ describe("ShardedMysql", () => {
       };
     });
     expect(
-      ofType(run, "ha:database:MysqlCluster")
+      ofType(run, "ha-backend:database:MysqlCluster")
         .map((c) => c.name)
         .sort(),
     ).toEqual(["orders-0", "orders-1", "orders-2"]);

@@ -72,6 +72,7 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
       "orders-pg-0",
       "orders-pg-1",
       "orders-pg-2",
+      "orders-pg-dcs-954b11d583",
       "orders-router-0",
       "orders-router-1",
     ]);
@@ -90,11 +91,36 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
     ]);
     expect(m.healthcheck.tests[0]).toBe("CMD");
     expect(m.healthcheck.tests.join(" ")).toContain("http://127.0.0.1:8008/readiness");
-    // Peers, etcd's and the router's networks; never the app's.
+    // Peers, etcd's, the router's and the settings task's networks; never the app's.
     expect(m.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
       "dev-orders-pg",
       "dev-orders-router",
+      "dev-orders-pg-admin",
     ]);
+    // The settings task: run once to completion, on its own network only, credentials secret,
+    // started only once every member is up and healthy.
+    const task = one(run, CONTAINER, "orders-pg-dcs-954b11d583");
+    const t = plain(task);
+    expect([t.mustRun, t.attach, t.restart]).toEqual([false, true, "no"]);
+    expect(t.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-orders-pg-admin"]);
+    expect(t.entrypoints.slice(0, 3)).toEqual([
+      "python3",
+      "/etc/ha-backend/pg/apply-settings.py",
+      "/etc/ha-backend/pg/dynamic-config.json",
+    ]);
+    expect(t.entrypoints.slice(3)).toEqual(["orders-pg-0:8008", "orders-pg-1:8008", "orders-pg-2:8008"]);
+    expect(isWrappedSecret(task.inputs.envs)).toBe(true);
+    expect(t.envs).toContain("PATRONI_RESTAPI_PASSWORD=mock-password-for-orders-restapi-password");
+    expect(task.options.dependencies).toEqual(
+      expect.arrayContaining([
+        "docker:index/container:Container::orders-pg-0",
+        "docker:index/container:Container::orders-pg-2",
+      ]),
+    );
+    const settings = JSON.parse(
+      uploaded(run, "orders-pg-dcs-954b11d583", "/etc/ha-backend/pg/dynamic-config.json"),
+    );
+    expect([settings.ttl, settings.loop_wait, settings.retry_timeout]).toEqual([10, 2, 3]);
     expect(
       plain(one(run, CONTAINER, "orders-etcd-0")).networksAdvanced.map((n: { name: string }) => n.name),
     ).toEqual(["dev-orders-etcd", "dev-orders-pg"]);
@@ -151,7 +177,8 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
     const passwords = ofType(run, "random:index/randomPassword:RandomPassword").map(
       (p) => `mock-password-for-${p.name}`,
     );
-    expect(passwords).toHaveLength(4);
+    // Superuser, replication, rewind, app, and the REST API's (for the settings task).
+    expect(passwords).toHaveLength(5);
     expectSecretsHidden(run, passwords);
     expect(uploaded(run, "orders-pg-0", "/etc/ha-backend/pg/post-bootstrap.sh")).toContain(
       `CREATE ROLE "shop" LOGIN PASSWORD 'mock-password-for-orders-app-password';`,

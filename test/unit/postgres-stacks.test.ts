@@ -85,6 +85,7 @@ describe.each(STACKS)("%s with PostgreSQL", (stack) => {
         new Set([
           "ConfigMap",
           "Deployment",
+          "Job",
           "Namespace",
           "NetworkPolicy",
           "PodDisruptionBudget",
@@ -115,7 +116,11 @@ describe.each(STACKS)("%s with PostgreSQL", (stack) => {
       const clusters = topology === "ecommerce" ? ["catalog", ...orders] : ["blog"];
       for (const c of clusters) {
         expect(containers).toContain(`docker/container-${c}-etcd-0.json`);
-        expect(containers.filter((p) => p.startsWith(`docker/container-${c}-pg-`))).toHaveLength(2);
+        expect(
+          containers.filter((p) => /^docker\/container-.*-pg-\d+\.json$/.test(p) && p.includes(`-${c}-pg-`)),
+        ).toHaveLength(2);
+        // And the one-shot task that applies the dynamic settings to the running cluster.
+        expect(containers.filter((p) => p.startsWith(`docker/container-${c}-pg-dcs-`))).toHaveLength(1);
       }
       expect([...tree.keys()].filter((p) => p.startsWith("docker/image-"))).toHaveLength(1);
     });

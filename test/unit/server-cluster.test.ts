@@ -87,7 +87,7 @@ describe("ServerCluster on Docker", () => {
         .sort(),
     ).toEqual(["shop-app-0", "shop-app-1", "shop-app-2"]);
     const c = one(run, "docker:index/container:Container", "shop-app-2");
-    expect(c.parent).toBe("ha:cluster:ServerCluster::shop");
+    expect(c.parent).toBe("ha-backend:cluster:ServerCluster::shop");
     const inputs = plain(c);
     expect(inputs.entrypoints).toEqual([
       "nginx",
