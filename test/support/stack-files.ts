@@ -5,7 +5,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { STACKS_DIR, stackFilePath } from "../../scripts/stack-file";
+import { decodeConfigValue, parseStackConfig, type StackConfig } from "../../infra/config";
+import { readStackFile, STACKS_DIR, stackFilePath } from "../../scripts/stack-file";
 
 /** Every stack with a file in stacks/, sorted. */
 export function stackNames(dir: string = STACKS_DIR): string[] {
@@ -34,4 +35,16 @@ export function stackFacts(stack: string, dir: string = STACKS_DIR): StackFacts 
     platform: c["ha-backend:platform"] as StackFacts["platform"],
     shards: db.shards ?? 1,
   };
+}
+
+/** A stack file's config exactly as the program reads and validates it (defaults filled in). */
+export function stackConfig(stack: string, dir: string = STACKS_DIR): StackConfig {
+  const file = readStackFile(stack, dir);
+  const short = (k: string) => k.slice("ha-backend:".length);
+  const raw = Object.fromEntries(
+    Object.entries(file.config)
+      .filter(([k]) => k.startsWith("ha-backend:"))
+      .map(([k, v]) => [short(k), file.secretKeys.includes(k) ? v : decodeConfigValue(v)]),
+  );
+  return parseStackConfig(raw, stack, file.secretKeys.map(short));
 }

@@ -10,29 +10,11 @@ import { MysqlCluster, type MysqlClusterArgs } from "../../components/database/m
 import { DockerPlatform, dockerPublicHost } from "../../components/platform/docker";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
 import type { Platform } from "../../components/platform/types";
-import { dataProtected, decodeConfigValue, parseStackConfig, type StackConfig } from "../../infra/config";
+import { dataProtected, decodeConfigValue, type StackConfig } from "../../infra/config";
 import { aliasUrns, UNKNOWN_MARKER, type ProgramRun, type RecordedResource } from "../../scripts/mock-engine";
 import { readStackFile } from "../../scripts/stack-file";
 import { one, plain, runBuild, runStack, runWithConfig } from "../support/engine";
-import { stackNames } from "../support/stack-files";
-
-/** A stack file's config as the program reads it. */
-function configOf(stack: string): StackConfig {
-  const file = readStackFile(stack);
-  const raw = Object.fromEntries(
-    Object.entries(file.config)
-      .filter(([k]) => k.startsWith("ha-backend:"))
-      .map(([k, v]) => [
-        k.slice("ha-backend:".length),
-        file.secretKeys.includes(k) ? v : decodeConfigValue(v),
-      ]),
-  );
-  return parseStackConfig(
-    raw,
-    stack,
-    file.secretKeys.map((k) => k.slice("ha-backend:".length)),
-  );
-}
+import { stackConfig, stackNames } from "../support/stack-files";
 
 /** Resources that hold data: what `protectData` protects (a StatefulSet only with volumes). */
 function holdsData(r: RecordedResource): boolean {
@@ -66,7 +48,7 @@ describe.each(stackNames())("stack %s, as the engine sees it", (stack) => {
   let config: StackConfig;
   beforeAll(async () => {
     run = await runStack(stack);
-    config = configOf(stack);
+    config = stackConfig(stack);
   });
 
   it("sends every Docker or Kubernetes resource through the provider the stack file names", () => {
