@@ -10,14 +10,14 @@ import {
   type PatroniTimings,
 } from "../../components/database/render/patroni";
 import {
-  APPLY_SETTINGS_ENV,
   APPLY_SETTINGS_EXIT,
   patroniDynamicConfig,
-  renderApplySettingsScript,
-  renderDynamicConfigJson,
   settingsDigest,
 } from "../../components/database/render/patroni-settings";
+import { PostgresCluster } from "../../components/database/postgres-cluster";
+import { DockerPlatform } from "../../components/platform/docker";
 import { httpGet, SLOW_MACHINE_FACTOR, waitFor, type HttpResult } from "../support/daemons";
+import { runComponents } from "../support/engine";
 import {
   CLUSTER_START_TIMEOUT_MS,
   LivePatroniCluster,
@@ -25,12 +25,15 @@ import {
   waitForSyncStandby,
   WAL_RETRY_MS,
 } from "../support/patroni";
-import { runAsUser, writeOwned, type Run } from "../support/postgres";
+import { synthesizedSettingsTask, type SynthesizedSettingsTask } from "../support/patroni-task";
+import { runAsUser, type Run } from "../support/postgres";
 
 /**
  * Changing Patroni's dynamic settings on a running cluster: three members bootstrapped with
- * Patroni's own timings (A), the generated apply script run against their REST API with fast
- * timings (B), then the leader killed with -9 to show the cluster fails over on B's clock, not A's.
+ * Patroni's own timings (A), then the task a PostgresCluster with settings B (fast timings)
+ * declares — its command line, script, settings file and credential variables, taken from the
+ * container the mocked engine records — run against their REST API, then the leader killed with
+ * -9 to show the cluster fails over on B's clock, not A's.
  */
 const REST_USER = "patroni";
 const REST_PASSWORD = "rest-pass-1";
@@ -50,11 +53,11 @@ const PRE_KILL_CAP_MS = 30_000;
 /** etcdctl and patronictl give up on a request after a few seconds; a process start on top. */
 const CTL_TIMEOUT_MS = 15_000;
 /**
- * The apply script's own bounds for this test (the rendered defaults are for a real rollout):
- * members confirm within their next loop (loop_wait A, 10 s); 90 s covers a loaded machine.
+ * The task runs exactly as the component declares it, with the script's own bounds (deadline
+ * 300 s): this is the create timeout the component gives the task (360 s), the cap each run of it
+ * gets here (checked in beforeAll). Members confirm within their next loop (loop_wait A, 10 s).
  */
-const SCRIPT_ARGS = ["--attempts", "90", "--interval", "1", "--deadline", "90", "--request-timeout", "5"];
-const SCRIPT_CAP_MS = 90_000 + 30_000;
+const TASK_CAP_MS = 360_000;
 
 /** etcdctl (v3 API) against the cluster's etcd, asynchronously and bounded. */
 function etcdctl(host: string, ...args: string[]): Promise<Run> {
@@ -111,7 +114,7 @@ function httpSend(
   });
 }
 
-describe("Patroni dynamic settings changed on a running cluster by the generated apply script (live)", () => {
+describe("Patroni dynamic settings changed on a running cluster by the PostgresCluster's settings task (live)", () => {
   const cluster = new LivePatroniCluster({
     name: "patroni-settings",
     net: 230,
@@ -120,9 +123,8 @@ describe("Patroni dynamic settings changed on a running cluster by the generated
     restApi: { username: REST_USER, password: REST_PASSWORD },
   });
   const { dir, etcdHost, members, router, scope } = cluster;
-  const scriptPath = join(dir, "apply-settings.py");
-  const restAddresses = members.map((m) => `${m.host}:8008`);
-  const restEnv = { [APPLY_SETTINGS_ENV.username]: REST_USER, [APPLY_SETTINGS_ENV.password]: REST_PASSWORD };
+  /** The settings task for B, as the component declares it: set in beforeAll. */
+  let task: SynthesizedSettingsTask;
   /** Tests that ran to their end: all of them, and the whole directory goes in afterAll. */
   let finished = 0;
   const TESTS = 4;
@@ -158,8 +160,42 @@ describe("Patroni dynamic settings changed on a running cluster by the generated
     return parse(r.output);
   }
 
-  async function applySettings(file: string, env: Record<string, string>): Promise<Run> {
-    return runAsUser("python3", [scriptPath, file, ...restAddresses, ...SCRIPT_ARGS], env, SCRIPT_CAP_MS);
+  /**
+   * A PostgresCluster with settings B and the live cluster's other settings (its name gives the
+   * live members' names), on Docker under the mocked engine: the task `pulumi up` would run.
+   */
+  async function declaredTaskB(): Promise<SynthesizedSettingsTask> {
+    const live = cluster.spec(members[0]);
+    const run = await runComponents(() => {
+      const platform = new DockerPlatform("docker", { prefix: "live" });
+      const db = new PostgresCluster(scope, {
+        platform,
+        members: members.length,
+        etcdMembers: 1,
+        database: live.appDatabase,
+        user: live.appUser,
+        timings: B.timings,
+        maximumLagOnFailover: B.lag,
+        synchronousMode: live.synchronousMode,
+        synchronousModeStrict: live.synchronousModeStrict,
+        maxConnections: live.maxConnections,
+        sharedBuffers: live.sharedBuffers,
+        storageGi: 10,
+      });
+      return { settingsApplied: db.settingsApplied };
+    });
+    return synthesizedSettingsTask(run, members, dir);
+  }
+
+  /** The task's command line as it is, with the live cluster's REST API credentials in its variables. */
+  async function runTask(password = REST_PASSWORD): Promise<Run> {
+    const env = {
+      ...task.otherEnv,
+      [task.credentialEnv.username]: REST_USER,
+      [task.credentialEnv.password]: password,
+    };
+    const [cmd, ...args] = task.command;
+    return runAsUser(cmd, args, env, task.timeoutMs);
   }
 
   /** The config key's revision in etcd: it moves only when something writes the configuration. */
@@ -180,8 +216,13 @@ describe("Patroni dynamic settings changed on a running cluster by the generated
 
   beforeAll(async () => {
     await cluster.start();
-    // The script exactly as rendered (defaults included); settings B go in the file it reads.
-    writeOwned(scriptPath, renderApplySettingsScript());
+    // Its files go into the cluster's directory, which start() made the unprivileged user's.
+    task = await declaredTaskB();
+    if (task.timeoutMs > TASK_CAP_MS) {
+      throw new Error(
+        `the task's timeout (${task.timeoutMs} ms) is above TASK_CAP_MS (${TASK_CAP_MS} ms): raise it`,
+      );
+    }
     const rw = await cluster.appConnect(router.host, router.rw);
     await rw.query("CREATE TABLE orders (id BIGINT PRIMARY KEY, note TEXT)");
     await rw.end();
@@ -212,17 +253,18 @@ describe("Patroni dynamic settings changed on a running cluster by the generated
   );
 
   it(
-    "applies settings B with the generated script: patronictl shows B, every member runs with ttl B, a re-run writes nothing",
+    "applies settings B with the component's task: patronictl shows B, every member runs with ttl B, a re-run writes nothing",
     async () => {
-      // GIVEN settings B in the file the script reads
-      const settings = join(dir, "settings-b.json");
-      writeOwned(settings, renderDynamicConfigJson(configB));
-      // WHEN the script runs against the members' REST API
+      // GIVEN the task the component declares for settings B: the file it reads holds B, and the
+      // task is named after B's digest (a new task per change of settings)
+      expect(JSON.parse(task.settingsJson)).toEqual(configB);
+      expect(task.name).toBe(`${scope}-pg-dcs-${settingsDigest(configB)}`);
+      // WHEN its command line runs against the members' REST API
       const startedAt = Date.now();
-      const applied = await applySettings(settings, restEnv);
+      const applied = await runTask();
       const applyMs = Date.now() - startedAt;
       console.log(
-        `patroni-settings: apply script (digest ${settingsDigest(configB)}) took ${applyMs} ms:\n${applied.output}`,
+        `patroni-settings: task ${task.name} (${task.command.join(" ")}) took ${applyMs} ms:\n${applied.output}`,
       );
       expect(applied.output).not.toContain(REST_PASSWORD);
       expect(applied.output).toContain(
@@ -265,13 +307,13 @@ describe("Patroni dynamic settings changed on a running cluster by the generated
       // AND a re-run with the same settings is a no-op success: the config key is not rewritten.
       const revision = await configRevision();
       expect(revision).toBeDefined();
-      const again = await applySettings(settings, restEnv);
+      const again = await runTask();
       expect(again.output).toContain("done: already in place");
       expect(again.code).toBe(APPLY_SETTINGS_EXIT.ok);
       expect(await configRevision()).toBe(revision);
       finished++;
     },
-    2 * SCRIPT_CAP_MS + SLOW_MACHINE_FACTOR * 3 * LOOP_A_MS + 6 * CTL_TIMEOUT_MS,
+    2 * TASK_CAP_MS + SLOW_MACHINE_FACTOR * 3 * LOOP_A_MS + 6 * CTL_TIMEOUT_MS,
   );
 
   it(
@@ -291,12 +333,9 @@ describe("Patroni dynamic settings changed on a running cluster by the generated
       expect(wrong.status).toBe(401);
       expect(await showConfig()).toEqual(configB);
 
-      // The script with a wrong password stops with its own code and never prints the password.
+      // The task with a wrong password stops with its own code and never prints the password.
       const badPassword = "wrong-pass-77";
-      const refused = await applySettings(join(dir, "settings-b.json"), {
-        ...restEnv,
-        [APPLY_SETTINGS_ENV.password]: badPassword,
-      });
+      const refused = await runTask(badPassword);
       expect(refused.code).toBe(APPLY_SETTINGS_EXIT.refused);
       expect(refused.output).toContain("refused the credentials (HTTP 401)");
       expect(refused.output).not.toContain(badPassword);
@@ -310,7 +349,7 @@ describe("Patroni dynamic settings changed on a running cluster by the generated
       expect((await httpGet(replica.host, 8008, "/config")).status).toBe(200);
       finished++;
     },
-    BUDGET_B_MS + SCRIPT_CAP_MS + 2 * CTL_TIMEOUT_MS + 30_000,
+    BUDGET_B_MS + TASK_CAP_MS + 2 * CTL_TIMEOUT_MS + 30_000,
   );
 
   it(
