@@ -588,3 +588,16 @@ function compare(a: string, b: string): number {
 function assertNever(x: never): never {
   throw new Error(`unexpected value ${String(x)}`);
 }
+
+/** Per source, the columns it may open a connection to (sorted labels). */
+export function allowedBySource(matrix: ReachabilityMatrix): Record<string, string[]> {
+  return Object.fromEntries(
+    matrix.sources.map((src, i) => [
+      src,
+      matrix.columns
+        .filter((_, j) => matrix.allowed[i][j] === true)
+        .map((c) => c.label)
+        .sort(),
+    ]),
+  );
+}

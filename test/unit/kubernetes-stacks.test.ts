@@ -6,7 +6,12 @@
 import type { ProgramRun } from "../../scripts/mock-engine";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { networkModel, reachabilityMatrix, renderReachabilityTable } from "../support/network-reachability";
+import {
+  allowedBySource,
+  networkModel,
+  reachabilityMatrix,
+  renderReachabilityTable,
+} from "../support/network-reachability";
 import { checkPodSecurity, extractPodTemplates, type Manifest } from "../support/pod-security";
 import { kubernetesManifests, runStackVariant, type ConfigEdit } from "../support/stack-variants";
 
@@ -287,15 +292,7 @@ const intended: Record<string, Record<string, string[]>> = {
 describe.each(Object.keys(intended))("the network of %s", (stack) => {
   it("allows exactly the intended connections, in and out", async () => {
     const matrix = reachabilityMatrix(networkModel(kubernetesManifests(await runStackVariant(stack))));
-    const allowed = Object.fromEntries(
-      matrix.sources.map((src, i) => [
-        src,
-        matrix.columns
-          .filter((_, j) => matrix.allowed[i][j] === true)
-          .map((c) => c.label)
-          .sort(),
-      ]),
-    );
+    const allowed = allowedBySource(matrix);
     const want = Object.fromEntries(Object.entries(intended[stack]).map(([k, v]) => [k, [...v].sort()]));
     expect(allowed).toEqual(want);
     // The README shows this table: `HA_BACKEND_WRITE_MATRIX=DIR` writes it there to paste.

@@ -7,11 +7,11 @@
 import type { ProgramRun, RecordedResource } from "../../scripts/mock-engine";
 import { isWrappedSecret, redactSecrets } from "../../scripts/mock-engine";
 import {
+  allowedBySource,
   canConnect,
   networkModel,
   reachabilityMatrix,
   type NetworkModel,
-  type ReachabilityMatrix,
 } from "../support/network-reachability";
 import {
   checkPodSecurity,
@@ -64,18 +64,7 @@ function seconds(duration: string): number {
   );
 }
 
-/** Per source, the columns it may open a connection to (sorted). */
-function reachable(matrix: ReachabilityMatrix): Record<string, string[]> {
-  return Object.fromEntries(
-    matrix.sources.map((src, i) => [
-      src,
-      matrix.columns
-        .filter((_, j) => matrix.allowed[i][j] === true)
-        .map((c) => c.label)
-        .sort(),
-    ]),
-  );
-}
+const reachable = allowedBySource;
 
 /** The same manifests with `tier` taken out of every ingress `In` list: the cluster before the task existed. */
 function withoutTier(manifests: readonly Manifest[], tier: string): Manifest[] {
