@@ -560,6 +560,8 @@ describe("stateful tiers under StatefulSet rules: first boot and full restart (l
       const synth = await program("ecommerce-prod", {
         database: { engine: "postgresql", shards: 1 },
         kubernetes: {
+          // A production stack names its cluster; the model stands in for it.
+          context: "ordered-boot-model",
           namespace: STACK_NAMESPACE,
           imageRegistry: "registry.example.com/ha-backend",
           podNetworks: ["127.0.0.0/8"],
