@@ -275,7 +275,20 @@ describe("balancers on Kubernetes service routing (live model)", () => {
   };
 
   /** Back to all pods ready and every HAProxy server up, before the next fault. */
+  /** When each pod was last told to answer normally again. */
+  const answeringSince = new Map<string, number>();
+  async function answerOk(pod: string): Promise<void> {
+    await model.setMode(pod, "ok");
+    answeringSince.set(pod, Date.now());
+  }
   async function recovered(pod: string): Promise<void> {
+    // A pod that failed probes without reaching failureThreshold stays ready but keeps its failure
+    // streak, which only a successful probe resets: the next phase would start part-way to
+    // removal. The prober ticks every periodSeconds, so one period and a probe's timeout after
+    // the pod answers again, a probe has succeeded (or a failure made it unready, waited for below).
+    const resetMs = (probe.periodSeconds + probe.timeoutSeconds) * 1000;
+    const since = Date.now() - (answeringSince.get(pod) ?? 0);
+    if (since < resetMs) await new Promise((r) => setTimeout(r, resetMs - since));
     await waitFor(`${pod} ready again`, async () => isReady(pod) && isEndpoint(pod), bounds.readyAgain);
     for (const lb of ["haproxy", "hash"] as const)
       await waitFor(`${pod} up again in ${lb}`, () => haproxyAllUp(lb), bounds.haproxyUp);
@@ -588,7 +601,7 @@ describe("balancers on Kubernetes service routing (live model)", () => {
       // THEN the standby answers every request, and its cookie keeps the clients there.
       expect([r.sent, r.failed, Object.keys(r.servers)]).toEqual([REQUESTS, 0, ["standby-0"]]);
       expect(stickiness(r)).toBe(1);
-      for (const p of model.o.pods.filter((x) => x.group === "app")) await model.setMode(p.name, "ok");
+      for (const p of model.o.pods.filter((x) => x.group === "app")) await answerOk(p.name);
       for (const p of model.o.pods.filter((x) => x.group === "app")) await recovered(p.name);
     },
     loadsMs(1) + 8 * 60_000 + SLACK_MS,
@@ -607,7 +620,7 @@ describe("balancers on Kubernetes service routing (live model)", () => {
       await waitFor("app-1 out of the endpoints", async () => !isEndpoint("app-1"), bounds.removed);
       const after = await loadBoth("503, out of the endpoints", "app-1");
       for (const r of [after.nginx, after.haproxy]) expect(r.failed).toBe(0);
-      await model.setMode("app-1", "ok");
+      await answerOk("app-1");
       await recovered("app-1");
     },
     loadsMs(2) + 3 * 60_000 + SLACK_MS,
@@ -619,7 +632,7 @@ describe("balancers on Kubernetes service routing (live model)", () => {
       await model.setMode("app-2", "refuse");
       const r = await loadBoth("refused", "app-2");
       for (const x of [r.nginx, r.haproxy]) expect(x.failed).toBe(0);
-      await model.setMode("app-2", "ok");
+      await answerOk("app-2");
       await recovered("app-2");
     },
     loadsMs(1) + 3 * 60_000 + SLACK_MS,
