@@ -311,15 +311,9 @@ function qualifiedType(urn: string): string {
 
 /** A parent URN as the engine writes it; the root Stack (no parent in the engine's terms) is empty. */
 function rootless(urn: string): string {
-  return urn === "" || parentOf(urn) === undefined ? "" : urnOf(...splitUrn(urn));
-}
-
-function splitUrn(urn: string): [string, string, string, string, string] {
+  if (urn === "" || parentOf(urn) === undefined) return "";
   const parts = urn.split("::");
-  const types = qualifiedType(urn).split("$");
-  const type = types.pop() as string;
-  const parent = types.length === 0 ? "" : `urn:pulumi:x::x::${types.join("$")}::x`;
-  return [parts[0].slice("urn:pulumi:".length), parts[1], type, parts.slice(3).join("::"), parent];
+  return [parts[0], parts[1], qualifiedType(urn), ...parts.slice(3)].join("::");
 }
 
 /** The URN the engine gives a resource of this type and name under `parentUrn`. */
