@@ -49,9 +49,13 @@ describe("renderDemoApp", () => {
     [
       "a health path with a space",
       { ...spec, healthPath: "/health z" },
-      'health path "/health z" is not a plain URL path',
+      'renderDemoApp: healthPath must be a URL path: "/" then letters, digits, "/", "_", ".", "-" (at most 255 characters), e.g. /healthz, but "/health z" (character " " at index 7) was provided.',
     ],
-    ["a service name with $", { ...spec, service: "$shop" }, 'service name "$shop" must be letters'],
+    [
+      "a service name with $",
+      { ...spec, service: "$shop" },
+      "renderDemoApp: service must be letters, digits, ' ', '_', '.', '-' (no space first or last; at most 128 characters), e.g. shop, but \"$shop\" (character \"$\" at index 0) was provided.",
+    ],
   ])("refuses %s (nginx would misread it)", (_label, s, message) => {
     expect(() => renderDemoApp(s)).toThrow(message);
   });

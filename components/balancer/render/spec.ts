@@ -1,3 +1,5 @@
+import * as g from "../../render-guard";
+
 /**
  * What both balancer renderers take: plain data, engine-neutral. The LoadBalancer component
  * fills it from its args; tests fill it directly (with loopback addresses).
@@ -135,6 +137,69 @@ export const SECURITY_HEADERS: readonly [string, string][] = [
 export const TLS12_CIPHERS =
   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" +
   "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+/**
+ * Every value the balancer file embeds, checked before anything is rendered: a host, a path or a
+ * cookie name that could end a directive, open a block or start a comment is refused with the
+ * field's name ({@link RenderInputError}).
+ */
+export function guardRenderSpec(renderer: "renderNginx" | "renderHaproxy", s: BalancerRenderSpec): void {
+  const r = renderer;
+  const ms = (field: string, v: number) => g.wholeNumber(r, field, v, 1, 86_400_000);
+  if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
+  g.port(r, "httpPort", s.httpPort);
+  if (s.httpsPort !== undefined) g.port(r, "httpsPort", s.httpsPort);
+  g.port(r, "statsPort", s.statsPort);
+  if (s.statsAddress !== undefined) g.ipAddress(r, "statsAddress", s.statsAddress);
+  g.oneOf(r, "algorithm", s.algorithm, ["round-robin", "least-conn", "ip-hash"]);
+  g.listOf(r, "backends", s.backends, 0, 1000, (f, b) => {
+    g.objectName(r, `${f}.name`, b.name);
+    g.hostName(r, `${f}.host`, b.host);
+    g.port(r, `${f}.port`, b.port);
+    g.wholeNumber(r, `${f}.weight`, b.weight, 1, 256);
+    if (b.maxFails !== undefined) g.wholeNumber(r, `${f}.maxFails`, b.maxFails, 0, 1000);
+  });
+  g.listOf(r, "discovery", s.discovery, 0, 100, (f, d) => {
+    g.objectName(r, `${f}.name`, d.name);
+    g.hostName(r, `${f}.host`, d.host);
+    g.port(r, `${f}.port`, d.port);
+    g.wholeNumber(r, `${f}.slots`, d.slots, 1, 1000);
+  });
+  if (s.dynamicDns !== undefined) {
+    // HAProxy falls back to resolv.conf; nginx has no such fallback (`resolver ;` is an error).
+    const min = renderer === "renderNginx" ? 1 : 0;
+    g.listOf(r, "dynamicDns.resolvers", s.dynamicDns.resolvers, min, 16, (f, a) => g.hostName(r, f, a));
+  }
+  g.urlPath(r, "health.path", s.health.path);
+  ms("health.intervalMs", s.health.intervalMs);
+  ms("health.timeoutMs", s.health.timeoutMs);
+  g.wholeNumber(r, "health.fall", s.health.fall, 1, 1000);
+  g.wholeNumber(r, "health.rise", s.health.rise, 1, 1000);
+  g.wholeNumber(r, "passive.maxFails", s.passive.maxFails, 0, 1000);
+  g.wholeNumber(r, "passive.failTimeoutS", s.passive.failTimeoutS, 1, 86_400);
+  g.wholeNumber(r, "retries", s.retries, 0, 100);
+  ms("timeouts.connectMs", s.timeouts.connectMs);
+  ms("timeouts.clientMs", s.timeouts.clientMs);
+  ms("timeouts.serverMs", s.timeouts.serverMs);
+  g.wholeNumber(r, "keepaliveConnections", s.keepaliveConnections, 1, 1_000_000);
+  g.wholeNumber(r, "maxConnsPerServer", s.maxConnsPerServer, 0, 1_000_000);
+  if (s.tls !== undefined) {
+    g.filePath(r, "tls.certPath", s.tls.certPath);
+    g.wholeNumber(r, "tls.hstsMaxAgeS", s.tls.hstsMaxAgeS, 0, 1_000_000_000);
+    g.port(r, "tls.redirectPort", s.tls.redirectPort);
+  }
+  if (s.rateLimit !== undefined) {
+    g.wholeNumber(r, "rateLimit.perSecond", s.rateLimit.perSecond, 1, 1_000_000);
+    g.wholeNumber(r, "rateLimit.burst", s.rateLimit.burst, 0, 1_000_000);
+  }
+  if (s.sticky !== undefined) {
+    g.cookieName(r, "sticky.cookie", s.sticky.cookie);
+    if (s.sticky.dynamicKeyEnv !== undefined) g.envName(r, "sticky.dynamicKeyEnv", s.sticky.dynamicKeyEnv);
+  }
+  if (s.accessLog !== false) g.filePath(r, "accessLog", s.accessLog);
+  g.logTarget(r, "errorLog", s.errorLog);
+  g.filePath(r, "tmpDir", s.tmpDir);
+}
 
 /** Checks what neither engine can express; thrown as plain errors (the component words them for users). */
 export function checkRenderSpec(engine: "nginx" | "haproxy", s: BalancerRenderSpec): void {

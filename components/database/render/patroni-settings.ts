@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import * as g from "../../render-guard";
 import type { PatroniRenderSpec } from "./patroni";
 
 /**
@@ -67,10 +68,27 @@ export function permanentMemberSlots(memberNames: readonly string[]): Record<str
 }
 
 /**
+ * The dynamic settings' inputs, checked at the entry of every renderer that writes them (they end
+ * up in postgresql.conf, which Patroni writes from them). {@link RenderInputError} names the field.
+ */
+export function guardDynamicSpec(renderer: string, s: PatroniDynamicSpec): void {
+  const r = renderer;
+  g.wholeNumber(r, "timings.ttl", s.timings.ttl, 1, 86_400);
+  g.wholeNumber(r, "timings.loopWait", s.timings.loopWait, 1, 86_400);
+  g.wholeNumber(r, "timings.retryTimeout", s.timings.retryTimeout, 1, 86_400);
+  g.wholeNumber(r, "maximumLagOnFailover", s.maximumLagOnFailover, 0, Number.MAX_SAFE_INTEGER);
+  g.listOf(r, "memberNames", s.memberNames, 1, 100, (f, n) => g.objectName(r, f, n));
+  // PostgreSQL's own ceiling for max_connections.
+  g.wholeNumber(r, "maxConnections", s.maxConnections, 1, 262_143);
+  g.pgSize(r, "sharedBuffers", s.sharedBuffers);
+}
+
+/**
  * The settings under patroni.yml's `bootstrap.dcs`, and exactly what the apply script sends to a
  * running cluster. Key order is the file's (it is rendered as YAML in this order).
  */
 export function patroniDynamicConfig(s: PatroniDynamicSpec): PatroniDynamicConfig {
+  guardDynamicSpec("patroniDynamicConfig", s);
   return {
     ttl: s.timings.ttl,
     loop_wait: s.timings.loopWait,
@@ -115,6 +133,15 @@ function sortedKeys(v: unknown): unknown {
  * secrets: it can be a plain config file.
  */
 export function renderDynamicConfigJson(config: PatroniDynamicConfig): string {
+  // JSON escapes everything, but Patroni writes these into postgresql.conf (`name = 'value'`).
+  const r = "renderDynamicConfigJson";
+  for (const [name, value] of Object.entries(config.postgresql.parameters)) {
+    if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) {
+      const rule = "have names like PostgreSQL's parameters (a lowercase letter, then a-z, 0-9, _)";
+      throw new g.RenderInputError(r, "postgresql.parameters", rule, name);
+    }
+    g.pgParameterValue(r, `postgresql.parameters.${name}`, value);
+  }
   return `${JSON.stringify(sortedKeys(config), null, 2)}\n`;
 }
 
@@ -163,11 +190,10 @@ export interface ApplySettingsOptions {
 /** Positive whole seconds or counts, so a bad value fails at render time, not in the task. */
 function positive(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {
-    throw new Error(
-      `renderApplySettingsScript: ${name} must be a whole number of at least 1, but ${value} was provided.`,
-    );
+    throw new g.RenderInputError("renderApplySettingsScript", name, "be a whole number of at least 1", value);
   }
-  return value;
+  // Past a day nothing is bounded any more (and 1e21 would print as 1e+21, a Python float).
+  return g.wholeNumber("renderApplySettingsScript", name, value, 1, 86_400);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { stringify } from "yaml";
-import { patroniDynamicConfig } from "./patroni-settings";
+import * as g from "../../render-guard";
+import { guardDynamicSpec, patroniDynamicConfig } from "./patroni-settings";
 
 // Slot naming moved with the dynamic configuration it belongs to; importable from here as before.
 export { permanentMemberSlots, slotNameForMember } from "./patroni-settings";
@@ -118,6 +119,56 @@ export interface PatroniCredentials {
 }
 
 /**
+ * Every value patroni.yml embeds, checked at the renderer's entry. The YAML library quotes what it
+ * writes, but the values go on: pg_hba lines are split at spaces by PostgreSQL (a CIDR with
+ * " trust" after it would be a rule of its own), a database named `replication` is a keyword
+ * there, `post_bootstrap` is split like a shell line, labels become a Kubernetes label selector,
+ * and passwords land in a pgpass file. {@link RenderInputError} names the field.
+ */
+/** The roles patroni.yml itself configures (superuser, replication, rewind). */
+const OWN_ROLES = ["postgres", "replicator", "rewind_user"];
+
+function guardPatroniSpec(r: string, s: PatroniRenderSpec, c: PatroniCredentials): void {
+  g.objectName(r, "scope", s.scope);
+  if (s.member !== undefined) {
+    g.objectName(r, "member.name", s.member.name);
+    g.hostName(r, "member.host", s.member.host);
+  }
+  guardDynamicSpec(r, s);
+  g.wholeNumber(r, "maxSlotWalKeepMb", s.maxSlotWalKeepMb, -1, 2_147_483_647);
+  g.oneOf(r, "dcs.kind", s.dcs.kind, ["etcd3", "kubernetes"]);
+  if (s.dcs.kind === "etcd3") {
+    g.listOf(r, "dcs.hosts", s.dcs.hosts, 1, 16, (f, h) => g.hostAndPort(r, f, h));
+  } else {
+    g.dnsLabel(r, "dcs.namespace", s.dcs.namespace);
+    for (const [k, v] of Object.entries(s.dcs.labels)) {
+      g.labelKey(r, "dcs.labels", k);
+      g.labelValue(r, `dcs.labels[${JSON.stringify(k)}]`, v);
+    }
+    g.labelKey(r, "dcs.scopeLabel", s.dcs.scopeLabel);
+  }
+  if (s.peerNetworks !== undefined) {
+    g.listOf(r, "peerNetworks", s.peerNetworks, 1, 64, (f, n) => g.pgHbaAddress(r, f, n));
+  }
+  g.port(r, "pgPort", s.pgPort);
+  g.port(r, "restApiPort", s.restApiPort);
+  if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
+  g.filePath(r, "dataDir", s.dataDir);
+  g.filePath(r, "binDir", s.binDir);
+  g.filePath(r, "pgpassPath", s.pgpassPath);
+  g.filePath(r, "postBootstrapScript", s.postBootstrapScript);
+  // The app user's pg_hba line must not name a role this file admits from the peer networks.
+  g.identifier(r, "appUser", s.appUser, { reserved: [...g.PG_HBA_KEYWORDS, ...OWN_ROLES] });
+  g.identifier(r, "appDatabase", s.appDatabase, { reserved: g.PG_HBA_KEYWORDS });
+  if (s.socketDir !== undefined) g.filePath(r, "socketDir", s.socketDir);
+  g.secretToken(r, "superuserPassword", c.superuserPassword);
+  g.secretToken(r, "replicationPassword", c.replicationPassword);
+  g.secretToken(r, "rewindPassword", c.rewindPassword);
+  if (c.restApiPassword !== undefined) g.secretToken(r, "restApiPassword", c.restApiPassword);
+  if (c.restApiUsername !== undefined) g.identifier(r, "restApiUsername", c.restApiUsername);
+}
+
+/**
  * pg_hba: SCRAM everywhere; replication, rewind and administration only from the members'
  * networks (the platform lets only peers and the router reach them, and only members hold those
  * passwords); the application user only into its database; anything else rejected.
@@ -149,6 +200,7 @@ export function patroniMemberEnv(pgPort: number, restApiPort: number): Record<st
 
 /** patroni.yml for one member. Secrets are in it (DCS passwords): it goes to a secret store. */
 export function renderPatroniYml(s: PatroniRenderSpec, c: PatroniCredentials): string {
+  guardPatroniSpec("renderPatroniYml", s, c);
   const listen = (port: number) => `${s.listenAddress ?? "0.0.0.0"}:${port}`;
   const dcs =
     s.dcs.kind === "etcd3"
@@ -221,6 +273,11 @@ export function renderPostBootstrap(
   s: Pick<PatroniRenderSpec, "appUser" | "appDatabase">,
   appPassword: string,
 ): string {
+  // SQL in a quoted heredoc: a line break could end it, and the shell would run the rest.
+  const r = "renderPostBootstrap";
+  g.identifier(r, "appUser", s.appUser, { reserved: [...g.PG_HBA_KEYWORDS, ...OWN_ROLES] });
+  g.identifier(r, "appDatabase", s.appDatabase, { reserved: g.PG_HBA_KEYWORDS });
+  g.sqlSecret(r, "appPassword", appPassword);
   const quoted = appPassword.replace(/'/g, "''");
   return [
     "#!/bin/sh",

@@ -1,5 +1,6 @@
 import { resolversSection, statsSection } from "../../balancer/render/haproxy";
 import { hostPort, listenOn } from "../../balancer/render/spec";
+import * as g from "../../render-guard";
 import { CHECK_USER, type MysqlMode } from "./mysql";
 
 /** What both database routers (MySQL family and Patroni) take besides their members. */
@@ -111,6 +112,26 @@ function mysqlRowCheck(sql: string, row: readonly string[]): string[] {
   ];
 }
 
+/**
+ * What every TCP router's file embeds besides its members and ports (each router guards those),
+ * checked at the renderer's entry ({@link RenderInputError} names the field).
+ */
+export function guardTcpRouterBase(renderer: string, s: Omit<TcpRouterBase, "rwPort" | "roPort">): void {
+  const r = renderer;
+  const ms = (field: string, v: number) => g.wholeNumber(r, field, v, 1, 86_400_000);
+  if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
+  g.port(r, "statsPort", s.statsPort);
+  if (s.statsAddress !== undefined) g.ipAddress(r, "statsAddress", s.statsAddress);
+  ms("check.intervalMs", s.check.intervalMs);
+  ms("check.timeoutMs", s.check.timeoutMs);
+  g.wholeNumber(r, "check.fall", s.check.fall, 1, 1000);
+  g.wholeNumber(r, "check.rise", s.check.rise, 1, 1000);
+  if (s.dynamicDns !== undefined) {
+    g.listOf(r, "dynamicDns.resolvers", s.dynamicDns.resolvers, 0, 16, (f, a) => g.hostName(r, f, a));
+  }
+  ms("clientTimeoutMs", s.clientTimeoutMs);
+}
+
 /** global, resolvers and defaults of a TCP-mode database router. */
 export function tcpPreamble(s: TcpRouterBase): string[] {
   return [
@@ -137,6 +158,16 @@ export function tcpPreamble(s: TcpRouterBase): string[] {
 }
 
 export function renderDbRouter(s: DbRouterSpec): string {
+  const r = "renderDbRouter";
+  guardTcpRouterBase(r, s);
+  g.port(r, "rwPort", s.rwPort);
+  g.port(r, "roPort", s.roPort);
+  g.oneOf(r, "mode", s.mode, ["replication", "galera"]);
+  g.listOf(r, "members", s.members, 0, 100, (f, m) => {
+    g.objectName(r, `${f}.name`, m.name);
+    g.hostName(r, `${f}.host`, m.host);
+    g.port(r, `${f}.port`, m.port);
+  });
   if (s.members.length === 0) throw new Error("router: at least one member is required");
   const check = s.mode === "galera" ? galeraSyncedCheck() : replicationWritableCheck();
   const roCheck = s.mode === "galera" ? check : replicationReadOnlyCheck();
@@ -206,6 +237,16 @@ export interface PgRouterSpec extends TcpRouterBase {
  * sessions cut at once, so clients reconnect to the new leader instead of hanging.
  */
 export function renderPgRouter(s: PgRouterSpec): string {
+  const r = "renderPgRouter";
+  guardTcpRouterBase(r, s);
+  g.port(r, "rwPort", s.rwPort);
+  g.port(r, "roPort", s.roPort);
+  g.listOf(r, "members", s.members, 0, 100, (f, m) => {
+    g.objectName(r, `${f}.name`, m.name);
+    g.hostName(r, `${f}.host`, m.host);
+    g.port(r, `${f}.pgPort`, m.pgPort);
+    g.port(r, `${f}.restApiPort`, m.restApiPort);
+  });
   if (s.members.length === 0) throw new Error("router: at least one member is required");
   const backend = (name: string, path: string) => [
     `backend ${name}`,
