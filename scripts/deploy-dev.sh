@@ -17,7 +17,7 @@ dev_require_tools deploy-dev
 
 dev_node_modules
 
-dev_local_backend
+dev_local_backend deploy-dev "$stack"
 pulumi stack select "$stack" --create
 pulumi up --stack "$stack" "$@"
 # The program exports httpsUrl when the balancer terminates TLS (self-signed in dev: -k), url always.

@@ -38,7 +38,7 @@ cd "$(dirname "$0")/.."
 dev_require_docker_stack destroy-dev "$stack" "pulumi destroy"
 dev_require_tools destroy-dev
 dev_node_modules
-dev_local_backend
+dev_local_backend destroy-dev "$stack"
 
 if ! out="$(pulumi stack select "$stack" 2>&1)"; then
   case "$out" in
@@ -64,13 +64,18 @@ if [ "$status" -ne 0 ]; then
   # `pulumi stack export` prints the state as indented JSON, a protected resource with "protect": true.
   protected="$(pulumi stack export --stack "$stack" 2>/dev/null | grep -c '"protect": *true' || true)"
   if [ "${protected:-0}" -gt 0 ]; then
+    # What a plain pulumi command needs to open the stack as this script does.
+    by_hand="PULUMI_BACKEND_URL=file://${PWD}/.pulumi-state"
+    if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -n "${PULUMI_CONFIG_PASSPHRASE_FILE-}" ]; then
+      by_hand="${by_hand} PULUMI_CONFIG_PASSPHRASE_FILE=${PULUMI_CONFIG_PASSPHRASE_FILE}"
+    fi
     cat >&2 <<MSG
 destroy-dev: ${stack} has ${protected} protected resource(s) (protect: kept on destroy and replace,
   e.g. data volumes with protectData or database.protect), and pulumi destroy stops at them.
   To delete them as well (their data is lost):
     ./scripts/destroy-dev.sh ${stack} --unprotect
   which is, by hand:
-    PULUMI_BACKEND_URL=file://${PWD}/.pulumi-state pulumi state unprotect --all -s ${stack}
+    ${by_hand} pulumi state unprotect --all -s ${stack}
     ./scripts/destroy-dev.sh ${stack}
   To keep them and destroy everything else:
     ./scripts/destroy-dev.sh ${stack} --exclude-protected

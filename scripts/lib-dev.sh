@@ -46,15 +46,51 @@ MSG
 
 # Points Pulumi at a local backend under the repo, for this process only: the user's global
 # `pulumi login` is untouched. Local dev stacks encrypt their secrets with a passphrase: the
-# user's PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, else an empty one. (Pulumi
-# reads PULUMI_CONFIG_PASSPHRASE first, even when empty: defaulting it while a passphrase file is
-# set would make the file be ignored.)
+# user's PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE when set (even empty), else
+# a random one generated on first use into .pulumi-state/passphrase (mode 0600) and read by
+# Pulumi from there, never printed and never on a command line. A stack created with another
+# passphrase (the empty one of earlier versions: its stack file has an encryptionsalt but there
+# is no passphrase file yet) stops the script with how to go on.
 dev_local_backend() {
+  local me="$1" stack="$2"
+  local file="${PWD}/.pulumi-state/passphrase"
   mkdir -p .pulumi-state
   export PULUMI_BACKEND_URL="file://${PWD}/.pulumi-state"
-  if [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE-}" ]; then
-    export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
+  # Pulumi reads PULUMI_CONFIG_PASSPHRASE first, even when empty: the user's choice wins.
+  if [ -n "${PULUMI_CONFIG_PASSPHRASE+set}" ] || [ -n "${PULUMI_CONFIG_PASSPHRASE_FILE-}" ]; then
+    return 0
   fi
+  if [ ! -f "$file" ]; then
+    if grep -q '^encryptionsalt:' "stacks/Pulumi.${stack}.yaml"; then
+      cat >&2 <<MSG
+${me}: ${stack} was created with another passphrase (stacks/Pulumi.${stack}.yaml has an
+  encryptionsalt), most likely the empty one earlier versions of this script used, and
+  .pulumi-state/passphrase does not exist yet. Either keep that passphrase for this stack:
+    PULUMI_CONFIG_PASSPHRASE= ./scripts/${me}.sh ${stack}
+  or start it over with a generated one (its containers and data go):
+    PULUMI_CONFIG_PASSPHRASE= ./scripts/destroy-dev.sh ${stack} --rm-stack
+    then delete the encryptionsalt line from stacks/Pulumi.${stack}.yaml and run ./scripts/deploy-dev.sh ${stack}
+MSG
+      exit 2
+    fi
+    dev_new_passphrase "$me" "$file"
+  fi
+  export PULUMI_CONFIG_PASSPHRASE_FILE="$file"
+}
+
+# Writes 32 random bytes (hex) to `file`, readable by the user only; a file another run wrote
+# first (noclobber) is kept.
+dev_new_passphrase() {
+  local me="$1" file="$2" phrase
+  phrase="$(od -An -vtx1 -N32 /dev/urandom | tr -d ' \n')" || phrase=""
+  if [ "${#phrase}" -ne 64 ]; then
+    echo "${me}: could not read 32 random bytes from /dev/urandom for ${file}." >&2
+    exit 1
+  fi
+  (umask 077 && set -o noclobber && printf '%s\n' "$phrase" >"$file") 2>/dev/null || [ -s "$file" ] || {
+    echo "${me}: could not write ${file}." >&2
+    exit 1
+  }
 }
 
 # A fresh clone has no node_modules; Pulumi's Node.js host needs @pulumi/pulumi from it.

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { cpuCores, dockerMemoryMb } from "./quantity";
@@ -21,6 +22,7 @@ import type {
   Workload,
   WorkloadSpec,
 } from "./types";
+import { invalidArg } from "../errors";
 import { componentToken } from "../resource";
 
 export interface DockerPlatformArgs {
@@ -34,6 +36,13 @@ export interface DockerPlatformArgs {
    * remote (`docker.host` `ssh://me@build-1` -> `build-1`). @default "localhost"
    */
   readonly publicHost?: string;
+  /**
+   * The host address published ports bind to (an IPv4 or IPv6 literal). The default keeps a
+   * stack on the machine that runs the engine; `0.0.0.0` (every interface) or one interface's
+   * address makes it reachable from the network, as an engine on another host needs.
+   * @default "127.0.0.1"
+   */
+  readonly bindAddress?: string;
 }
 
 /**
@@ -50,61 +59,131 @@ export function dockerPublicHost(host: string | undefined): string {
 /**
  * Runs workloads as containers on one Docker engine.
  *
- * Networks: every tier gets an internal network (`<prefix>-<tier>`, no route out). A workload's
- * members join their own tier's network (peers) and the network of every tier in `allowFrom`,
- * so exactly those tiers can resolve and reach them. Only workloads with a public port also
- * join `<prefix>-public`, the one network with a route to the host.
+ * Networks follow the Kubernetes NetworkPolicies' matrix, with the tier as the unit: for each
+ * tier `c` in a workload's `allowFrom`, its members join `<prefix>-<tier>-from-<c>`, and so do
+ * the members of every workload and task of tier `c` deployed after it. A client therefore
+ * reaches exactly the services that admit its tier, and two services that admit the same tier
+ * never share a network. Members reach their peers on any of these; a workload or task on none
+ * of them gets `<prefix>-<tier>` of its own (never Docker's default bridge). All of them are
+ * internal (no route out). Only workloads with a public port also join `<prefix>-public`, the
+ * one network with a route to the host, and publish on `bindAddress` only.
+ *
+ * A container's networks are fixed when it is created, so a service must be deployed before
+ * its clients (as components do: a client's config names the service's hosts); admitting a
+ * tier that already has members fails. Docker cannot filter ports: unlike on Kubernetes, a
+ * client also reaches the service's `peerPorts`, and workloads of one tier share networks.
  */
 export class DockerPlatform extends pulumi.ComponentResource implements Platform {
   public readonly kind = "docker" as const;
   public readonly canBuildImages = true;
   private readonly prefix: string;
   private readonly publicHost: string;
+  private readonly bindAddress: string;
   /**
    * The engine every container, network, volume and image goes to: the platform's own provider
    * (its `provider` option), passed explicitly because workloads are parented under the
    * components that deploy them, which may inherit another one.
    */
   private readonly provider: pulumi.ProviderResource | undefined;
+  /** Networks by name suffix (`<tier>-from-<client>`, `<tier>`, `public`). */
   private readonly networks = new Map<string, docker.Network>();
+  /** By client tier: the `<tier>-from-<client>` networks its later members join. */
+  private readonly clientNetworks = new Map<string, docker.Network[]>();
+  /** Tiers with members already declared (their networks are fixed), with the first one's name. */
+  private readonly deployedTiers = new Map<string, string>();
   private readonly images = new Map<string, pulumi.Output<string>>();
 
   constructor(name: string, args: DockerPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("platform", "DockerPlatform", opts);
     super(token, name, {}, options);
     if (!/^[a-z0-9][a-z0-9_.-]*$/.test(args.prefix)) {
-      throw new Error(
-        `DockerPlatform "${name}": prefix must be lowercase letters, digits, '.', '_' or '-', but ` +
-          `${JSON.stringify(args.prefix)} was provided. Use the stack name, e.g. ecommerce-dev.`,
+      invalidArg(
+        "DockerPlatform",
+        name,
+        "prefix",
+        "be lowercase letters, digits, '.', '_' or '-'",
+        args.prefix,
+        "Use the stack name, e.g. ecommerce-dev.",
+      );
+    }
+    const bindAddress = args.bindAddress ?? "127.0.0.1";
+    if (isIP(bindAddress) === 0) {
+      invalidArg(
+        "DockerPlatform",
+        name,
+        "bindAddress",
+        "be an IPv4 or IPv6 address (no brackets, no port)",
+        args.bindAddress,
+        "Use 127.0.0.1 (this host only), 0.0.0.0 (every interface) or one interface's address.",
       );
     }
     this.prefix = args.prefix;
     this.publicHost = args.publicHost ?? "localhost";
+    this.bindAddress = bindAddress;
     this.provider = this.getProvider("docker:index/container:Container");
     this.registerOutputs({});
   }
 
-  /** The tier's internal network, created on first use so deploy order never matters. */
-  private network(tier: string): docker.Network {
-    let net = this.networks.get(tier);
+  /** The network `<prefix>-<suffix>`, created on first use. */
+  private network(suffix: string, labels: Readonly<Record<string, string>>): docker.Network {
+    let net = this.networks.get(suffix);
     if (net === undefined) {
-      const isPublic = tier === "public";
+      const isPublic = suffix === "public";
       net = new docker.Network(
-        `${this.prefix}-${tier}`,
+        `${this.prefix}-${suffix}`,
         {
-          name: `${this.prefix}-${tier}`,
+          name: `${this.prefix}-${suffix}`,
           // Internal networks have no gateway: a data tier cannot be reached from, or reach, outside.
           internal: !isPublic,
-          labels: [
-            { label: "ha-backend.stack", value: this.prefix },
-            { label: "ha-backend.tier", value: tier },
-          ],
+          labels: sortedEntries({ "ha-backend.stack": this.prefix, ...labels }).map(([label, value]) => ({
+            label,
+            value,
+          })),
         },
         { parent: this, provider: this.provider, protect: false },
       );
-      this.networks.set(tier, net);
+      this.networks.set(suffix, net);
     }
     return net;
+  }
+
+  /**
+   * "public" names the edge network: a tier of that name would put its members on it. Throws
+   * before anything is created.
+   */
+  private checkTiers(
+    kind: "Workload" | "Task",
+    name: string,
+    tier: string,
+    allowFrom: readonly string[],
+  ): void {
+    if (tier === "public" || allowFrom.includes("public")) {
+      invalidArg(
+        kind,
+        name,
+        tier === "public" ? "tier" : "allowFrom",
+        "not name the tier public on Docker (the name of the edge network)",
+        "public",
+        "Use another tier name; publicPorts is how a workload takes outside connections.",
+      );
+    }
+  }
+
+  /**
+   * The networks a new member of `tier` joins as a client (the services deployed so far that
+   * admit it), or its own network when there are none and `needsOwn`. Marks the tier as deployed.
+   */
+  private clientSide(name: string, tier: string, needsOwn: boolean): docker.Network[] {
+    const nets = [...(this.clientNetworks.get(tier) ?? [])];
+    if (nets.length === 0 && needsOwn) nets.push(this.network(tier, { "ha-backend.tier": tier }));
+    if (!this.deployedTiers.has(tier)) this.deployedTiers.set(tier, name);
+    return nets;
+  }
+
+  /** Networks without repeats (a tier that admits itself is its own client), sorted by name. */
+  private byName(nets: readonly docker.Network[]): docker.Network[] {
+    const named = new Map([...this.networks].map(([suffix, net]) => [net, suffix]));
+    return [...new Set(nets)].sort((a, b) => compare(named.get(a) ?? "", named.get(b) ?? ""));
   }
 
   /**
@@ -148,8 +227,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
 
   runTask(name: string, spec: TaskSpec, opts?: pulumi.ComponentResourceOptions): pulumi.Output<string> {
     validateTaskSpec(name, spec);
+    this.checkTiers("Task", name, spec.tier, []);
     const parent = opts?.parent ?? this;
-    const network = this.network(spec.tier);
+    const networks = this.byName(this.clientSide(name, spec.tier, true));
     const task = new docker.Container(
       name,
       {
@@ -163,12 +243,8 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         attach: true,
         logs: true,
         restart: "no",
-        networksAdvanced: [{ name: network.name }],
-        uploads: sortedEntries(spec.files).map(([path, content]) => ({
-          file: path,
-          content,
-          permissions: "0444",
-        })),
+        networksAdvanced: networks.map((net) => ({ name: net.name })),
+        uploads: dockerUploads(spec.files, undefined, spec.runAsUser ?? 0),
         labels: [
           { label: "ha-backend.stack", value: this.prefix },
           { label: "ha-backend.task", value: name },
@@ -180,7 +256,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         provider: this.provider,
         protect: false,
         deleteBeforeReplace: true,
-        dependsOn: [network, ...(spec.after ?? [])],
+        dependsOn: [...networks, ...(spec.after ?? [])],
         customTimeouts: { create: `${spec.timeoutSeconds}s` },
       },
     );
@@ -204,20 +280,41 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
           "Check platform.stateStore() first and use an EtcdCluster where it returns undefined.",
       );
     }
+    const allowFrom = [...new Set(spec.allowFrom ?? [])].sort();
+    this.checkTiers("Workload", name, spec.tier, allowFrom);
+    for (const client of allowFrom) {
+      const earlier = this.deployedTiers.get(client);
+      if (!this.networks.has(`${spec.tier}-from-${client}`) && earlier !== undefined) {
+        invalidArg(
+          "Workload",
+          name,
+          "allowFrom",
+          "name only tiers with no members yet on Docker (a container's networks are fixed when it is created)",
+          client,
+          `Deploy ${name} before ${earlier} (tier ${client}): services before their clients.`,
+        );
+      }
+    }
     const parent = opts?.parent ?? this;
     const image = this.image(spec.image, spec.build);
-    // "public" is reserved for the edge network; a tier of that name would share it.
-    const tiers = [...new Set([spec.tier, ...(spec.allowFrom ?? [])])].filter((t) => t !== "public");
-    const networkNames = [
-      ...tiers.map((t) => this.network(t)),
-      ...((spec.publicPorts ?? []).length > 0 ? [this.network("public")] : []),
-    ];
+    const published = (spec.publicPorts ?? []).length > 0;
+    const serverSide = allowFrom.map((client) => {
+      const suffix = `${spec.tier}-from-${client}`;
+      const known = this.networks.has(suffix);
+      const net = this.network(suffix, { "ha-backend.tier": spec.tier, "ha-backend.from-tier": client });
+      if (!known) this.clientNetworks.set(client, [...(this.clientNetworks.get(client) ?? []), net]);
+      return net;
+    });
+    const networks = this.byName([
+      ...serverSide,
+      ...this.clientSide(name, spec.tier, serverSide.length === 0 && !published),
+      ...(published ? [this.network("public", { "ha-backend.tier": "public" })] : []),
+    ]);
 
     const files = pulumi.output(spec.files ?? {});
     const digest = files.apply((f) => filesDigest(f));
     const health = spec.healthCheck ? resolveHealthCheck(spec.healthCheck) : undefined;
 
-    const secretFiles = sortedEntries(spec.secretFiles);
     const members: MemberAddress[] = [];
     const containers: docker.Container[] = [];
     const names = statefulMemberNames(name, spec.replicas);
@@ -261,24 +358,12 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
           user: spec.runAsUser !== undefined ? String(spec.runAsUser) : undefined,
           restart: "unless-stopped",
           mustRun: true,
-          networksAdvanced: networkNames.map((net) => ({
+          networksAdvanced: networks.map((net) => ({
             name: net.name,
             // The member's own name, and the workload's name shared by all members (DNS round robin).
             aliases: [member, name],
           })),
-          uploads: [
-            ...sortedEntries(spec.files).map(([path, content]) => ({
-              file: path,
-              content,
-              permissions: "0444",
-            })),
-            // Only the content of a secret file is secret, so the config files stay reviewable.
-            ...secretFiles.map(([path, content]) => ({
-              file: path,
-              content: pulumi.secret(content),
-              permissions: "0444",
-            })),
-          ],
+          uploads: dockerUploads(spec.files, spec.secretFiles, spec.fileOwner ?? spec.runAsUser ?? 0),
           volumes:
             volume && spec.volume ? [{ volumeName: volume.name, containerPath: spec.volume.mountPath }] : [],
           // Directories an unprivileged member writes that the image owns as root (see writablePaths).
@@ -289,7 +374,11 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
           // One host port can be bound once: the first member is the entry point on a single host.
           ports:
             i === 0
-              ? (spec.publicPorts ?? []).map((p) => ({ internal: spec.ports[p.target], external: p.port }))
+              ? (spec.publicPorts ?? []).map((p) => ({
+                  internal: spec.ports[p.target],
+                  external: p.port,
+                  ip: this.bindAddress,
+                }))
               : [],
           // `pulumi up` returns once every member is healthy, and fails if one never gets there.
           wait: health !== undefined,
@@ -319,7 +408,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
           provider: this.provider,
           protect: false,
           deleteBeforeReplace: true,
-          dependsOn: networkNames,
+          dependsOn: networks,
         },
       );
       containers.push(container);
@@ -338,6 +427,32 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       membersRevision: pulumi.all(containers.map((c) => c.id)).apply((ids) => ids.join(",")),
     };
   }
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Config files readable by anyone in the container (0444); secret files (0400) only by `owner`,
+ * the uid of the daemon that reads them. Only a secret file's content is marked secret, so the
+ * config files stay reviewable.
+ */
+function dockerUploads(
+  files: Readonly<Record<string, pulumi.Input<string>>> | undefined,
+  secretFiles: Readonly<Record<string, pulumi.Input<string>>> | undefined,
+  owner: number,
+): docker.types.input.ContainerUpload[] {
+  return [
+    ...sortedEntries(files).map(([path, content]) => ({ file: path, content, permissions: "0444" })),
+    ...sortedEntries(secretFiles).map(([path, content]) => ({
+      file: path,
+      content: pulumi.secret(content),
+      permissions: "0400",
+      owner: String(owner),
+      group: String(owner),
+    })),
+  ];
 }
 
 /** `{name}` and `{host}` filled in for one member. */

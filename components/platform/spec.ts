@@ -280,6 +280,15 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       "Use the image's unprivileged user id, or leave it unset.",
     );
   }
+  if (spec.fileOwner !== undefined && (!Number.isInteger(spec.fileOwner) || spec.fileOwner < 0)) {
+    fail(
+      name,
+      "fileOwner",
+      "be a numeric user id (0 or more)",
+      spec.fileOwner,
+      "Use the uid of the image's daemon user, or leave it unset (runAsUser, else root).",
+    );
+  }
   if (spec.build !== undefined && !spec.build.context.startsWith("/")) {
     fail(
       name,

@@ -54,6 +54,13 @@ export interface WorkloadSpec {
   /** Numeric user id to run as when the image supports running unprivileged. */
   readonly runAsUser?: number;
   /**
+   * The uid that owns uploaded secret files (the image's daemon user, e.g. when the container
+   * starts as root and the daemon drops to its own user). Docker: `secretFiles` are uploaded with
+   * mode 0400, owned by this uid and group.
+   * @default `runAsUser`, else 0 (root)
+   */
+  readonly fileOwner?: number;
+  /**
    * Environment that differs per member (stateful workloads): `{name}` stands for the member's
    * name and `{host}` for its address. Docker fills them in per container; Kubernetes takes the
    * pod name from the downward API and the kubelet expands the rest.

@@ -74,10 +74,13 @@ export function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
 }
 
 /**
- * Runs `build` as a program and expects it to throw `message` without registering a single
- * real (custom) resource: bad args fail before anything would be created.
+ * Runs `build` as a program, expecting it to throw `message`; returns what it had registered
+ * before it did.
  */
-export async function expectRejectedBeforeAnyResource(build: () => void, message: string): Promise<void> {
+export async function registeredBeforeRejection(
+  build: () => void,
+  message: string,
+): Promise<RecordedResource[]> {
   const recorded: RecordedResource[] = [];
   await expect(
     runProgramWithMocks(
@@ -92,6 +95,15 @@ export async function expectRejectedBeforeAnyResource(build: () => void, message
       recorded,
     ),
   ).rejects.toThrow(message);
+  return recorded;
+}
+
+/**
+ * Runs `build` as a program and expects it to throw `message` without registering a single
+ * real (custom) resource: bad args fail before anything would be created.
+ */
+export async function expectRejectedBeforeAnyResource(build: () => void, message: string): Promise<void> {
+  const recorded = await registeredBeforeRejection(build, message);
   // A KubernetesPlatform made in `build` registers its namespace, default-deny policy and
   // digest key when it is constructed: those are the platform's, not the rejected component's.
   const platformOwn = (r: RecordedResource) => (r.parent ?? "").startsWith("ha-backend:platform:");

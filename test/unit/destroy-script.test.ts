@@ -1,14 +1,23 @@
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ProgramRun } from "../../scripts/mock-engine";
 import { tempDir } from "../support/daemons";
+import { devCheckout } from "../support/dev-checkout";
 import { runStackVariant } from "../support/stack-variants";
 import { standIns } from "../support/stand-ins";
 
-const SCRIPT = join(__dirname, "..", "..", "scripts", "destroy-dev.sh");
-const ROOT = join(__dirname, "..", "..");
-const BACKEND = `backend=file://${ROOT}/.pulumi-state passphrase_set=yes`;
+/** `od`, which the scripts read /dev/urandom with, besides the stand-ins' basic tools. */
+const OD = spawnSync("sh", ["-c", "command -v od"], { encoding: "utf8" }).stdout.trim();
+
+/** A fresh copy of the scripts and stack files: each test's state and passphrase stay in it. */
+let root: string;
+beforeEach(() => {
+  root = devCheckout();
+});
+const passphraseFile = () => join(root, ".pulumi-state", "passphrase");
+/** What the pulumi stand-in records after its arguments: the local backend and the generated passphrase. */
+const backend = () => `backend=file://${root}/.pulumi-state passphrase= file=${passphraseFile()}`;
 
 /**
  * A stack's state as `pulumi stack export` prints it (4-space indented JSON; `protect` only where
@@ -34,7 +43,7 @@ function fakeTools(opts: { state?: string; docker?: "ok" | "down" }) {
   if (opts.state !== undefined) writeFileSync(state, opts.state);
   return standIns({
     pulumi: [
-      `echo "pulumi $* backend=$PULUMI_BACKEND_URL passphrase_set=\${PULUMI_CONFIG_PASSPHRASE+yes}" >> "$LOG"`,
+      `echo "pulumi $* backend=$PULUMI_BACKEND_URL passphrase=\${PULUMI_CONFIG_PASSPHRASE+set} file=\${PULUMI_CONFIG_PASSPHRASE_FILE-}" >> "$LOG"`,
       `case "$1 $2" in`,
       `  "stack select") [ -f ${state} ] && exit 0`,
       `    echo "error: no stack named '$3' found" >&2; exit 255;;`,
@@ -52,6 +61,7 @@ function fakeTools(opts: { state?: string; docker?: "ok" | "down" }) {
       `exit 0`,
     ].join("\n"),
     docker: `echo "docker $*" >> "$LOG"\nexit ${(opts.docker ?? "ok") === "ok" ? 0 : 1}`,
+    od: `exec ${OD} "$@"`,
   });
 }
 
@@ -59,7 +69,8 @@ function destroy(path: string, ...args: string[]) {
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: path };
   delete env.PULUMI_CONFIG_PASSPHRASE;
   delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
-  return spawnSync("bash", [SCRIPT, ...args], { cwd: ROOT, env, encoding: "utf8", timeout: 30_000 });
+  const script = join(root, "scripts", "destroy-dev.sh");
+  return spawnSync("bash", [script, ...args], { cwd: root, env, encoding: "utf8", timeout: 30_000 });
 }
 
 describe("scripts/destroy-dev.sh", () => {
@@ -85,15 +96,37 @@ describe("scripts/destroy-dev.sh", () => {
     expect([r.status, r.stderr]).toEqual([0, ""]);
     expect(tools.calls()).toEqual([
       "docker info",
-      `pulumi stack select ecommerce-dev ${BACKEND}`,
-      `pulumi destroy --stack ecommerce-dev ${BACKEND}`,
+      `pulumi stack select ecommerce-dev ${backend()}`,
+      `pulumi destroy --stack ecommerce-dev ${backend()}`,
     ]);
+  });
+
+  it("opens the stack with the passphrase file deploy-dev.sh generated, unchanged", () => {
+    // GIVEN the passphrase a deploy from this checkout wrote
+    mkdirSync(join(root, ".pulumi-state"));
+    writeFileSync(passphraseFile(), "0123456789abcdef\n", { mode: 0o600 });
+    const tools = fakeTools({ state: plainState });
+    const r = destroy(tools.path);
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    expect(tools.calls()).toContain(`pulumi destroy --stack ecommerce-dev ${backend()}`);
+    expect(readFileSync(passphraseFile(), "utf8")).toBe("0123456789abcdef\n");
+    expect(r.stdout + r.stderr).not.toContain("0123456789abcdef");
+  });
+
+  it("refuses a stack created with another passphrase before the file existed, and says how to go on", () => {
+    appendFileSync(join(root, "stacks", "Pulumi.ecommerce-dev.yaml"), "encryptionsalt: v1:c2FsdA==:v1:x:y\n");
+    const tools = fakeTools({ state: plainState });
+    const r = destroy(tools.path, "--yes");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("PULUMI_CONFIG_PASSPHRASE= ./scripts/destroy-dev.sh ecommerce-dev");
+    expect(tools.calls().filter((c) => c.startsWith("pulumi"))).toEqual([]);
+    expect(existsSync(passphraseFile())).toBe(false);
   });
 
   it("passes other arguments to pulumi destroy for another Docker stack", () => {
     const tools = fakeTools({ state: plainState });
     expect(destroy(tools.path, "blog-dev", "--yes", "--skip-preview").status).toBe(0);
-    expect(tools.calls()).toContain(`pulumi destroy --stack blog-dev --yes --skip-preview ${BACKEND}`);
+    expect(tools.calls()).toContain(`pulumi destroy --stack blog-dev --yes --skip-preview ${backend()}`);
   });
 
   it("says how to lift protection when protected resources stop pulumi destroy, and lifts nothing", () => {
@@ -104,7 +137,8 @@ describe("scripts/destroy-dev.sh", () => {
     expect(r.stderr).toContain(`destroy-dev: ecommerce-dev has ${count} protected resource(s)`);
     expect(r.stderr).toContain("./scripts/destroy-dev.sh ecommerce-dev --unprotect");
     expect(r.stderr).toContain(
-      `PULUMI_BACKEND_URL=file://${ROOT}/.pulumi-state pulumi state unprotect --all -s ecommerce-dev`,
+      `PULUMI_BACKEND_URL=file://${root}/.pulumi-state PULUMI_CONFIG_PASSPHRASE_FILE=${passphraseFile()} ` +
+        "pulumi state unprotect --all -s ecommerce-dev",
     );
     expect(tools.calls().filter((c) => c.includes("unprotect"))).toEqual([]);
   });
@@ -114,8 +148,8 @@ describe("scripts/destroy-dev.sh", () => {
     const r = destroy(tools.path, "--unprotect", "--yes");
     expect([r.status, r.stderr]).toEqual([0, ""]);
     expect(tools.calls().slice(2)).toEqual([
-      `pulumi state unprotect --all --yes --stack ecommerce-dev ${BACKEND}`,
-      `pulumi destroy --stack ecommerce-dev --yes ${BACKEND}`,
+      `pulumi state unprotect --all --yes --stack ecommerce-dev ${backend()}`,
+      `pulumi destroy --stack ecommerce-dev --yes ${backend()}`,
     ]);
   });
 
@@ -123,7 +157,7 @@ describe("scripts/destroy-dev.sh", () => {
     const ok = fakeTools({ state: plainState });
     expect(destroy(ok.path, "blog-dev", "--rm-stack", "--yes").status).toBe(0);
     expect(ok.calls().slice(-1)).toEqual([
-      `pulumi stack rm --yes --preserve-config --stack blog-dev ${BACKEND}`,
+      `pulumi stack rm --yes --preserve-config --stack blog-dev ${backend()}`,
     ]);
 
     const stopped = fakeTools({ state: protectedState });

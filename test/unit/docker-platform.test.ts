@@ -1,7 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DockerPlatform } from "../../components/platform/docker";
-import type { WorkloadSpec } from "../../components/platform/types";
-import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
+import type { TaskSpec, WorkloadSpec } from "../../components/platform/types";
+import {
+  isWrappedSecret,
+  ofType,
+  one,
+  plain,
+  registeredBeforeRejection,
+  runComponents,
+} from "../support/engine";
 import { DB, WEB } from "../support/workloads";
 
 const CONTAINER = "docker:index/container:Container";
@@ -15,28 +22,180 @@ const web: WorkloadSpec = {
 };
 const db: WorkloadSpec = { ...DB, healthCheck: { exec: ["pg_isready"] } };
 
+/** Services before their clients, as components deploy them: the database, then the web tier. */
 function deployBoth() {
   const platform = new DockerPlatform("docker", { prefix: "shop-dev" });
-  const w = platform.deploy("web", web);
   const d = platform.deploy("db", db);
+  const w = platform.deploy("web", web);
   return { webMembers: w.members, dbMembers: d.members, publicAddress: w.publicAddresses.http };
 }
 
+/** The names of the custom resources `build` registered before it threw `message`. */
+async function customBeforeRejection(build: () => void, message: string): Promise<string[]> {
+  const recorded = await registeredBeforeRejection(build, message);
+  return recorded
+    .filter((r) => r.custom)
+    .map((r) => r.name)
+    .sort();
+}
+
+/** The names of the networks a container joins, in its order. */
+function netsOf(run: Awaited<ReturnType<typeof runComponents>>, container: string): string[] {
+  return plain(one(run, CONTAINER, container)).networksAdvanced.map((n: { name: string }) => n.name);
+}
+
+/** A minimal service of `tier` admitting `allowFrom`. */
+const service = (tier: string, allowFrom: string[] = []): WorkloadSpec => ({
+  kind: "stateless",
+  replicas: 1,
+  image: "redis:7.4.2-alpine",
+  ports: { tcp: 6379 },
+  tier,
+  allowFrom,
+});
+
+const task: TaskSpec = {
+  image: "python:3.13.1-alpine",
+  command: ["python3", "/apply.py"],
+  files: { "/apply.py": "print('ok')\n" },
+  tier: "admin",
+  runAsUser: 70,
+  timeoutSeconds: 60,
+};
+
 describe("DockerPlatform", () => {
-  it("gives every tier an internal network and only published workloads the public one", async () => {
+  it("gives each service tier an internal network per client tier and only published workloads the public one", async () => {
     const run = await runComponents(deployBoth);
     const nets = Object.fromEntries(ofType(run, NETWORK).map((n) => [plain(n).name, plain(n).internal]));
     expect(nets).toEqual({
-      "shop-dev-app": true,
-      "shop-dev-db": true,
-      "shop-dev-edge": true,
+      "shop-dev-app-from-edge": true,
+      "shop-dev-db-from-app": true,
       "shop-dev-public": false,
     });
-    const dbNets = plain(one(run, CONTAINER, "db-0")).networksAdvanced.map((n: { name: string }) => n.name);
-    // The database is reachable from its peers (db) and from the app tier, and from nothing public.
-    expect(dbNets).toEqual(["shop-dev-db", "shop-dev-app"]);
-    const webNets = plain(one(run, CONTAINER, "web-0")).networksAdvanced.map((n: { name: string }) => n.name);
-    expect(webNets).toEqual(["shop-dev-app", "shop-dev-edge", "shop-dev-public"]);
+    expect(plain(one(run, NETWORK, "shop-dev-db-from-app")).labels).toEqual([
+      { label: "ha-backend.from-tier", value: "app" },
+      { label: "ha-backend.stack", value: "shop-dev" },
+      { label: "ha-backend.tier", value: "db" },
+    ]);
+    // The database shares a network with its peers and the app tier only, and nothing public.
+    expect(netsOf(run, "db-0")).toEqual(["shop-dev-db-from-app"]);
+    // The web tier: its own clients' network (edge), the database's, the public one.
+    expect(netsOf(run, "web-0")).toEqual([
+      "shop-dev-app-from-edge",
+      "shop-dev-db-from-app",
+      "shop-dev-public",
+    ]);
+    expect(netsOf(run, "web-1")).toEqual(netsOf(run, "web-0"));
+  });
+
+  it("never lets two services that admit the same tier share a network", async () => {
+    const run = await runComponents(() => {
+      const p = new DockerPlatform("docker", { prefix: "p" });
+      // GIVEN a cache whose sentinels and router are clients of it, and all three admit the app tier
+      p.deploy("cache", service("cache", ["cache-sentinel", "cache-router", "app"]));
+      p.deploy("cache-sentinel", service("cache-sentinel", ["app"]));
+      p.deploy("cache-router", service("cache-router", ["app"]));
+      p.deploy("locks", service("locks", ["app"]));
+      p.deploy("app", service("app"));
+    });
+    // THEN the app joins each service's network, and the services join only their own and those
+    // of the services that admit them.
+    expect(netsOf(run, "app-0")).toEqual([
+      "p-cache-from-app",
+      "p-cache-router-from-app",
+      "p-cache-sentinel-from-app",
+      "p-locks-from-app",
+    ]);
+    expect(netsOf(run, "cache-0")).toEqual([
+      "p-cache-from-app",
+      "p-cache-from-cache-router",
+      "p-cache-from-cache-sentinel",
+    ]);
+    expect(netsOf(run, "cache-sentinel-0")).toEqual([
+      "p-cache-from-cache-sentinel",
+      "p-cache-sentinel-from-app",
+    ]);
+    expect(netsOf(run, "cache-router-0")).toEqual(["p-cache-from-cache-router", "p-cache-router-from-app"]);
+    expect(netsOf(run, "locks-0")).toEqual(["p-locks-from-app"]);
+    const shared = (a: string, b: string) => netsOf(run, a).filter((n) => netsOf(run, b).includes(n));
+    expect(shared("cache-sentinel-0", "cache-router-0")).toEqual([]);
+    expect(shared("cache-sentinel-0", "locks-0")).toEqual([]);
+    expect(shared("cache-0", "locks-0")).toEqual([]);
+    expect(ofType(run, NETWORK).every((n) => plain(n).internal === true)).toBe(true);
+  });
+
+  it("refuses a service deployed after a client it admits, before creating anything for it", async () => {
+    const registered = await customBeforeRejection(
+      () => {
+        const p = new DockerPlatform("docker", { prefix: "p" });
+        p.deploy("web", { ...web, publicPorts: undefined });
+        p.deploy("db", db);
+      },
+      'Workload "db": allowFrom must name only tiers with no members yet on Docker (a container\'s networks ' +
+        'are fixed when it is created), but "app" was provided. Deploy db before web (tier app): services ' +
+        "before their clients.",
+    );
+    // The client's containers had been declared (without the database's network); nothing of db.
+    expect(registered).toEqual(["p-app-from-edge", "p-image-nginx-1.28.0-alpine", "web-0", "web-1"]);
+  });
+
+  it("lets a second service of a tier join the network its clients are already on", async () => {
+    const run = await runComponents(() => {
+      const p = new DockerPlatform("docker", { prefix: "p" });
+      p.deploy("shop", service("app", ["edge"]));
+      p.deploy("lb", service("edge"));
+      p.deploy("standby", service("app", ["edge"]));
+    });
+    expect(netsOf(run, "lb-0")).toEqual(["p-app-from-edge"]);
+    expect(netsOf(run, "standby-0")).toEqual(["p-app-from-edge"]);
+    expect(ofType(run, NETWORK).map((n) => plain(n).name)).toEqual(["p-app-from-edge"]);
+  });
+
+  it("puts a tier that admits itself on one network, and a workload with no other network on its own", async () => {
+    const run = await runComponents(() => {
+      const p = new DockerPlatform("docker", { prefix: "p" });
+      p.deploy("ring", service("ring", ["ring"]));
+      p.deploy("loner", { ...service("batch"), replicas: 2 });
+    });
+    expect(netsOf(run, "ring-0")).toEqual(["p-ring-from-ring"]);
+    // Never Docker's default bridge (a route out and every other container on it): its peers only.
+    expect(netsOf(run, "loner-0")).toEqual(["p-batch"]);
+    expect(netsOf(run, "loner-1")).toEqual(["p-batch"]);
+    expect(plain(one(run, NETWORK, "p-batch")).internal).toBe(true);
+  });
+
+  it("runs a task on the networks of the services that admit its tier, else on its own", async () => {
+    const run = await runComponents(() => {
+      const p = new DockerPlatform("docker", { prefix: "p" });
+      p.deploy("pg", service("pg", ["router", "admin"]));
+      p.runTask("pg-settings", task);
+      p.runTask("cleanup", { ...task, tier: "cleanup" });
+    });
+    expect(netsOf(run, "pg-settings")).toEqual(["p-pg-from-admin"]);
+    expect(netsOf(run, "cleanup")).toEqual(["p-cleanup"]);
+    expect(plain(one(run, CONTAINER, "pg-settings")).uploads).toEqual([
+      { file: "/apply.py", content: "print('ok')\n", permissions: "0444" },
+    ]);
+  });
+
+  it.each<[string, () => void, string]>([
+    [
+      "a workload of tier public",
+      () => new DockerPlatform("docker", { prefix: "p" }).deploy("edge", service("public")),
+      'Workload "edge": tier must not name the tier public on Docker (the name of the edge network), but "public" was provided.',
+    ],
+    [
+      "a workload admitting tier public",
+      () => new DockerPlatform("docker", { prefix: "p" }).deploy("web", service("app", ["public"])),
+      'Workload "web": allowFrom must not name the tier public on Docker (the name of the edge network), but "public" was provided.',
+    ],
+    [
+      "a task of tier public",
+      () => new DockerPlatform("docker", { prefix: "p" }).runTask("t", { ...task, tier: "public" }),
+      'Task "t": tier must not name the tier public on Docker (the name of the edge network), but "public" was provided.',
+    ],
+  ])("rejects %s (the edge network's name) before creating anything", async (_label, build, message) => {
+    expect(await customBeforeRejection(build, message)).toEqual([]);
   });
 
   it("creates one container per member with stable names, aliases, restart policy and health check", async () => {
@@ -62,18 +221,76 @@ describe("DockerPlatform", () => {
         startPeriod: "10s",
       },
     });
-    expect(c.networksAdvanced[0].aliases).toEqual(["web-1", "web"]);
+    expect(c.networksAdvanced.map((n: { aliases: string[] }) => n.aliases)).toEqual([
+      ["web-1", "web"],
+      ["web-1", "web"],
+      ["web-1", "web"],
+    ]);
     expect(c.uploads).toEqual([
       { file: "/etc/app/app.conf", content: "listen 8080;\n", permissions: "0444" },
     ]);
     expect(plain(one(run, CONTAINER, "db-0")).healthcheck.tests).toEqual(["CMD", "pg_isready"]);
   });
 
-  it("publishes the host port on the first member only, and returns its URL", async () => {
+  it("publishes the host port on the first member only, on loopback, and returns its URL", async () => {
     const run = await runComponents(deployBoth);
-    expect(plain(one(run, CONTAINER, "web-0")).ports).toEqual([{ internal: 8080, external: 18080 }]);
+    expect(plain(one(run, CONTAINER, "web-0")).ports).toEqual([
+      { internal: 8080, external: 18080, ip: "127.0.0.1" },
+    ]);
     expect(plain(one(run, CONTAINER, "web-1")).ports).toEqual([]);
     expect(run.outputs.publicAddress).toBe("localhost:18080");
+  });
+
+  it.each(["0.0.0.0", "192.0.2.10", "::1", "::"])("publishes on bindAddress %s when given", async (ip) => {
+    const run = await runComponents(() => {
+      new DockerPlatform("docker", { prefix: "p", bindAddress: ip }).deploy("web", web);
+    });
+    expect(plain(one(run, CONTAINER, "web-0")).ports).toEqual([{ internal: 8080, external: 18080, ip }]);
+  });
+
+  it.each(["localhost", "127.0.0.1:8080", "[::1]", "", "256.0.0.1", "0.0.0.0/0"])(
+    "rejects bindAddress %j before creating anything",
+    async (ip) => {
+      const registered = await customBeforeRejection(
+        () => new DockerPlatform("docker", { prefix: "p", bindAddress: ip }).deploy("web", web),
+        `DockerPlatform "docker": bindAddress must be an IPv4 or IPv6 address (no brackets, no port), but ${JSON.stringify(ip)} was provided. ` +
+          "Use 127.0.0.1 (this host only), 0.0.0.0 (every interface) or one interface's address.",
+      );
+      expect(registered).toEqual([]);
+    },
+  );
+
+  it("uploads secret files 0400, owned by fileOwner, else runAsUser, else root; config files 0444", async () => {
+    const withKey = (patch: Partial<WorkloadSpec>): WorkloadSpec => ({
+      ...web,
+      publicPorts: undefined,
+      secretFiles: { "/etc/app/tls.key": "-----BEGIN PRIVATE KEY-----\n" },
+      ...patch,
+    });
+    const run = await runComponents(() => {
+      const p = new DockerPlatform("docker", { prefix: "p" });
+      p.deploy("runs-as", withKey({}));
+      p.deploy("owner", withKey({ fileOwner: 999 }));
+      p.deploy("root-owner", withKey({ fileOwner: 0 }));
+      p.deploy("as-root", withKey({ runAsUser: undefined }));
+    });
+    const uploads = (c: string) => one(run, CONTAINER, c).inputs.uploads as Record<string, unknown>[];
+    const secretUpload = (owner: string) => ({
+      file: "/etc/app/tls.key",
+      content: expect.objectContaining({ value: "-----BEGIN PRIVATE KEY-----\n" }),
+      permissions: "0400",
+      owner,
+      group: owner,
+    });
+    const config = { file: "/etc/app/app.conf", content: "listen 8080;\n", permissions: "0444" };
+    expect(uploads("runs-as-0")).toEqual([config, secretUpload("101")]);
+    expect(uploads("runs-as-1")).toEqual([config, secretUpload("101")]);
+    expect(uploads("owner-0")).toEqual([config, secretUpload("999")]);
+    expect(uploads("root-owner-0")).toEqual([config, secretUpload("0")]);
+    expect(uploads("as-root-0")).toEqual([config, secretUpload("0")]);
+    // Only the key's content is secret: the rest of the upload stays reviewable.
+    expect(isWrappedSecret(uploads("owner-0")[1].content)).toBe(true);
+    expect(isWrappedSecret(uploads("owner-0")[0].content)).toBe(false);
   });
 
   it("gives each stateful member its own protected named volume", async () => {
@@ -162,6 +379,17 @@ describe("DockerPlatform", () => {
       'secretEnv must not repeat a name that env also sets, but "MODE"',
     ],
     ["running as root", { runAsUser: 0 }, "runAsUser must be a non-root numeric user id (1 or more), but 0"],
+    [
+      "a negative file owner",
+      { fileOwner: -1 },
+      'Workload "web": fileOwner must be a numeric user id (0 or more), but -1 was provided. Use the uid of ' +
+        "the image's daemon user, or leave it unset (runAsUser, else root).",
+    ],
+    [
+      "a fractional file owner",
+      { fileOwner: 1.5 },
+      "fileOwner must be a numeric user id (0 or more), but 1.5",
+    ],
   ])("rejects %s before creating anything", async (_label, patch, message) => {
     let containers = -1;
     await expect(
