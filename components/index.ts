@@ -28,6 +28,8 @@ export {
   type ServerClusterArgs,
 } from "./cluster/server-cluster";
 export { renderDemoApp, type DemoAppSpec } from "./cluster/render/demo-app";
+export { APP_SECRETS_DIR, credentialPath, readCredential } from "./cluster/credentials";
+export { ENV_CREDENTIALS } from "./env-credentials";
 export {
   HAPROXY_IMAGE,
   LoadBalancer,

@@ -77,6 +77,8 @@ export function deployRouter(
       tier: name,
       allowFrom: [...r.allowFrom],
       runAsUser: 99,
+      // A secret config (the Redis router's checks log in) is read by HAProxy's own user.
+      fileOwner: 99,
       writablePaths: [],
       defaultResources: { cpu: "100m", memory: "64Mi" },
       // Stats and metrics are for the kubelet's probes (node traffic), not for client tiers.

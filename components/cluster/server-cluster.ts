@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
 import { renderDemoApp } from "./render/demo-app";
+import { credentialPath, FILE_SUFFIX } from "./credentials";
 import { checkResources, invalidArg } from "../errors";
 import { componentToken, physicalName, type NamingArgs } from "../resource";
 
@@ -38,9 +39,31 @@ export interface ServerClusterArgs extends NamingArgs {
   readonly healthCheckPath?: string;
   /** Overrides the entrypoint of a custom image. */
   readonly command?: string[];
-  /** Plain environment for the app. */
+  /** Plain environment for the app; never credentials (use `credentials`). */
   readonly env?: Record<string, pulumi.Input<string>>;
-  /** Credentials for the app (database URLs, session keys); never shown in plain text. */
+  /**
+   * Credentials for the app (database URLs, session keys), by variable name. Each reaches the
+   * members as a file, never as environment: `NAME` becomes `/run/secrets/NAME` (the value
+   * exactly, no trailing newline; Docker: mode 0400, owned by `credentialsOwner`; Kubernetes: a
+   * mounted Secret), and the plain variable `NAME_FILE` holds that path, the Docker official
+   * images' convention. Apps read them with `readCredential("NAME")` (`ha-backend`), or by
+   * reading the file `$NAME_FILE` names. Names: letters, digits and `_`.
+   * @default none
+   */
+  readonly credentials?: Record<string, pulumi.Input<string>>;
+  /**
+   * The uid that owns the credential files on Docker (they are mode 0400): the uid the app's
+   * processes run as when they read them. A custom image that runs unprivileged needs it, or
+   * its own user cannot read its credentials. Kubernetes mounts them for the pod's user.
+   * @default 101 (the demo app's `nginx` user); for a custom image 0 (root)
+   */
+  readonly credentialsOwner?: number;
+  /**
+   * Credentials as plain environment variables, for an image that cannot read a file. On
+   * Docker `docker inspect` shows them to anyone who reaches the engine (Kubernetes keeps them
+   * in a Secret and references it).
+   * @deprecated Use `credentials`: files, with `NAME_FILE` in the environment.
+   */
   readonly secretEnv?: Record<string, pulumi.Input<string>>;
   /** CPU and memory per member. @default none (no requests or limits) */
   readonly resources?: ResourceSpec;
@@ -62,7 +85,11 @@ export interface ResolvedServerClusterArgs {
   readonly port: number;
   readonly healthCheckPath: string;
   readonly usesDemoApp: boolean;
+  /** Who owns the credential files: see {@link ServerClusterArgs.credentialsOwner}. */
+  readonly credentialsOwner: number | undefined;
 }
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
   return invalidArg("ServerCluster", name, field, rule, value, fix);
@@ -101,17 +128,54 @@ export function resolveServerClusterArgs(name: string, args: ServerClusterArgs):
       "Use e.g. /healthz.",
     );
   }
-  checkResources("ServerCluster", name, args.resources);
+  checkResources("ServerCluster", name, args.resources, {
+    minMemoryMb: 32,
+    needs: "an app server needs to start",
+  });
   const usesDemoApp = args.image === undefined;
   if (usesDemoApp && port < 1024) {
     fail(name, "port", "be 1024 or above for the demo app (it runs unprivileged)", port, "Use e.g. 8080.");
   }
-  return { replicas, image, port, healthCheckPath, usesDemoApp };
+  for (const key of Object.keys(args.credentials ?? {})) {
+    if (!ENV_NAME.test(key)) {
+      fail(
+        name,
+        "credentials",
+        "use names of letters, digits and '_' (not starting with a digit): each is a file name and a variable name",
+        key,
+        "Rename the credential, e.g. DATABASE_URL.",
+      );
+    }
+    const taken = [key, `${key}${FILE_SUFFIX}`].find(
+      (k) => k in (args.env ?? {}) || k in (args.secretEnv ?? {}),
+    );
+    if (taken !== undefined) {
+      fail(
+        name,
+        "credentials",
+        `not name a variable that env or secretEnv also sets (${taken})`,
+        key,
+        `Pass ${key} in credentials only.`,
+      );
+    }
+  }
+  const credentialsOwner = args.credentialsOwner ?? (usesDemoApp ? DEMO_APP_UID : undefined);
+  if (credentialsOwner !== undefined && (!Number.isInteger(credentialsOwner) || credentialsOwner < 0)) {
+    fail(
+      name,
+      "credentialsOwner",
+      "be a numeric user id (0 or more)",
+      credentialsOwner,
+      "Use the uid your image runs as, e.g. 1000.",
+    );
+  }
+  return { replicas, image, port, healthCheckPath, usesDemoApp, credentialsOwner };
 }
 
 /**
- * N identical app servers with health checks, env and secret env, rolled one at a time on
- * Kubernetes. Outputs the addresses a load balancer needs.
+ * N identical app servers with health checks, env and credentials (as files: see
+ * {@link ServerClusterArgs.credentials}), rolled one at a time on Kubernetes. Outputs the
+ * addresses a load balancer needs.
  */
 export class ServerCluster extends pulumi.ComponentResource {
   /** Host name that reaches any ready member. */
@@ -134,17 +198,32 @@ export class ServerCluster extends pulumi.ComponentResource {
     super(token, name, {}, options);
     name = physicalName("ServerCluster", name, args);
     const r = resolveServerClusterArgs(name, args);
+    const credentials = Object.entries(args.credentials ?? {}).sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
 
     const spec: WorkloadSpec = {
       kind: "stateless",
       replicas: r.replicas,
       image: r.image,
       command: r.usesDemoApp ? ["nginx", "-g", "daemon off;", "-c", DEMO_APP_CONFIG] : args.command,
-      env: args.env,
+      // Only the paths: the values are in the files.
+      env:
+        credentials.length === 0
+          ? args.env
+          : {
+              ...args.env,
+              ...Object.fromEntries(credentials.map(([k]) => [`${k}${FILE_SUFFIX}`, credentialPath(k)])),
+            },
       secretEnv: args.secretEnv,
       files: r.usesDemoApp
         ? { [DEMO_APP_CONFIG]: renderDemoApp({ port: r.port, healthPath: r.healthCheckPath, service: name }) }
         : undefined,
+      secretFiles:
+        credentials.length === 0
+          ? undefined
+          : Object.fromEntries(credentials.map(([k, v]) => [credentialPath(k), pulumi.secret(v)])),
+      fileOwner: r.credentialsOwner,
       ports: { http: r.port },
       healthCheck: {
         httpGet: { path: r.healthCheckPath, port: "http" },

@@ -1,5 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { readCredential } from "../cluster/credentials";
 
 /**
  * A distributed lock on etcd for apps (Node), over etcd's JSON API (`/v3/...`), with no
@@ -21,6 +22,8 @@ export interface EtcdLockClientOptions {
   readonly requestTimeoutMs?: number;
   /** Key prefix. @default "/ha-backend/locks/" */
   readonly prefix?: string;
+  /** The lease TTL {@link EtcdLockClient.acquire} uses unless told otherwise. @default 10 */
+  readonly ttlSeconds?: number;
 }
 
 export interface HeldLock {
@@ -38,21 +41,62 @@ export class EtcdLockClient {
   private next = 0;
   private readonly timeoutMs: number;
   private readonly prefix: string;
+  private readonly ttlSeconds: number;
 
   constructor(private readonly options: EtcdLockClientOptions) {
     if (options.endpoints.length === 0) throw new Error("EtcdLockClient: give at least one endpoint");
     this.timeoutMs = options.requestTimeoutMs ?? 2000;
     this.prefix = options.prefix ?? "/ha-backend/locks/";
+    this.ttlSeconds = options.ttlSeconds ?? 10;
+  }
+
+  /**
+   * A client configured from the environment a `LockService`'s `appEnv()` gives a
+   * `ServerCluster`: `<prefix>ENDPOINTS` (comma-separated), `<prefix>CA_PEM` and
+   * `<prefix>CLIENT_CERT_PEM` (plain), `<prefix>TTL_SECONDS`, and the client key from the file
+   * `<prefix>CLIENT_KEY_PEM_FILE` names (each PEM may also come as a `_FILE`, or, for the key,
+   * as the plain variable: see `readCredential`). Throws naming the first variable missing.
+   */
+  static fromEnv(
+    env: Readonly<Record<string, string | undefined>> = process.env,
+    prefix = "LOCK_",
+    options: Omit<EtcdLockClientOptions, "endpoints" | "tls" | "ttlSeconds"> = {},
+  ): EtcdLockClient {
+    const need = (name: string): string => {
+      const v = readCredential(`${prefix}${name}`, env);
+      if (v === undefined || v === "") {
+        throw new Error(
+          `EtcdLockClient.fromEnv: ${prefix}${name} (or ${prefix}${name}_FILE) is not set. Pass the lock service's appEnv() to the app.`,
+        );
+      }
+      return v;
+    };
+    const ttl = env[`${prefix}TTL_SECONDS`];
+    const ttlSeconds = ttl === undefined || ttl === "" ? undefined : Number(ttl);
+    if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || ttlSeconds < 1)) {
+      throw new Error(
+        `EtcdLockClient.fromEnv: ${prefix}TTL_SECONDS must be whole seconds, but "${ttl}" was provided.`,
+      );
+    }
+    return new EtcdLockClient({
+      ...options,
+      endpoints: need("ENDPOINTS")
+        .split(",")
+        .map((e) => e.trim())
+        .filter((e) => e !== ""),
+      tls: { ca: need("CA_PEM"), cert: need("CLIENT_CERT_PEM"), key: need("CLIENT_KEY_PEM") },
+      ttlSeconds,
+    });
   }
 
   /**
    * Takes the lock `name`, waiting up to `waitMs` for the holder to release it or lose it.
-   * The lease lasts `ttlSeconds` unless renewed with {@link keepAlive}.
+   * The lease lasts `ttlSeconds` (the client's, by default) unless renewed with {@link keepAlive}.
    */
   async acquire(
     name: string,
     {
-      ttlSeconds = 10,
+      ttlSeconds = this.ttlSeconds,
       waitMs = 10_000,
       pollMs = 100,
     }: { ttlSeconds?: number; waitMs?: number; pollMs?: number } = {},

@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { COOKIE_KEY_ENV } from "../../components/balancer/load-balancer";
+import { dirname, join } from "node:path";
+import { COOKIE_KEY_PATH } from "../../components/balancer/load-balancer";
 import type { ProgramRun } from "../../scripts/mock-engine";
 import { runProgramWithMocks } from "../../scripts/mock-engine";
 import { readStackFile } from "../../scripts/stack-file";
@@ -407,37 +407,52 @@ describe("balancers on Kubernetes service routing (live model)", () => {
       model = new K8sModel({ dir, pods, services, probe, lifetimeMs: 10 * 60_000 });
       await model.start();
 
-      // The containers' own commands, with the config at its mapped path, and the cookie key as
-      // the pod gets it from its Secret.
+      // The containers' own commands, with the config and the cookie key file (HAProxy) at their
+      // mapped paths: the key as the pod gets it, a file of its Secret that the command reads.
       const deployments: Record<Balancer, [ProgramRun, string]> = {
         nginx: [shop, "shop-lb-nginx"],
         haproxy: [blog, "blog-lb-haproxy"],
         hash: [blogHash, "blog-lb-haproxy"],
       };
-      const cookieKey = plain(one(blog, "kubernetes:core/v1:Secret", "blog-lb-haproxy-env")).stringData[
-        COOKIE_KEY_ENV
-      ] as string;
       for (const lb of ["nginx", "haproxy", "hash"] as const) {
         const [run, workload] = deployments[lb];
         const container = plain(one(run, "kubernetes:apps/v1:Deployment", `${workload}-deployment`)).spec
           .template.spec.containers[0];
-        if (lb !== "nginx") {
-          expect(container.env).toContainEqual({
-            name: COOKIE_KEY_ENV,
-            valueFrom: { secretKeyRef: { name: `${workload}-env`, key: COOKIE_KEY_ENV } },
-          });
-        }
-        const [cmd, ...args] = container.command as string[];
         const path = join(dir, `${lb}.conf`);
         writeFileSync(path, configs[lb]);
-        const mappedArgs = args.map((a) =>
-          a.startsWith("/etc/") || a.startsWith("/usr/local/etc/") ? path : a,
+        const configPath = /(\/usr\/local)?\/etc\/\S+\.(conf|cfg)\b/.exec(container.command.join(" "))?.[0];
+        expect(configPath).toBeDefined();
+        const mapping: [string, string][] = [[configPath as string, path]];
+        if (lb !== "nginx") {
+          // No credential in the environment: the key is a mounted file of the Secret.
+          expect(
+            container.env.filter((e: { valueFrom?: object }) => "secretKeyRef" in (e.valueFrom ?? {})),
+          ).toEqual([]);
+          const mount = container.volumeMounts.find(
+            (m: { mountPath: string }) => m.mountPath === COOKIE_KEY_PATH,
+          );
+          expect(mount).toBeDefined();
+          const key = plain(one(run, "kubernetes:core/v1:Secret", `${workload}-secret-files`)).stringData[
+            mount.subPath
+          ] as string;
+          const keyFile = join(dir, `${lb}.cookie-key`);
+          writeFileSync(keyFile, key, { mode: 0o400 });
+          mapping.push([COOKIE_KEY_PATH, keyFile]);
+        }
+        const [cmd, ...args] = (container.command as string[]).map((a) =>
+          mapping.reduce((text, [from, to]) => text.split(from).join(to), a),
         );
         // nginx: its prefix and start-up error log under the test's directory, not /var.
         const extra = cmd === "nginx" ? ["-p", dir, "-e", "stderr"] : [];
+        // HAProxy with a cookie key runs under /bin/sh, which finds haproxy on PATH.
         model.spawnWithClusterDns(
           binary("env"),
-          [`${COOKIE_KEY_ENV}=${cookieKey}`, binary(cmd), ...extra, ...mappedArgs],
+          [
+            `PATH=${dirname(binary("haproxy"))}:${process.env.PATH}`,
+            cmd.startsWith("/") ? cmd : binary(cmd),
+            ...extra,
+            ...args,
+          ],
           join(dir, "logs", `${lb}.log`),
         );
       }

@@ -10,7 +10,9 @@ import { testCa, testCert } from "../support/tls";
 /**
  * The lock service as deployed: three etcd members (Debian's etcd 3.4, unprivileged)
  * configured only by the environment LockService generates, serving HTTPS to clients with a
- * certificate its CA signed; locks taken with the exported EtcdLockClient.
+ * certificate its CA signed; locks taken with the exported EtcdLockClient, configured from the
+ * app's environment (EtcdLockClient.fromEnv: the client key from the file LOCK_CLIENT_KEY_PEM_FILE
+ * names).
  */
 const NET = 170;
 const members = [0, 1, 2].map((i) => ({ name: `locks-etcd-${i}`, host: `127.0.0.${NET + 1 + i}` }));
@@ -72,12 +74,16 @@ describe("locks on etcd with client certificates (live)", () => {
       running.set(m.name, startAsUser(procs, "etcd", [], own));
     }
     endpoints = members.map((m) => `https://${m.host}:2379`);
-    client = () =>
-      new EtcdLockClient({
-        endpoints,
-        tls: { ca: ca.cert, cert: app.cert, key: app.key },
-        requestTimeoutMs: REQUEST_TIMEOUT_MS,
-      });
+    // The app's environment as LockService.appEnv() and a ServerCluster give it: plain settings,
+    // and the client key only as a file that LOCK_CLIENT_KEY_PEM_FILE names.
+    const appEnv = {
+      LOCK_ENDPOINTS: endpoints.join(","),
+      LOCK_CA_PEM: ca.cert,
+      LOCK_CLIENT_CERT_PEM: app.cert,
+      LOCK_CLIENT_KEY_PEM_FILE: app.keyFile,
+      LOCK_TTL_SECONDS: "10",
+    };
+    client = () => EtcdLockClient.fromEnv(appEnv, "LOCK_", { requestTimeoutMs: REQUEST_TIMEOUT_MS });
     await waitFor(
       "etcd answers a lock request",
       async () => {

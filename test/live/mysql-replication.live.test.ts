@@ -62,7 +62,7 @@ const WRITE_CAP_MS = 150;
 /** Writes acknowledged before the primary is killed. */
 const WRITES_BEFORE_KILL = 200;
 
-/** root@'%' as the official image creates it (MARIADB_ROOT_PASSWORD): the promotion script logs in so. */
+/** root@'%' as the official image creates it (MARIADB_ROOT_PASSWORD_FILE): the promotion script logs in so. */
 const ROOT_PASSWORD = "root-pass-123";
 
 /**
@@ -158,7 +158,7 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
       expect(n.applyInitdb()).toEqual(
         i === 0 ? ["10-ha-backend-init.sql"] : ["10-ha-backend-init.sql", "20-ha-backend-replica.sql"],
       );
-      // What the official image's entrypoint does with MARIADB_ROOT_PASSWORD (binary log off):
+      // What the official image's entrypoint does with MARIADB_ROOT_PASSWORD_FILE (binary log off):
       // root@localhost and root@'%' only (install-db's password-less root@127.0.0.1 would win).
       n.sql(
         "SET SESSION sql_log_bin = 0; DROP USER IF EXISTS root@'127.0.0.1', root@'::1'; " +
@@ -299,14 +299,10 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
     KILL_TEST_TIMEOUT_MS,
   );
 
-  /** Runs the rendered promotion script as a member would (root's password in its environment). */
+  /** Runs the rendered promotion script as a member would (root's password in its file). */
   async function promote(script: string): Promise<{ code: number | null; output: string; ms: number }> {
     const started = Date.now();
-    const child: ChildProcess = procs.start("env", [
-      `MARIADB_ROOT_PASSWORD=${ROOT_PASSWORD}`,
-      "bash",
-      script,
-    ]);
+    const child: ChildProcess = procs.start("bash", [script]);
     await waitFor("the promotion script exits", async () => child.exitCode !== null, SCRIPT_FINISHES);
     return {
       code: child.exitCode,
@@ -356,7 +352,13 @@ describe("MariaDB GTID replication with semi-sync behind the generated router (l
       // still being tried through the rw port
       expect(ackedBeforeKill.length).toBeGreaterThanOrEqual(WRITES_BEFORE_KILL);
       const script = join(dir, "promote.sh");
-      writeFileSync(script, renderPromoteScript(spec, { replicaSql: join(dir, "files", "replica.sql") }));
+      // Root's password as a member has it: a file (MARIADB_ROOT_PASSWORD_FILE), no environment.
+      const rootPassword = join(dir, "files", "root-password");
+      writeFileSync(rootPassword, ROOT_PASSWORD, { mode: 0o400 });
+      writeFileSync(
+        script,
+        renderPromoteScript(spec, { replicaSql: join(dir, "files", "replica.sql"), rootPassword }),
+      );
       const load = writeLoad(10_000, Date.now() + PROMOTE_TEST_TIMEOUT_MS);
       try {
         // WHEN the operator runs the promotion script inside a surviving member

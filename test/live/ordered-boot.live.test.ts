@@ -652,7 +652,13 @@ describe("stateful tiers under StatefulSet rules: first boot and full restart (l
       const hosts = { ...hostsOf(rm, 61), ...hostsOf(sm, 71) };
       const redis = model(rm, redisImage(), 61, hosts);
       const sentinels = model(sm, redisImage(), 71, hosts);
-      const secret = (x: StatefulSetManifest) => x.env.find((e) => e.name === "REDISCLI_AUTH")?.value ?? "";
+      // The password the probes log in with: the `requirepass` line of the workload's own config file.
+      const secret = (x: StatefulSetManifest) => {
+        const conf = [...x.files].find(([path]) => /\/(redis|sentinel)\.conf$/.test(path))?.[1].content ?? "";
+        const password = /^requirepass (\S+)$/m.exec(conf)?.[1];
+        if (password === undefined) throw new Error(`${x.name} mounts no config with a requirepass line`);
+        return password;
+      };
       const masterName = /^sentinel monitor (\S+) /m.exec(
         sm.files.get("/etc/ha-backend/redis/sentinel.conf")?.content ?? "",
       )?.[1];

@@ -51,6 +51,7 @@ const paths = {
   dataDir: "/var/lib/mysql",
   initSql: "/etc/ha-backend/db/init.sql",
   replicaSql: "/etc/ha-backend/db/replica.sql",
+  rootPassword: "/etc/ha-backend/db/root-password",
 };
 
 /**
@@ -498,12 +499,14 @@ function fakeMariadb(
     join(dir, "mariadb"),
     [
       "#!/bin/bash",
-      'host=""; sql=""; vertical=0',
-      'while [ $# -gt 0 ]; do case "$1" in -h) host=$2; shift ;; -e) sql=$2; shift ;; -E) vertical=1 ;; esac; shift; done',
+      'host=""; sql=""; vertical=0; user=""',
+      'while [ $# -gt 0 ]; do case "$1" in -h) host=$2; shift ;; -u) user=$2; shift ;; -e) sql=$2; shift ;; -E) vertical=1 ;; esac; shift; done',
       '[ -n "$sql" ] || sql="$(cat)"',
       `s="${dir}/$host"`,
       `echo "$host: $sql" >> "${dir}/log"`,
       `if [ -e "$s.down" ]; then echo "ERROR 2002 (HY000): Can't connect to server on '$host'" >&2; exit 1; fi`,
+      // Root's password is "r" (the client takes it from MYSQL_PWD, as the promotion script passes it).
+      `if [ "$user" = root ] && [ "\${MYSQL_PWD:-}" != r ]; then echo "ERROR 1045 (28000): Access denied for user 'root'@'$host'" >&2; exit 1; fi`,
       'case "$sql" in',
       '  "SELECT @@read_only") if [ -e "$s.writable" ]; then echo 0; else echo 1; fi ;;',
       `  "SHOW GLOBAL VARIABLES LIKE 'read_only'") if [ -e "$s.writable" ]; then echo 'read_only	OFF'; else echo 'read_only	ON'; fi ;;`,
@@ -588,21 +591,28 @@ describe("the replication start script on a restart (fencing)", () => {
 
 describe("renderPromoteScript", () => {
   const replicaSql = renderReplicaSql(replication, creds);
-  /** Runs the rendered script against stand-in members; the replica SQL in place. */
+  /**
+   * Runs the rendered script against stand-in members; the replica SQL and root's password file
+   * (unless `rootPassword` is null) in place.
+   */
   const run = (
     spec: MysqlRenderSpec,
     hosts: Parameters<typeof fakeMariadb>[0],
     args: string[] = [],
-    env: Record<string, string> = { MARIADB_ROOT_PASSWORD: "r" },
+    rootPassword: string | null = "r",
   ) => {
     const fake = fakeMariadb(hosts);
     writeFileSync(join(fake.bin, "replica.sql"), replicaSql);
+    if (rootPassword !== null) writeFileSync(join(fake.bin, "root-password"), rootPassword);
     writeFileSync(
       join(fake.bin, "promote.sh"),
-      renderPromoteScript(spec, { replicaSql: join(fake.bin, "replica.sql") }),
+      renderPromoteScript(spec, {
+        replicaSql: join(fake.bin, "replica.sql"),
+        rootPassword: join(fake.bin, "root-password"),
+      }),
     );
     const r = spawnSync("bash", [join(fake.bin, "promote.sh"), ...args], {
-      env: { PATH: `${fake.bin}:${process.env.PATH}`, ...env },
+      env: { PATH: `${fake.bin}:${process.env.PATH}` },
       encoding: "utf8",
       timeout: 30_000,
     });
@@ -658,12 +668,12 @@ describe("renderPromoteScript", () => {
     expect(r.out).toContain("most advanced: orders-db-1 (1-1-10;");
   });
 
-  it.each<[string, Parameters<typeof fakeMariadb>[0], string[], Record<string, string>, number, string]>([
+  it.each<[string, Parameters<typeof fakeMariadb>[0], string[], string | null, number, string]>([
     [
       "a primary that answers and is writable",
       { ...primaryDown, "orders-db-0": { writable: true, pos: "1-1-12" } },
       [],
-      { MARIADB_ROOT_PASSWORD: "r" },
+      "r",
       1,
       "orders-db-0 answers and is writable: it is the primary, and promoting another member would make two. Nothing changed.",
     ],
@@ -671,21 +681,21 @@ describe("renderPromoteScript", () => {
       "replicas that diverge",
       { ...primaryDown, "orders-db-1": { replica: true, pos: "1-1-10,2-2-3" } },
       [],
-      { MARIADB_ROOT_PASSWORD: "r" },
+      "r",
       1,
       "hold different transactions: pick by hand",
     ],
-    ["no root password", primaryDown, [], {}, 1, "MARIADB_ROOT_PASSWORD is not set"],
     [
-      "an unknown flag",
+      "no root password file",
       primaryDown,
-      ["--yes"],
-      { MARIADB_ROOT_PASSWORD: "r" },
-      2,
-      "usage: promote.sh [--force]",
+      [],
+      null,
+      1,
+      "root-password (root's password): run this inside a member container",
     ],
-  ])("refuses %s", (_label, hosts, args, env, code, message) => {
-    const r = run(replication, hosts, args, env);
+    ["an unknown flag", primaryDown, ["--yes"], "r", 2, "usage: promote.sh [--force]"],
+  ])("refuses %s", (_label, hosts, args, rootPassword, code, message) => {
+    const r = run(replication, hosts, args, rootPassword);
     expect(r.code).toBe(code);
     expect(r.err).toContain(message);
     expect(r.asked).not.toMatch(/RESET SLAVE|read_only = OFF/);

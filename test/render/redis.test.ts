@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   renderRedisConf,
+  renderRedisPing,
   renderRedisStartScript,
   renderSentinelConf,
   SENTINEL_DEFAULT_TIMINGS,
@@ -10,7 +11,7 @@ import {
   sentinelBudgetSeconds,
   type RedisRenderSpec,
 } from "../../components/cache/render/redis";
-import { tempDir } from "../support/daemons";
+import { binary, ProcessGroup, tempDir, waitFor } from "../support/daemons";
 import { expectGolden } from "../support/golden";
 
 const spec: RedisRenderSpec = {
@@ -154,5 +155,43 @@ describe("the start script", () => {
       "600",
     );
     expect(readFileSync(join(home, "live.conf.template"), "utf8")).toContain("6379 3");
+  });
+});
+
+describe("renderRedisPing (the members' health check)", () => {
+  const procs = new ProcessGroup();
+  const dir = tempDir("redis-ping");
+  // A port of its own on 127.0.0.1 (the check asks 127.0.0.1, as inside a container).
+  const port = 16390;
+  afterAll(() => procs.stopAll(join(dir, "logs")));
+
+  /** The check as the container runs it, with a clean environment: no password anywhere in it. */
+  const check = (config: string) =>
+    spawnSync(renderRedisPing(port, config)[0], renderRedisPing(port, config).slice(1), {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH },
+      timeout: 10_000,
+    });
+
+  it("answers PONG with the password of the config it reads, and fails with another", async () => {
+    // GIVEN redis-server running the generated redis.conf (password "pw")
+    const conf = join(dir, "redis.conf");
+    writeFileSync(conf, renderRedisConf({ ...spec, port, bind: "127.0.0.1", dataDir: dir }, creds));
+    procs.start(binary("redis-server"), [conf]);
+    await waitFor("redis-server answers the check", async () => check(conf).status === 0, {
+      withinMs: 15_000,
+      because: "redis-server start-up: no timer governs it; a cap for a loaded machine",
+    });
+    // WHEN the check reads a config with another password THEN it fails (NOAUTH/WRONGPASS, no PONG)
+    const other = join(dir, "other.conf");
+    writeFileSync(other, renderRedisConf({ ...spec, port, dataDir: dir }, { ...creds, password: "not-pw" }));
+    expect(check(other).status).not.toBe(0);
+    // AND the password never is in the command line the platform runs
+    expect(renderRedisPing(port, conf).join(" ")).not.toContain(creds.password);
+    expect(renderRedisPing(port, conf)).toEqual([
+      "sh",
+      "-c",
+      `REDISCLI_AUTH="$(sed -n 's/^requirepass //p' ${conf})" redis-cli -h 127.0.0.1 -p ${port} ping | grep -q PONG`,
+    ]);
   });
 });

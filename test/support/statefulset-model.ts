@@ -938,8 +938,9 @@ export function patroniImage(dcs: string): ImageModel {
  * - `docker-entrypoint.sh` (what the start script execs; `HA_BACKEND_EXEC` is its test hook): a
  *   stand-in written here, not the image's code: on an empty data directory it initialises the
  *   server and runs /docker-entrypoint-initdb.d on a temporary server without networking or
- *   Galera (as the image does), then runs the server. It sets no root password (the image sets
- *   MARIADB_ROOT_PASSWORD): probes and checks log in as root over the socket.
+ *   Galera (as the image does), then runs the server. It sets no root password (the image reads
+ *   it from the file MARIADB_ROOT_PASSWORD_FILE names): probes and checks log in as root over
+ *   the socket.
  * - `healthcheck.sh --connect --innodb_initialized` (the generated probe): the same two queries
  *   the image's script runs (`select @@skip_networking` must say 0; InnoDB listed as available),
  *   as root over the pod's socket instead of the image's `healthcheck` user.

@@ -19,8 +19,8 @@ describe("LockService", () => {
       platform: new DockerPlatform("docker", { prefix: "dev" }),
       members: 3,
     });
-    const { env, secretEnv } = locks.appEnv();
-    return { endpoints: locks.endpoints, env, secretEnv };
+    const { env, credentials } = locks.appEnv();
+    return { endpoints: locks.endpoints, env, credentials };
   };
 
   it("runs etcd over HTTPS for clients with a certificate its own CA signed", async () => {
@@ -50,7 +50,7 @@ describe("LockService", () => {
     expect(plain(one(run, "tls:index/selfSignedCert:SelfSignedCert", "locks-ca")).isCaCertificate).toBe(true);
   });
 
-  it("keeps private keys secret: the members' key is a secret file, the app's a secret env value", async () => {
+  it("keeps private keys secret: the members' key is a secret file, the app's a credential (a file too)", async () => {
     const run = await runComponents(build);
     const files = one(run, CONTAINER, "locks-etcd-0").inputs.uploads as { file: string; content: unknown }[];
     expect(files.map((f) => [f.file, isWrappedSecret(f.content)])).toEqual([
@@ -58,7 +58,7 @@ describe("LockService", () => {
       ["/etc/ha-backend/etcd/tls/server.pem", false],
       ["/etc/ha-backend/etcd/tls/server-key.pem", true],
     ]);
-    expect(run.outputs.secretEnv).toEqual({ LOCK_CLIENT_KEY_PEM: "[secret]" });
+    expect(run.outputs.credentials).toEqual({ LOCK_CLIENT_KEY_PEM: "[secret]" });
     expect(Object.keys(run.outputs.env as object)).toEqual([
       "LOCK_ENDPOINTS",
       "LOCK_CA_PEM",

@@ -24,6 +24,8 @@ describe("resolveServerClusterArgs", () => {
       port: 8080,
       healthCheckPath: "/healthz",
       usesDemoApp: true,
+      // The demo app's nginx user reads the credential files.
+      credentialsOwner: 101,
     });
   });
 
@@ -62,6 +64,39 @@ describe("resolveServerClusterArgs", () => {
     expect(() => resolveServerClusterArgs("shop", { platform: fakePlatform, ...patch })).toThrow(message);
   });
 
+  it.each<[string, Partial<ServerClusterArgs>, string]>([
+    [
+      "a credential name that is no variable name",
+      { credentials: { "db-url": "x" } },
+      'ServerCluster "shop": credentials must use names of letters, digits and \'_\' (not starting with a digit): each is a file name and a variable name, but "db-url" was provided. Rename the credential, e.g. DATABASE_URL.',
+    ],
+    [
+      "a credential whose _FILE variable env also sets",
+      { env: { DATABASE_URL_FILE: "/tmp/x" }, credentials: { DATABASE_URL: "x" } },
+      'ServerCluster "shop": credentials must not name a variable that env or secretEnv also sets (DATABASE_URL_FILE), but "DATABASE_URL" was provided. Pass DATABASE_URL in credentials only.',
+    ],
+    [
+      "a credential also in secretEnv",
+      { secretEnv: { SESSION_SECRET: "x" }, credentials: { SESSION_SECRET: "y" } },
+      'ServerCluster "shop": credentials must not name a variable that env or secretEnv also sets (SESSION_SECRET)',
+    ],
+    [
+      "a negative credentials owner",
+      { credentialsOwner: -1 },
+      'ServerCluster "shop": credentialsOwner must be a numeric user id (0 or more), but -1 was provided.',
+    ],
+  ])("rejects %s", (_label, patch, message) => {
+    expect(() => resolveServerClusterArgs("shop", { platform: fakePlatform, ...patch })).toThrow(message);
+  });
+
+  it("gives a custom image's credential files to root unless credentialsOwner names its user", () => {
+    const custom = { platform: fakePlatform, image: "acme/shop:2.1.0" };
+    expect(resolveServerClusterArgs("shop", custom).credentialsOwner).toBeUndefined();
+    expect(resolveServerClusterArgs("shop", { ...custom, credentialsOwner: 1000 }).credentialsOwner).toBe(
+      1000,
+    );
+  });
+
   it("lets a custom image listen on a privileged port", () => {
     expect(
       resolveServerClusterArgs("shop", { platform: fakePlatform, image: "acme/shop:2.1.0", port: 80 }).port,
@@ -70,14 +105,14 @@ describe("resolveServerClusterArgs", () => {
 });
 
 describe("ServerCluster on Docker", () => {
-  it("runs N demo-app members with the generated config, health check, env and secret env", async () => {
+  it("runs N demo-app members with the generated config, health check, env and credential files", async () => {
     const run = await runComponents(() => {
       const platform = new DockerPlatform("docker", { prefix: "dev" });
       const c = new ServerCluster("shop", {
         platform,
         replicas: 3,
         env: { LOG_LEVEL: "debug" },
-        secretEnv: { SESSION_SECRET: "s3cr3t-value" },
+        credentials: { SESSION_SECRET: "s3cr3t-value", DATABASE_URL: "mysql://shop:pw@db:3306/shop" },
       });
       return { members: c.members, host: c.serviceHost, port: c.port, path: c.healthCheckPath };
     });
@@ -99,8 +134,27 @@ describe("ServerCluster on Docker", () => {
     expect(inputs.uploads[0].file).toBe("/etc/ha-backend/app/nginx.conf");
     expect(inputs.uploads[0].content).toContain("location = /healthz {");
     expect(inputs.user).toBe("101");
-    expect(isWrappedSecret(c.inputs.envs)).toBe(true);
-    expect(inputs.envs).toEqual(["LOG_LEVEL=debug", "SESSION_SECRET=s3cr3t-value"]);
+    // The environment names the files; the values are only in the files, readable by nginx (101).
+    expect(isWrappedSecret(c.inputs.envs)).toBe(false);
+    expect(inputs.envs).toEqual([
+      "DATABASE_URL_FILE=/run/secrets/DATABASE_URL",
+      "LOG_LEVEL=debug",
+      "SESSION_SECRET_FILE=/run/secrets/SESSION_SECRET",
+    ]);
+    const files = (c.inputs.uploads as { file: string; content: unknown }[]).filter((u) =>
+      u.file.startsWith("/run/secrets/"),
+    );
+    expect(files.map((u) => [u.file, isWrappedSecret(u.content)])).toEqual([
+      ["/run/secrets/DATABASE_URL", true],
+      ["/run/secrets/SESSION_SECRET", true],
+    ]);
+    expect(
+      inputs.uploads.find((u: { file: string }) => u.file === "/run/secrets/SESSION_SECRET"),
+    ).toMatchObject({
+      content: "s3cr3t-value",
+      permissions: "0400",
+      owner: "101",
+    });
     expect(run.outputs).toEqual({
       members: [0, 1, 2].map((i) => ({ name: `shop-app-${i}`, host: `shop-app-${i}` })),
       host: "shop-app",
@@ -145,5 +199,28 @@ describe("ServerCluster on Kubernetes", () => {
       host: "shop-app.prod.svc.cluster.local",
       discovery: "shop-app-headless.prod.svc.cluster.local",
     });
+  });
+
+  it("mounts credentials as files of a Secret, with <NAME>_FILE in the environment and no secretKeyRef", async () => {
+    const run = await runComponents(() => {
+      new ServerCluster("shop", {
+        platform: new KubernetesPlatform("k8s", { namespace: "prod" }),
+        image: "ghcr.io/acme/shop:3.2.1",
+        credentials: { SESSION_SECRET: "s3cr3t-value" },
+      });
+    });
+    const container = plain(one(run, "kubernetes:apps/v1:Deployment", "shop-app-deployment")).spec.template
+      .spec.containers[0];
+    expect(container.env).toEqual([{ name: "SESSION_SECRET_FILE", value: "/run/secrets/SESSION_SECRET" }]);
+    const secret = plain(one(run, "kubernetes:core/v1:Secret", "shop-app-secret-files"));
+    const [key] =
+      Object.entries(secret.stringData as Record<string, string>).find(([, v]) => v === "s3cr3t-value") ?? [];
+    expect(container.volumeMounts).toContainEqual({
+      name: "secret-files",
+      mountPath: "/run/secrets/SESSION_SECRET",
+      subPath: key,
+      readOnly: true,
+    });
+    expect(ofType(run, "kubernetes:core/v1:Secret").map((r) => r.name)).not.toContain("shop-app-env");
   });
 });

@@ -3,11 +3,15 @@
  * the most advanced reachable replica. Plain data in, text out. MariaDB dialect (checked live with
  * Debian's MariaDB 10.11); for MySQL 8.4 the script refuses and prints the steps to do by hand.
  */
-import { sqlString, type MysqlRenderSpec } from "./mysql";
+import { filePath } from "../../render-guard";
+import { guardMysqlSpec, guardScriptPaths, sqlString, type MysqlRenderSpec } from "./mysql";
 
-/** Where the promotion script finds the replica SQL (it holds the replication credentials). */
+/** Where the promotion script finds the credentials it needs, in a member's container. */
 export interface PromoteScriptPaths {
+  /** The replica SQL (it holds the replication credentials). */
   readonly replicaSql: string;
+  /** The file holding root's password, the one the image's `MARIADB_ROOT_PASSWORD_FILE` names. */
+  readonly rootPassword: string;
 }
 
 /** How long each replica may take to apply the events its relay log already holds, at most. */
@@ -21,7 +25,7 @@ export const PROMOTE_SQL_TIMEOUT_SECONDS = 20;
 
 /**
  * `bash promote.sh [--force]`, run inside any surviving member (it logs in to every member by host
- * name as root, with the password the image has in MARIADB_ROOT_PASSWORD). In order, each step
+ * name as root, with the password in the member's root password file). In order, each step
  * printed:
  * 1. Probes every member. A writable one that answers is the primary: refuse (two primaries
  *    otherwise), unless `--force` (a planned switchover), which fences it first and lets the
@@ -38,6 +42,9 @@ export const PROMOTE_SQL_TIMEOUT_SECONDS = 20;
  * Exits non-zero with the reason on any failure; every wait is bounded.
  */
 export function renderPromoteScript(s: MysqlRenderSpec, paths: PromoteScriptPaths): string {
+  guardMysqlSpec("renderPromoteScript", s);
+  guardScriptPaths("renderPromoteScript", paths);
+  filePath("renderPromoteScript", "rootPassword", paths.rootPassword);
   if (s.mode !== "replication")
     throw new Error(`promote script: only for replication mode, but ${s.mode} was provided`);
   const head = [
@@ -74,6 +81,7 @@ function settings(s: MysqlRenderSpec, paths: PromoteScriptPaths): string[] {
     `port=${s.port}`,
     `semi_sync=${s.semiSync ? 1 : 0}`,
     `replica_sql=${paths.replicaSql}`,
+    `root_password_file=${paths.rootPassword}`,
     // The replica SQL points at member 0; the script swaps in the new primary's host.
     // Quoted as the replica SQL quotes it (hosts are DNS names: no shell metacharacters).
     `rendered_host="${sqlString(s.members[0].host)}"`,
@@ -94,11 +102,13 @@ function helpers(): string[] {
   return [
     'step() { echo "promote: $*"; }',
     'fail() { echo "promote: FAILED: $*" >&2; exit 1; }',
-    'if [ -z "${MARIADB_ROOT_PASSWORD:-}" ]; then',
-    '  fail "MARIADB_ROOT_PASSWORD is not set: run this inside a member container (the image has it in its environment)"',
+    // A file, not the container's environment (`docker inspect` shows that to anyone on the host).
+    'if [ ! -r "$root_password_file" ]; then',
+    '  fail "cannot read $root_password_file (root\'s password): run this inside a member container, as its user"',
     "fi",
-    // The client reads it from the environment: the password stays out of the process list.
-    'export MYSQL_PWD="$MARIADB_ROOT_PASSWORD"',
+    // The client reads it from the script's own environment: it stays out of the process list.
+    'MYSQL_PWD="$(cat "$root_password_file")" || fail "cannot read $root_password_file"',
+    "export MYSQL_PWD",
     '[ -r "$replica_sql" ] || fail "cannot read $replica_sql (the replica SQL with the replication credentials)"',
     "# sql I [STATEMENTS]: runs STATEMENTS (or stdin) on member I as root; rows tab-separated. wait=S",
     "# allows S more seconds for a statement that waits.",
