@@ -1,8 +1,19 @@
 import * as pulumi from "@pulumi/pulumi";
+import { isIP } from "node:net";
 import { z } from "zod";
 import { isCpuQuantity, isMemoryQuantity } from "../components/platform/quantity";
 import { PATRONI_FAST_TIMINGS, timingsProblem } from "../components/database/render/patroni";
 import { SENTINEL_MIN_DOWN_AFTER_MS } from "../components/cache/render/redis";
+import { checkTlsMaterial, formatTlsProblem } from "../components/balancer/tls-material";
+import {
+  cidrProblem,
+  hasControlCharacter,
+  imageReferenceProblem,
+  isDnsLabel,
+  isDnsSubdomain,
+  isEnvName,
+  SYSTEM_NAMESPACES,
+} from "../components/validation";
 
 /** The stack-config namespace: every key in `stacks/Pulumi.<stack>.yaml` that this program reads. */
 export const NAMESPACE = "ha-backend";
@@ -16,8 +27,33 @@ function rule<T>(check: (v: T) => boolean, ruleText: string, fix: string) {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const PORT = z.int().min(1).max(65535);
+
+/** A custom issue with its own rule and fix (see {@link rule}). */
+function addRule(
+  ctx: z.RefinementCtx,
+  input: unknown,
+  message: string,
+  fix: string,
+  path: PropertyKey[] = [],
+): void {
+  ctx.addIssue({ code: "custom", path, input, message, params: { fix } });
+}
+
+/** A single-line string: newlines and other control characters would reach files and flags. */
+function line(fix: string) {
+  return z.string().superRefine((s, ctx) => {
+    if (hasControlCharacter(s)) addRule(ctx, s, "be a single line without control characters", fix);
+  });
+}
+
+/** An image reference, parsed by the Docker reference grammar, pinned by a tag or digest. */
+function imageSchema(fix: string) {
+  return z.string().superRefine((s, ctx) => {
+    const problem = imageReferenceProblem(s);
+    if (problem !== undefined) addRule(ctx, s, problem, fix);
+  });
+}
 
 const ResourcesSchema = z.strictObject({
   cpu: z
@@ -31,17 +67,10 @@ const ResourcesSchema = z.strictObject({
 });
 
 const AppSchema = z.strictObject({
-  image: z
-    .string()
-    .refine(
-      ...rule(
-        (s: string) => /^[^\s:]+(:[A-Za-z0-9_][A-Za-z0-9_.-]*)$/.test(s) && !s.endsWith(":latest"),
-        "be an image pinned by a tag other than latest (name:tag)",
-        "Give an explicit version, e.g. image: nginx:1.28.0-alpine, or remove it to use the demo app.",
-      ),
-    )
-    // Unset: the demo app (official nginx image with a generated config) serves.
-    .optional(),
+  // Unset: the demo app (official nginx image with a generated config) serves.
+  image: imageSchema(
+    "Give an explicit version, e.g. image: registry.example.com:5000/shop:1.4.2 or nginx:1.28.0-alpine@sha256:…, or remove it to use the demo app.",
+  ).optional(),
   replicas: z.int().min(1).max(50).default(2),
   port: PORT.default(8080),
   healthCheckPath: z
@@ -61,15 +90,72 @@ const AppSchema = z.strictObject({
         .string()
         .refine(
           ...rule(
-            (s: string) => ENV_NAME.test(s),
+            isEnvName,
             "use names of letters, digits and _ that do not start with a digit",
             "Rename the variable, e.g. LOG_LEVEL.",
           ),
         ),
       z.string(),
     )
+    .superRefine((env, ctx) => {
+      for (const [name, value] of Object.entries(env)) {
+        const reserved = reservedEnvName(name);
+        if (reserved !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            input: name,
+            message: `not set ${reserved} (the program sets it from the stack's own services; reserved: ${RESERVED_APP_ENV.join(", ")} and every name starting with ${RESERVED_APP_ENV_PREFIXES.join(", ")})`,
+            params: {
+              fix: "Rename your variable (e.g. with your app's own prefix), or change the service through its own keys.",
+            },
+          });
+        }
+        // A NUL ends a C string: the process would see a shorter value than the stack file says.
+        // eslint-disable-next-line no-control-regex -- control characters are exactly what this finds
+        if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(value)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            input: value,
+            message: "hold no control characters other than tab and newline (a NUL ends the value early)",
+            params: { fix: "Remove the control characters, or pass binary data base64-encoded." },
+          });
+        } else if (Buffer.byteLength(value) > 131_072) {
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            input: `${value.slice(0, 16)}… (${Buffer.byteLength(value)} bytes)`,
+            message: "be at most 128 KiB (Linux refuses longer environment strings at exec)",
+            params: { fix: "Mount large data as a file instead." },
+          });
+        }
+      }
+    })
     .default({}),
 });
+
+/**
+ * Environment the program gives the app (service endpoints, credentials, the session key):
+ * `app.env` may not override it, or the app would talk to something other than the stack's
+ * services. Reserved whatever the topology, so a stack never changes meaning when a service is
+ * turned on.
+ */
+export const RESERVED_APP_ENV: readonly string[] = ["APP_TOPOLOGY", "SESSION_SECRET"];
+export const RESERVED_APP_ENV_PREFIXES: readonly string[] = [
+  "DATABASE_",
+  "ORDERS_SHARD_",
+  "REDIS_",
+  "MEMCACHED_",
+  "LOCK_",
+];
+
+/** Why `name` is reserved (a phrase), or undefined. */
+export function reservedEnvName(name: string): string | undefined {
+  if (RESERVED_APP_ENV.includes(name)) return `${name}`;
+  const prefix = RESERVED_APP_ENV_PREFIXES.find((p) => name.startsWith(p));
+  return prefix === undefined ? undefined : `${name} (names starting with ${prefix} are reserved)`;
+}
 
 /** The seed's pairing: Nginx in front of the shop, HAProxy in front of the blog. */
 export const DEFAULT_BALANCER_ENGINE = { ecommerce: "nginx", blog: "haproxy" } as const;
@@ -111,9 +197,6 @@ const BalancerSchema = z.strictObject({
   resources: ResourcesSchema.optional(),
 });
 
-const PINNED_IMAGE = (s: string) =>
-  /^[^\s:]+(:[A-Za-z0-9_][A-Za-z0-9_.-]*)$/.test(s) && !s.endsWith(":latest");
-
 /**
  * PostgreSQL (Patroni) settings; only with database.engine: postgresql. No defaults here, so an
  * error can show exactly what the stack file says: {@link postgresqlSettings} fills them in.
@@ -128,16 +211,9 @@ const PostgresqlSchema = z.strictObject({
   synchronousMode: z.boolean().optional(),
   synchronousModeStrict: z.boolean().optional(),
   /** A prebuilt Patroni image; unset: built from components/database/image at `pulumi up`. */
-  image: z
-    .string()
-    .refine(
-      ...rule(
-        PINNED_IMAGE,
-        "be an image pinned by a tag other than latest (name:tag)",
-        "Give the tag you pushed, e.g. registry.example.com/patroni:15.18-1, or remove it to build the image.",
-      ),
-    )
-    .optional(),
+  image: imageSchema(
+    "Give the tag you pushed, e.g. registry.example.com/patroni:15.18-1, or remove it to build the image.",
+  ).optional(),
   /** Docker only: etcd members for Patroni's store. Unset: 1 (one host has one failure domain). */
   etcdMembers: z
     .int()
@@ -252,7 +328,8 @@ const RedisSchema = z.strictObject({
     .default("256mb"),
   /** Store mode: connected replicas a write needs. Unset: 1. */
   minReplicasToWrite: z.int().min(0).max(8).optional(),
-  storageGi: z.int().min(1).max(16_384).default(1),
+  /** Store mode: the append-only file's volume per member. Unset: 1. */
+  storageGi: z.int().min(1).max(16_384).optional(),
 });
 
 const MemcachedSchema = z.strictObject({
@@ -283,7 +360,8 @@ const LocksSchema = z.strictObject({
       ),
     )
     .optional(),
-  ttlSeconds: z.int().min(2).max(3600).default(10),
+  /** Lease TTL apps are told to use. Unset: 10. */
+  ttlSeconds: z.int().min(2).max(3600).optional(),
 });
 
 /** A Docker engine address as `DOCKER_HOST` takes it. */
@@ -313,19 +391,34 @@ const DockerSchema = z.strictObject({
       ),
     )
     .optional(),
+  /**
+   * The host address published ports bind. Unset: 127.0.0.1, so a dev stack is reachable from
+   * this machine only; 0.0.0.0 (or a LAN address) opens it to the network, knowingly.
+   */
+  bindAddress: z
+    .string()
+    .refine(
+      ...rule(
+        (s: string) => isIP(s) !== 0,
+        "be an IP address of this host (IPv4 or IPv6, no port)",
+        "Write e.g. bindAddress: 127.0.0.1, or 0.0.0.0 to publish on every interface.",
+      ),
+    )
+    .optional(),
   /** Host port of the balancer's plain HTTP listener. */
   publicPort: PORT.default(8080),
-  /** Host port of the HTTPS listener (when balancer.tls is on). */
-  httpsPort: PORT.default(8443),
+  /** Host port of the HTTPS listener (only with balancer.tls on). Unset: 8443. */
+  httpsPort: PORT.optional(),
 });
 
-/** An optional, non-empty list of IPv4 CIDRs; `fix` says what to write instead. */
-function ipv4CidrList(fix: string) {
+/** An optional, non-empty list of IPv4 or IPv6 networks in CIDR notation; `fix` says what to write. */
+function cidrList(fix: string) {
   return z
     .array(
-      z
-        .string()
-        .refine(...rule((s: string) => /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(s), "list IPv4 CIDRs", fix)),
+      z.string().superRefine((c, ctx) => {
+        const problem = cidrProblem(c);
+        if (problem !== undefined) addRule(ctx, c, problem, fix);
+      }),
     )
     .min(1)
     .optional();
@@ -336,16 +429,37 @@ const KubernetesSchema = z.strictObject({
    * The kubeconfig context to deploy to (`kubectl config get-contexts`). Required in production
    * stacks, so `pulumi up` never lands on whatever context is current.
    */
-  context: z.string().min(1).optional(),
+  context: line("Write the context's name as `kubectl config get-contexts` shows it.")
+    .pipe(z.string().min(1))
+    .optional(),
   /** Path of the kubeconfig file holding `context`. Unset: KUBECONFIG, then ~/.kube/config. */
-  kubeconfig: z.string().min(1).optional(),
+  kubeconfig: line("Write the file's path, e.g. ~/.kube/prod.yaml.").pipe(z.string().min(1)).optional(),
+  /** Unset: the stack's name. Never a system namespace (kube-system, default…) unless allowSystemNamespace. */
   namespace: z
     .string()
     .refine(
-      ...rule((s: string) => DNS_LABEL.test(s), "be a DNS label (a-z, 0-9, -)", "Write e.g. ecommerce-prod."),
+      ...rule(
+        isDnsLabel,
+        "be a DNS label (a-z, 0-9, '-', at most 63, starting and ending with a letter or digit)",
+        "Write e.g. ecommerce-prod.",
+      ),
     )
     .optional(),
-  storageClass: z.string().min(1).optional(),
+  /**
+   * Deploy into a namespace Kubernetes owns (default, kube-system, kube-public, kube-node-lease)
+   * on purpose. @default false
+   */
+  allowSystemNamespace: z.boolean().optional(),
+  storageClass: z
+    .string()
+    .refine(
+      ...rule(
+        isDnsSubdomain,
+        "be a StorageClass name (lowercase DNS subdomain: a-z, 0-9, '-', '.')",
+        "Write the name `kubectl get storageclass` shows, e.g. fast-ssd.",
+      ),
+    )
+    .optional(),
   /** Where `pulumi up` pushes images it builds (the Patroni image), e.g. registry.example.com/shop. */
   imageRegistry: z
     .string()
@@ -358,9 +472,9 @@ const KubernetesSchema = z.strictObject({
     )
     .optional(),
   /** Pod address ranges for pg_hba. Unset: 10/8, 172.16/12, 192.168/16. */
-  podNetworks: ipv4CidrList("Write e.g. podNetworks: [10.244.0.0/16]."),
+  podNetworks: cidrList("Write e.g. podNetworks: [10.244.0.0/16, fd00:10:244::/56]."),
   /** The API server's addresses, for the egress of workloads that use it (Patroni). Unset: anywhere. */
-  apiServerCidrs: ipv4CidrList(
+  apiServerCidrs: cidrList(
     "Write e.g. apiServerCidrs: [172.18.0.2/32] (kubectl get endpoints kubernetes -n default).",
   ),
   /** How the balancer's public ports are exposed. */
@@ -535,6 +649,128 @@ function cacheIssues(
       `exceed cache.redis.downAfterMs (${r.downAfterMs})`,
       `Set ${NAMESPACE}:cache.redis.failoverTimeoutMs to e.g. 10 × downAfterMs.`,
     );
+  }
+}
+
+/**
+ * Settings the chosen topology, engine or platform would ignore: refused, with where they apply,
+ * because a setting that silently does nothing is a setting the user believes in.
+ */
+function doNothingIssues(
+  c: {
+    topology: "ecommerce" | "blog";
+    platform: "docker" | "kubernetes";
+    balancer: { tls: string; engine?: string; algorithm: string; stickyCookie?: string };
+    database: RawConfig["database"];
+    cache: z.infer<typeof CacheSchema>;
+    locks: z.infer<typeof LocksSchema>;
+    docker?: z.infer<typeof DockerSchema>;
+    kubernetes?: z.infer<typeof KubernetesSchema>;
+  },
+  issue: AddIssue,
+): void {
+  const locksOn = c.locks.enabled ?? c.topology === "ecommerce";
+  if (!locksOn) {
+    for (const key of ["members", "ttlSeconds"] as const) {
+      if (c.locks[key] !== undefined) {
+        issue(
+          ["locks", key],
+          c.locks[key],
+          `only be set when locks are on (locks.enabled is ${c.locks.enabled === undefined ? `unset, off for the ${c.topology} topology` : "false"})`,
+          `Remove ${NAMESPACE}:locks.${key}, or set locks.enabled: true.`,
+        );
+      }
+    }
+  }
+  const cacheEngine = c.cache.engine ?? DEFAULT_CACHE_ENGINE[c.topology];
+  if (cacheEngine === "none" && c.cache.resources !== undefined) {
+    issue(
+      ["cache", "resources"],
+      c.cache.resources,
+      "only be set when there is a cache (cache.engine is none)",
+      `Remove ${NAMESPACE}:cache.resources, or set cache.engine: redis or memcached.`,
+    );
+  }
+  const redisMode = c.cache.redis?.mode ?? DEFAULT_REDIS_MODE[c.topology];
+  if (cacheEngine === "redis" && redisMode === "cache" && c.cache.redis?.storageGi !== undefined) {
+    issue(
+      ["cache", "redis", "storageGi"],
+      c.cache.redis.storageGi,
+      "only be set in store mode (a cache keeps nothing on disk)",
+      `Remove ${NAMESPACE}:cache.redis.storageGi, or set cache.redis.mode: store.`,
+    );
+  }
+  const engine = c.balancer.engine ?? DEFAULT_BALANCER_ENGINE[c.topology];
+  if (engine === "nginx" && c.balancer.stickyCookie !== undefined && c.balancer.algorithm !== "round-robin") {
+    issue(
+      ["balancer", "algorithm"],
+      c.balancer.algorithm,
+      "be left unset with nginx and a stickyCookie (nginx balances by the cookie's hash; the algorithm would do nothing)",
+      `Remove ${NAMESPACE}:balancer.algorithm, or use engine: haproxy (cookie for known clients, the algorithm for new ones).`,
+    );
+  }
+  if (c.platform === "docker" && c.docker !== undefined) {
+    const http = c.docker.publicPort;
+    const https = c.docker.httpsPort;
+    if (c.balancer.tls === "off" && https !== undefined) {
+      issue(
+        ["docker", "httpsPort"],
+        https,
+        "only be set when balancer.tls is on (it is off: nothing listens for HTTPS)",
+        `Remove ${NAMESPACE}:docker.httpsPort, or set balancer.tls: self-signed or provided.`,
+      );
+    } else if (c.balancer.tls !== "off" && (https ?? 8443) === http) {
+      issue(
+        ["docker", "httpsPort"],
+        https ?? 8443,
+        `differ from docker.publicPort (${http}): a host port takes one listener`,
+        `Set ${NAMESPACE}:docker.httpsPort and docker.publicPort to two free ports, e.g. 8443 and 8080.`,
+      );
+    }
+  }
+  const k = c.kubernetes;
+  if (c.platform === "kubernetes" && k !== undefined) {
+    const pg = c.database.engine === "postgresql";
+    if (k.apiServerCidrs !== undefined && !pg) {
+      issue(
+        ["kubernetes", "apiServerCidrs"],
+        k.apiServerCidrs,
+        `only be set when database.engine is postgresql (only Patroni talks to the Kubernetes API; the engine is ${c.database.engine})`,
+        `Remove ${NAMESPACE}:kubernetes.apiServerCidrs.`,
+      );
+    }
+    if (k.imageRegistry !== undefined && !(pg && c.database.postgresql?.image === undefined)) {
+      issue(
+        ["kubernetes", "imageRegistry"],
+        k.imageRegistry,
+        pg
+          ? "only be set when pulumi up builds the Patroni image (database.postgresql.image is given, so nothing is built)"
+          : `only be set when pulumi up builds an image (only the Patroni image is built, and the engine is ${c.database.engine})`,
+        `Remove ${NAMESPACE}:kubernetes.imageRegistry${pg ? ", or remove database.postgresql.image to build it" : ""}.`,
+      );
+    }
+    if (
+      k.allowSystemNamespace !== undefined &&
+      (k.namespace === undefined || !SYSTEM_NAMESPACES.includes(k.namespace))
+    ) {
+      issue(
+        ["kubernetes", "allowSystemNamespace"],
+        k.allowSystemNamespace,
+        `only be set with a system kubernetes.namespace (${SYSTEM_NAMESPACES.join(", ")})`,
+        `Remove ${NAMESPACE}:kubernetes.allowSystemNamespace.`,
+      );
+    } else if (
+      k.namespace !== undefined &&
+      SYSTEM_NAMESPACES.includes(k.namespace) &&
+      k.allowSystemNamespace !== true
+    ) {
+      issue(
+        ["kubernetes", "namespace"],
+        k.namespace,
+        `not be a namespace Kubernetes owns (${SYSTEM_NAMESPACES.join(", ")}): the stack's objects, policies and quotas would mix with the cluster's own`,
+        `Use a namespace of the stack's own (e.g. the stack name), or set ${NAMESPACE}:kubernetes.allowSystemNamespace: true if you mean it.`,
+      );
+    }
   }
 }
 
@@ -762,6 +998,7 @@ export const StackConfigSchema = z
       );
     }
     cacheIssues(c, issue);
+    doNothingIssues(c, issue);
     if (b.tls === "provided") {
       for (const key of ["tlsCertificate", "tlsKey"] as const) {
         if (c[key] === undefined) {
@@ -771,9 +1008,8 @@ export const StackConfigSchema = z
             "be set when balancer.tls is provided",
             `Run: pulumi config set ${key === "tlsKey" ? "--secret " : ""}${NAMESPACE}:${key} < ${key === "tlsKey" ? "key" : "cert"}.pem`,
           );
-        } else if (!(c[key] as string).includes("-----BEGIN ")) {
-          issue([key], "(not shown)", "be PEM text (-----BEGIN …)", "Give the PEM file's contents.");
         }
+        // The PEM checks themselves run after the schema (parseStackConfig): they need the clock.
       }
     } else {
       for (const key of ["tlsCertificate", "tlsKey"] as const) {
@@ -793,8 +1029,15 @@ export const StackConfigSchema = z
     balancer: { ...c.balancer, engine: c.balancer.engine ?? DEFAULT_BALANCER_ENGINE[c.topology] },
   }));
 
-/** The validated stack config, with every default filled in. */
-export type StackConfig = z.infer<typeof StackConfigSchema>;
+/**
+ * The validated stack config, with every default filled in, and the top-level keys stored with
+ * `--secret`: what comes from them stays secret (app.env values become secret env).
+ */
+export type StackConfig = z.infer<typeof StackConfigSchema> & {
+  readonly secretKeys: readonly string[];
+  /** Sentences for `pulumi up` to print as warnings (a certificate close to expiry). */
+  readonly warnings: readonly string[];
+};
 export type Topology = StackConfig["topology"];
 
 /**
@@ -819,6 +1062,7 @@ function keyName(path: readonly PropertyKey[]): string {
 }
 
 function shown(v: unknown): string {
+  if (v === REDACTED) return "a secret value (not shown)";
   return v === undefined ? "nothing" : JSON.stringify(v);
 }
 
@@ -833,10 +1077,14 @@ const TYPE_WORDS: Record<string, string> = {
   array: "a list",
 };
 
-/** A zod issue as `<key> must <rule>, but <value> was provided. <fix>`. */
-function describe(issue: z.core.$ZodIssue): string[] {
+/** Shown instead of any value under a key stored with `--secret`. */
+export const REDACTED = "[secret]";
+
+/** A zod issue as `<key> must <rule>, but <value> was provided. <fix>`; secret values are never shown. */
+function describe(issue: z.core.$ZodIssue, secretKeys: readonly string[]): string[] {
   const key = keyName(issue.path);
-  const given = (issue as { input?: unknown }).input;
+  const secret = issue.path.length > 0 && secretKeys.includes(String(issue.path[0]));
+  const given = secret ? REDACTED : (issue as { input?: unknown }).input;
   const sentence = (ruleText: string, fix: string) =>
     `${key} must ${ruleText}, but ${shown(given)} was provided. ${fix}`;
   switch (issue.code) {
@@ -883,7 +1131,7 @@ function describe(issue: z.core.$ZodIssue): string[] {
     case "invalid_key":
       // A map key failed its own check (an env variable name): report it with the key as the value.
       return issue.issues.flatMap((inner) =>
-        describe({ ...inner, path: issue.path, input: given } as z.core.$ZodIssue),
+        describe({ ...inner, path: issue.path, input: given } as z.core.$ZodIssue, secretKeys),
       );
     case "custom": {
       const fix = (issue.params as { fix?: string } | undefined)?.fix ?? "";
@@ -894,30 +1142,88 @@ function describe(issue: z.core.$ZodIssue): string[] {
   }
 }
 
+/** What {@link parseStackConfig} knows besides the values. */
+export interface StackConfigSource {
+  /** Where the values came from, for the error's first line. @default "stack config" */
+  readonly source?: string;
+  /** Top-level keys stored with `--secret` (without the `ha-backend:` prefix). */
+  readonly secretKeys?: readonly string[];
+  /** The stack's name: the default Kubernetes namespace and the Docker name prefix. */
+  readonly stack?: string;
+  /** The time certificates are checked against. @default now */
+  readonly now?: Date;
+}
+
 /**
  * Validates raw stack config (keys without the `ha-backend:` prefix). Pure: tests call it with
- * plain objects. Throws {@link StackConfigError} listing every problem at once.
+ * plain objects. Throws {@link StackConfigError} listing every problem at once; no message shows
+ * a value stored with `--secret`.
  */
 export function parseStackConfig(
   raw: Record<string, unknown>,
-  source = "stack config",
-  secretKeys: readonly string[] = [],
+  from: StackConfigSource | string = {},
+  legacySecretKeys: readonly string[] = [],
 ): StackConfig {
+  const opts = typeof from === "string" ? { source: from, secretKeys: legacySecretKeys } : from;
+  const source = opts.source ?? "stack config";
+  const secretKeys = opts.secretKeys ?? [];
   const result = StackConfigSchema.safeParse(raw, { reportInput: true });
-  if (!result.success) {
-    throw new StackConfigError(result.error.issues.flatMap(describe), source);
+  const problems = result.success ? [] : result.error.issues.flatMap((i) => describe(i, secretKeys));
+  problems.push(...stackNameProblems(raw, opts.stack));
+  const warnings: string[] = [];
+  if (result.success && result.data.balancer.tls === "provided" && result.data.tlsCertificate !== undefined) {
+    const check = checkTlsMaterial(result.data.tlsCertificate, result.data.tlsKey, opts.now ?? new Date());
+    problems.push(...check.problems.map((p) => formatTlsProblem(p, `${NAMESPACE}:${p.key}`)));
+    warnings.push(...check.warnings.map((w) => `${NAMESPACE}:tlsCertificate: ${w}`));
   }
-  if (result.data.tlsKey !== undefined && !secretKeys.includes("tlsKey")) {
+  if (result.success && result.data.tlsKey !== undefined && !secretKeys.includes("tlsKey")) {
     // A key stored in plain text sits unencrypted in the stack file and in every clone of it.
-    throw new StackConfigError(
-      [
-        `${NAMESPACE}:tlsKey must be stored as a secret, but a plain value was provided. ` +
-          `Run: pulumi config set --secret ${NAMESPACE}:tlsKey < key.pem`,
-      ],
-      source,
+    problems.push(
+      `${NAMESPACE}:tlsKey must be stored as a secret, but a plain value was provided. ` +
+        `Run: pulumi config set --secret ${NAMESPACE}:tlsKey < key.pem`,
     );
   }
-  return result.data;
+  if (problems.length > 0 || !result.success) throw new StackConfigError(problems, source);
+  return { ...result.data, secretKeys: [...secretKeys].sort(), warnings };
+}
+
+/**
+ * The stack's name becomes the Docker prefix of every container, network and volume, and the
+ * Kubernetes namespace unless one is set: it must be a valid name for both.
+ */
+function stackNameProblems(raw: Record<string, unknown>, stack: string | undefined): string[] {
+  if (stack === undefined) return [];
+  const platform = raw.platform;
+  const k = (typeof raw.kubernetes === "object" && raw.kubernetes !== null ? raw.kubernetes : {}) as {
+    namespace?: unknown;
+  };
+  if (platform === "docker" && !/^[a-z0-9][a-z0-9_.-]*$/.test(stack)) {
+    return [
+      `The stack name must be lowercase letters, digits, '.', '_' or '-' on the docker platform (it prefixes every container, network and volume), but ${JSON.stringify(stack)} was provided. ` +
+        `Rename the stack (pulumi stack rename), e.g. ${JSON.stringify(stack.toLowerCase().replace(/[^a-z0-9_.-]/g, "-"))}.`,
+    ];
+  }
+  if (platform === "kubernetes" && k.namespace === undefined) {
+    if (!isDnsLabel(stack)) {
+      return [
+        `${NAMESPACE}:kubernetes.namespace must be set when the stack name is not a DNS label (unset, the namespace is the stack name, here ${JSON.stringify(stack)}), but nothing was provided. ` +
+          `Set ${NAMESPACE}:kubernetes.namespace, e.g. ${JSON.stringify(
+            stack
+              .toLowerCase()
+              .replace(/[^a-z0-9-]/g, "-")
+              .replace(/^-+|-+$/g, "")
+              .slice(0, 63) || "shop",
+          )}.`,
+      ];
+    }
+    if (SYSTEM_NAMESPACES.includes(stack)) {
+      return [
+        `${NAMESPACE}:kubernetes.namespace must be set when the stack is named like a namespace Kubernetes owns (unset, the namespace is the stack name, here ${JSON.stringify(stack)}), but nothing was provided. ` +
+          `Set ${NAMESPACE}:kubernetes.namespace to a namespace of the stack's own.`,
+      ];
+    }
+  }
+  return [];
 }
 
 /**
@@ -948,10 +1254,17 @@ export function loadStackConfig(): StackConfig {
   for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (!key.startsWith(prefix)) continue;
     const name = key.slice(prefix.length);
-    // Secret values stay raw strings (PEM text is never JSON).
-    raw[name] = runtime.isConfigSecret(key) ? value : decodeConfigValue(value);
+    // Secret structured values (`--secret --path`) arrive decrypted as JSON, like plain ones: decode
+    // them for validation too; the key is remembered as secret, so no message shows the value.
+    raw[name] = decodeConfigValue(value);
     if (runtime.isConfigSecret(key)) secretKeys.push(name);
   }
   const stack = pulumi.getStack();
-  return parseStackConfig(raw, `stack config of stack "${stack}" (stacks/Pulumi.${stack}.yaml)`, secretKeys);
+  const config = parseStackConfig(raw, {
+    source: `stack config of stack "${stack}" (stacks/Pulumi.${stack}.yaml)`,
+    secretKeys,
+    stack,
+  });
+  for (const warning of config.warnings) void pulumi.log.warn(warning);
+  return config;
 }

@@ -93,7 +93,8 @@ function mockState(
 ): Record<string, unknown> {
   // A preview of a create: the provider echoes the inputs, everything it would compute is unknown.
   if (preview) return args.inputs;
-  const generation = rotated.has(args.name) ? " rotated" : "";
+  // No space: a fake password must be one the provider could generate (renderers refuse spaces).
+  const generation = rotated.has(args.name) ? "-rotated" : "";
   switch (args.type) {
     case "random:index/randomPassword:RandomPassword":
       return { ...args.inputs, result: `mock-password-for-${args.name}${generation}` };

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { OFFLINE_TLS_CERTIFICATE, OFFLINE_TLS_KEY } from "./offline-tls";
 
 export const STACKS_DIR = join(__dirname, "..", "stacks");
 /** Stands in for a `secure:` value offline; never printed, since the key stays secret. */
@@ -30,15 +31,34 @@ function isSecure(v: unknown): boolean {
   );
 }
 
+/**
+ * `value` with every nested `secure:` value (`pulumi config set --secret --path`) replaced by the
+ * offline placeholder; `found` says whether there was one (the CLI then marks the whole key secret).
+ */
+function withoutSecure(value: unknown): { value: unknown; found: boolean } {
+  if (isSecure(value)) return { value: OFFLINE_SECRET_PLACEHOLDER, found: true };
+  if (Array.isArray(value)) {
+    const items = value.map(withoutSecure);
+    return { value: items.map((i) => i.value), found: items.some((i) => i.found) };
+  }
+  if (typeof value === "object" && value !== null) {
+    const entries = Object.entries(value).map(([k, v]) => [k, withoutSecure(v)] as const);
+    return {
+      value: Object.fromEntries(entries.map(([k, v]) => [k, v.value])),
+      found: entries.some(([, v]) => v.found),
+    };
+  }
+  return { value, found: false };
+}
+
 /** Converts the YAML `config:` map to Pulumi's wire form. */
 export function toPulumiConfig(yamlConfig: Record<string, unknown>): StackFile {
   const config: Record<string, string> = {};
   const secretKeys: string[] = [];
-  for (const [key, value] of Object.entries(yamlConfig)) {
-    if (isSecure(value)) {
-      config[key] = OFFLINE_SECRET_PLACEHOLDER;
-      secretKeys.push(key);
-    } else if (typeof value === "object" && value !== null) {
+  for (const [key, raw] of Object.entries(yamlConfig)) {
+    const { value, found } = withoutSecure(raw);
+    if (found) secretKeys.push(key);
+    if (typeof value === "object" && value !== null) {
       config[key] = JSON.stringify(value);
     } else {
       config[key] = String(value);
@@ -47,35 +67,58 @@ export function toPulumiConfig(yamlConfig: Record<string, unknown>): StackFile {
   return { config, secretKeys };
 }
 
-/** PEM-shaped stand-ins: offline tools never see the user's certificate or key. */
+/**
+ * Parses a stack file as the Pulumi CLI (Go's yaml.v3) does: anchors, aliases and merge keys
+ * (`<<: *base`) resolve; a key given twice in one map is an error, not a silent override.
+ */
+export function parseStackYaml(text: string, file: string): { config?: Record<string, unknown> } | null {
+  try {
+    return parse(text, { merge: true, uniqueKeys: true, prettyErrors: true }) as {
+      config?: Record<string, unknown>;
+    } | null;
+  } catch (e) {
+    throw new Error(
+      `${file} is not a valid stack file: ${(e as Error).message.split("\n")[0]}. ` +
+        "A key may appear once per map (as in the Pulumi CLI); merge keys (<<: *anchor) are fine.",
+    );
+  }
+}
+
+/**
+ * A real, matching, public pair (scripts/offline-tls.ts): offline tools never see the user's
+ * certificate or key, and the pair passes the same checks a real one must.
+ */
 export const OFFLINE_TLS = {
-  "ha-backend:tlsCertificate":
-    "-----BEGIN CERTIFICATE-----\noffline placeholder\n-----END CERTIFICATE-----\n",
-  "ha-backend:tlsKey": "-----BEGIN PRIVATE KEY-----\noffline placeholder\n-----END PRIVATE KEY-----\n",
+  "ha-backend:tlsCertificate": OFFLINE_TLS_CERTIFICATE,
+  "ha-backend:tlsKey": OFFLINE_TLS_KEY,
 } as const;
 
 /**
- * Reads a stack file for offline use. A stack with `balancer.tls: provided` keeps its certificate
- * and key in the user's own encrypted config, not in the repository: offline they are replaced by
- * secret placeholders (listed in `placeholders`).
+ * Reads a stack file for offline use. A stack with `balancer.tls: provided` keeps its key (and
+ * often its certificate) in the user's own encrypted config, not in the repository: when the key
+ * cannot be read offline, both are replaced by the stand-in pair, so they still match (listed in
+ * `placeholders`).
  */
 export function readStackFile(
   stack: string,
   dir: string = STACKS_DIR,
 ): StackFile & { placeholders: string[] } {
-  const doc = parse(readFileSync(stackFilePath(stack, dir), "utf8")) as {
-    config?: Record<string, unknown>;
-  } | null;
+  const path = stackFilePath(stack, dir);
+  const doc = parseStackYaml(readFileSync(path, "utf8"), path);
   const file = toPulumiConfig(doc?.config ?? {});
   const balancer = (doc?.config?.["ha-backend:balancer"] ?? {}) as { tls?: string };
   const placeholders: string[] = [];
-  if (balancer.tls === "provided") {
-    for (const [key, value] of Object.entries(OFFLINE_TLS)) {
-      if (!(key in file.config)) {
-        file.config[key] = value;
-        file.secretKeys.push(key);
-        placeholders.push(key);
-      }
+  const key = "ha-backend:tlsKey";
+  const keyUnreadable = !(key in file.config) || file.config[key] === OFFLINE_SECRET_PLACEHOLDER;
+  if (balancer.tls === "provided" && keyUnreadable) {
+    for (const [name, value] of Object.entries(OFFLINE_TLS)) {
+      file.config[name] = value;
+      // The key is secret as the user's is; the stand-in certificate is public, like most are.
+      const secret = name === key;
+      const at = file.secretKeys.indexOf(name);
+      if (secret && at < 0) file.secretKeys.push(name);
+      if (!secret && at >= 0) file.secretKeys.splice(at, 1);
+      placeholders.push(name);
     }
   }
   return { ...file, placeholders };

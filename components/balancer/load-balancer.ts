@@ -5,6 +5,7 @@ import { renderHaproxy } from "./render/haproxy";
 import { renderNginx } from "./render/nginx";
 import type { Algorithm, BalancerBackend, BalancerDiscovery, BalancerRenderSpec } from "./render/spec";
 import { checkResources, invalidArg } from "../errors";
+import { balancerTlsProblems, formatTlsProblem, type TlsProblem } from "./tls-material";
 import { componentToken, physicalName, type NamingArgs } from "../resource";
 
 /** Official images, pinned; the configs are checked against the same major lines (nginx 1.22+, HAProxy 2.6). */
@@ -20,10 +21,31 @@ const CERT_PATH = "/etc/ha-backend/lb/tls/server.pem";
 /** Ports inside the container: unprivileged, so the balancer never runs as root. */
 const PORTS = { http: 8080, https: 8443, stats: 8404 } as const;
 /**
- * HAProxy's dynamic-cookie key reaches the balancer as this secret environment variable; the
- * config names it (`"${…}"`, which HAProxy expands), so the ConfigMap never holds the key.
+ * HAProxy's dynamic-cookie key: the config names this variable (`"${…}"`, which HAProxy expands),
+ * so the config file never holds the key. HAProxy reads it only from its environment (no
+ * directive reads a file), so the key lands as the secret file {@link COOKIE_KEY_PATH} and the
+ * start command ({@link balancerCommand}) exports it into HAProxy's own environment just before
+ * exec: never into the container's (`docker inspect`), never onto a command line.
  */
 export const COOKIE_KEY_ENV = "HA_BACKEND_COOKIE_KEY";
+/** Where the dynamic-cookie key lands: a secret file, readable by the balancer's user only. */
+export const COOKIE_KEY_PATH = "/etc/ha-backend/lb/cookie-key";
+
+/**
+ * The balancer container's command. With a cookie key (HAProxy only), a shell reads it from
+ * {@link COOKIE_KEY_PATH} into {@link COOKIE_KEY_ENV} and execs HAProxy, which stays the
+ * container's main process; a missing key file stops the start instead of serving unkeyed cookies.
+ */
+export function balancerCommand(engine: BalancerEngine, cookieKey: boolean): string[] {
+  if (engine === "nginx") return ["nginx", "-g", "daemon off;", "-c", CONFIG_PATH.nginx];
+  const haproxy = ["haproxy", "-W", "-db", "-f", CONFIG_PATH.haproxy];
+  if (!cookieKey) return haproxy;
+  return [
+    "/bin/sh",
+    "-c",
+    `${COOKIE_KEY_ENV}="$(cat ${COOKIE_KEY_PATH})" && export ${COOKIE_KEY_ENV} && exec ${haproxy.join(" ")}`,
+  ];
+}
 /**
  * Through a Service's virtual IP, the share of requests that may fail while one pod fails them
  * all; it sets how often nginx lists the address (see {@link serviceTries}).
@@ -244,7 +266,10 @@ export function resolveLoadBalancerArgs(name: string, args: LoadBalancerArgs): R
     wholeIn(name, "rateLimit.perSecond", args.rateLimit.perSecond, 1, 1_000_000, "Use e.g. 50.");
     wholeIn(name, "rateLimit.burst", args.rateLimit.burst, 0, 1_000_000, "Use e.g. 100.");
   }
-  checkResources("LoadBalancer", name, args.resources);
+  checkResources("LoadBalancer", name, args.resources, {
+    minMemoryMb: 32,
+    needs: "nginx or HAProxy needs for its workers and buffers",
+  });
   return r;
 }
 
@@ -357,7 +382,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
     const r = resolveLoadBalancerArgs(name, args);
     const engine = args.engine;
     const tls = args.tls;
-    // One key for every replica, so each computes the same cookie for a pod; secret env only.
+    // One key for every replica, so each computes the same cookie for a pod; a secret file only.
     // (The engine marks random results secret; `pulumi.secret` keeps them so under mocks too.)
     const cookieKey =
       engine === "haproxy" && args.stickyCookie !== undefined
@@ -442,20 +467,45 @@ export class LoadBalancer extends pulumi.ComponentResource {
       return revisions.length === 0 ? text : `${text}# members revision: ${revisions.join(" ")}\n`;
     });
 
+    // Refused once the values are known (they are often secrets or outputs), each gating its own
+    // file: a private key inside the certificate would land in plain text next to the config (a
+    // ConfigMap, an upload), and a key of another certificate stops the balancer. The messages
+    // never quote either value.
+    const refuseTls = (problems: TlsProblem[]) => {
+      const [p] = problems;
+      if (p === undefined) return;
+      const field = p.key === "tlsKey" ? "tls.privateKey" : "tls.certificate";
+      throw new pulumi.ResourceError(`LoadBalancer "${name}": ${formatTlsProblem(p, field)}`, this);
+    };
+    const certificate = tls
+      ? pulumi.output(tls.certificate).apply((c) => {
+          refuseTls(balancerTlsProblems(c));
+          return c;
+        })
+      : undefined;
+    // Secret going in (not wrapped afterwards), so a refusal leaves no promise unobserved.
+    const privateKey = tls
+      ? pulumi.all([tls.certificate, pulumi.secret(tls.privateKey)]).apply(([c, k]) => {
+          refuseTls(balancerTlsProblems(c, k).filter((p) => p.key === "tlsKey"));
+          return k;
+        })
+      : undefined;
     const spec: WorkloadSpec = {
       kind: "stateless",
       replicas: r.replicas,
       image: engine === "nginx" ? NGINX_IMAGE : HAPROXY_IMAGE,
-      command:
-        engine === "nginx"
-          ? ["nginx", "-g", "daemon off;", "-c", CONFIG_PATH.nginx]
-          : ["haproxy", "-W", "-db", "-f", CONFIG_PATH.haproxy],
+      command: balancerCommand(engine, cookieKey !== undefined),
       // The certificate is public and stays reviewable; only its key is a secret file.
-      files: tls
-        ? { [CONFIG_PATH[engine]]: this.config, [CERT_PATH]: tls.certificate }
+      files: certificate
+        ? { [CONFIG_PATH[engine]]: this.config, [CERT_PATH]: certificate }
         : { [CONFIG_PATH[engine]]: this.config },
-      secretFiles: tls ? { [`${CERT_PATH}.key`]: pulumi.secret(tls.privateKey) } : undefined,
-      secretEnv: cookieKey ? { [COOKIE_KEY_ENV]: cookieKey } : undefined,
+      secretFiles:
+        privateKey || cookieKey
+          ? {
+              ...(privateKey ? { [`${CERT_PATH}.key`]: privateKey } : {}),
+              ...(cookieKey ? { [COOKIE_KEY_PATH]: cookieKey } : {}),
+            }
+          : undefined,
       ports: tls
         ? { http: PORTS.http, https: PORTS.https, stats: PORTS.stats }
         : { http: PORTS.http, stats: PORTS.stats },
@@ -467,6 +517,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
         ...(tls ? [{ target: "https", port: r.httpsPort }] : []),
       ],
       runAsUser: RUN_AS[engine],
+      // The key files are read by the balancer's own user (the images start as it).
+      fileOwner: RUN_AS[engine],
       // pid and temp files under /tmp (nginx); HAProxy writes nothing.
       writablePaths: [],
       defaultResources: { cpu: "250m", memory: "128Mi" },

@@ -1,6 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
 import { checkResources, invalidArg } from "../errors";
-import { dockerMemoryMb } from "../platform/quantity";
 import type { Platform, ResourceSpec } from "../platform/types";
 import { memcachedFootprintMb, renderMemcachedArgs, type MemcachedRenderSpec } from "./render/memcached";
 import { componentToken, physicalName, type NamingArgs } from "../resource";
@@ -48,21 +47,21 @@ export function resolveMemcachedArgs(
     fail(name, "maxConnections", "be from 64 to 65536", maxConnections, "Use 1024.");
   const threads = args.threads ?? 4;
   if (!whole(threads, 1, 64)) fail(name, "threads", "be from 1 to 64", threads, "Use 4.");
-  checkResources("Memcached", name, args.resources);
-  if (args.resources) {
-    const need = memcachedFootprintMb({ memoryMb, maxConnections });
-    const limit = dockerMemoryMb(args.resources.memory);
-    if (limit < need) {
-      // The container would be killed for running out of memory once the cache fills.
-      fail(
-        name,
-        "resources.memory",
-        `leave room for memoryMb (${memoryMb} MiB of items need about ${need} MiB in all)`,
-        args.resources.memory,
-        `Raise it to at least ${need}Mi, or lower memoryMb.`,
-      );
-    }
+  // memcached keeps about five descriptors per thread of its connection budget (measured: it
+  // refuses to start with fewer).
+  if (maxConnections < 5 * threads + 8) {
+    fail(
+      name,
+      "maxConnections",
+      `be at least ${5 * threads + 8} with ${threads} threads (memcached refuses to start with fewer)`,
+      maxConnections,
+      `Raise it, or lower threads.`,
+    );
   }
+  checkResources("Memcached", name, args.resources, {
+    minMemoryMb: memcachedFootprintMb({ memoryMb, maxConnections }),
+    needs: `memoryMb ${memoryMb} of items plus tables, buffers and per-connection state`,
+  });
   return { members, memoryMb, maxConnections, threads };
 }
 

@@ -4,6 +4,7 @@ import { checkResources, invalidArg } from "../errors";
 import type { MemberAddress, Platform, ResourceSpec } from "../platform/types";
 import {
   renderRedisConf,
+  renderRedisPing,
   renderRedisRouter,
   renderRedisStartScript,
   renderSentinelConf,
@@ -21,6 +22,11 @@ import { componentToken, physicalName, dataProtection, type DataArgs, type Namin
 function redisSizeMb(size: string): number {
   const n = Number.parseInt(size, 10);
   return size.endsWith("gb") ? n * 1024 : n;
+}
+
+/** Memory a Redis member needs for `maxmemory` of data: the data, a fork's copy-on-write, the process. */
+export function redisFootprintMb(maxmemory: string): number {
+  return Math.ceil(redisSizeMb(maxmemory) * 1.5) + 64;
 }
 
 export const REDIS_IMAGE = "redis:7.0.15-alpine";
@@ -75,6 +81,11 @@ export interface ResolvedRedisCacheArgs {
   readonly minReplicasMaxLagSeconds: number;
   readonly storageGi: number;
   readonly routerReplicas: number;
+}
+
+/** The generated secrets of cache `name`, as `credentialRotation` names them. */
+export function redisSecretNames(name: string): string[] {
+  return ["password", "sentinel-password", "config-command"].map((role) => `${name}-${role}`);
 }
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
@@ -171,7 +182,12 @@ export function resolveRedisCacheArgs(name: string, args: RedisCacheArgs): Resol
   const routerReplicas = args.routerReplicas ?? 2;
   if (!whole(routerReplicas, 1, 10))
     fail(name, "routerReplicas", "be from 1 to 10", routerReplicas, "Use 2.");
-  checkResources("RedisCache", name, args.resources);
+  checkResources("RedisCache", name, args.resources, {
+    // Redis's guidance: leave room for the copy-on-write of a fork (a rewrite, a replica's full
+    // sync), i.e. maxmemory at most two thirds of the memory.
+    minMemoryMb: Math.ceil(redisSizeMb(maxmemory) * 1.5),
+    needs: `maxmemory ${maxmemory} at most two thirds of it, for the copy a rewrite or a full sync makes`,
+  });
   return {
     mode,
     replicas,
@@ -249,9 +265,9 @@ export class RedisCache extends pulumi.ComponentResource {
       .apply(([p, sp, cc]) => ({ password: p, sentinelPassword: sp, configCommand: cc }));
     const memberEnv = { REDIS_MEMBER: "{name}", REDIS_HOST: "{host}" };
     const volume = { mountPath: PATHS.data, sizeGi: r.storageGi, protect };
-    // redis-cli reads the password from REDISCLI_AUTH: it never shows in a command line.
-    const ping = (port: number) => ({
-      exec: ["sh", "-c", `redis-cli -h 127.0.0.1 -p ${port} ping | grep -q PONG`],
+    // The password comes from the member's own secret config file, never from its environment.
+    const ping = (port: number, config: string) => ({
+      exec: renderRedisPing(port, config),
       intervalSeconds: 5,
       timeoutSeconds: 3,
       failureThreshold: 3,
@@ -266,7 +282,6 @@ export class RedisCache extends pulumi.ComponentResource {
         image: REDIS_IMAGE,
         command: ["sh", PATHS.redisStart],
         memberEnv,
-        secretEnv: { REDISCLI_AUTH: password },
         files: {
           [PATHS.redisStart]: renderRedisStartScript("redis", spec, {
             template: PATHS.redisTemplate,
@@ -276,17 +291,18 @@ export class RedisCache extends pulumi.ComponentResource {
         },
         secretFiles: { [PATHS.redisTemplate]: pulumi.secret(creds.apply((c) => renderRedisConf(spec, c))) },
         ports: { redis: PORTS.redis },
-        healthCheck: ping(PORTS.redis),
+        healthCheck: ping(PORTS.redis, PATHS.redisTemplate),
         volume,
         resources: args.resources,
         tier: workload,
         // Clients that ask Sentinel connect to the primary it names, so they reach members too.
         allowFrom: [sentinelWorkload, routerTier, ...clients],
         runAsUser: REDIS_UID,
+        fileOwner: REDIS_UID,
         // Config copies and data live on the volume.
         writablePaths: [],
         // maxmemory plus room for the copy-on-write of a rewrite or a replica's full sync.
-        defaultResources: { cpu: "250m", memory: `${Math.ceil(redisSizeMb(r.maxmemory) * 1.5) + 64}Mi` },
+        defaultResources: { cpu: "250m", memory: `${redisFootprintMb(r.maxmemory)}Mi` },
       },
       { parent: this },
     );
@@ -299,7 +315,6 @@ export class RedisCache extends pulumi.ComponentResource {
         image: REDIS_IMAGE,
         command: ["sh", PATHS.sentinelStart],
         memberEnv,
-        secretEnv: { REDISCLI_AUTH: sentinelPassword },
         files: {
           [PATHS.sentinelStart]: renderRedisStartScript("sentinel", spec, {
             template: PATHS.sentinelTemplate,
@@ -311,7 +326,7 @@ export class RedisCache extends pulumi.ComponentResource {
           [PATHS.sentinelTemplate]: pulumi.secret(creds.apply((c) => renderSentinelConf(spec, c))),
         },
         ports: { sentinel: PORTS.sentinel },
-        healthCheck: ping(PORTS.sentinel),
+        healthCheck: ping(PORTS.sentinel, PATHS.sentinelTemplate),
         // Sentinel rewrites its config (known replicas, epochs, the current primary): keep it.
         volume: { ...volume, sizeGi: 1 },
         // A Sentinel holds no data: a small fixed size wherever the members are sized.
@@ -319,6 +334,7 @@ export class RedisCache extends pulumi.ComponentResource {
         tier: sentinelWorkload,
         allowFrom: clients,
         runAsUser: REDIS_UID,
+        fileOwner: REDIS_UID,
         writablePaths: [],
         defaultResources: { cpu: "100m", memory: "64Mi" },
       },
@@ -372,17 +388,21 @@ export class RedisCache extends pulumi.ComponentResource {
     });
   }
 
-  /** The app's environment: where Sentinel is and what to ask it (plain), credentials (secret). */
+  /**
+   * What the app needs: where Sentinel is and what to ask it (plain environment), and the
+   * credentials, for a `ServerCluster`'s `credentials` (files `/run/secrets/<NAME>`, with
+   * `<NAME>_FILE` in the environment).
+   */
   appEnv(prefix = "REDIS_"): {
     env: Record<string, pulumi.Input<string>>;
-    secretEnv: Record<string, pulumi.Input<string>>;
+    credentials: Record<string, pulumi.Input<string>>;
   } {
     return {
       env: {
         [`${prefix}SENTINELS`]: this.sentinelEndpoints.apply((e) => e.join(",")),
         [`${prefix}MASTER_NAME`]: this.masterName,
       },
-      secretEnv: {
+      credentials: {
         [`${prefix}URL`]: this.url,
         [`${prefix}PASSWORD`]: this.password,
         [`${prefix}SENTINEL_PASSWORD`]: this.sentinelPassword,

@@ -129,7 +129,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
         "Use e.g. 2.",
       );
     }
-    checkResources("EtcdCluster", name, args.resources);
+    checkResources("EtcdCluster", name, args.resources, { minMemoryMb: 64, needs: "etcd needs to start" });
     const workload = etcdWorkload(name);
     const hosts = args.platform.memberHosts(workload, members);
     const peers = hosts.map((host, i) => ({ name: `${workload}-${i}`, host }));

@@ -19,12 +19,42 @@ export interface LockServiceArgs extends NamingArgs, DataArgs {
 
 const YEAR_HOURS = 24 * 365;
 
+/** Defaults and rules, before any child exists (pure). */
+export function resolveLockServiceArgs(
+  name: string,
+  args: Pick<LockServiceArgs, "members" | "ttlSeconds">,
+): { members: number; ttlSeconds: number } {
+  const members = args.members ?? 3;
+  if (![1, 3, 5, 7].includes(members)) {
+    invalidArg(
+      "LockService",
+      name,
+      "members",
+      "be 1, 3, 5 or 7 (a majority must survive; an even count adds nothing)",
+      members,
+      "Use 3 (survives one loss); 1 only for development.",
+    );
+  }
+  const ttlSeconds = args.ttlSeconds ?? 10;
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 2 || ttlSeconds > 3600) {
+    invalidArg(
+      "LockService",
+      name,
+      "ttlSeconds",
+      "be whole seconds from 2 to 3600",
+      ttlSeconds,
+      "Use 10: a crashed holder blocks others for at most that long.",
+    );
+  }
+  return { members, ttlSeconds };
+}
+
 /**
  * Distributed locks for the app tier: an etcd cluster of its own that serves only HTTPS and only
  * to clients with a certificate its CA signed. The CA, the members' certificate and the app's
  * client certificate come from @pulumi/tls (renewed by `pulumi up` in the last 30 days of their
- * year); the client key reaches the app only as secret env. Apps lock with etcd leases: see
- * {@link EtcdLockClient} and the README.
+ * year); the client key reaches the app only as a file (see {@link LockService.appEnv}). Apps
+ * lock with etcd leases: see {@link EtcdLockClient} and the README.
  */
 export class LockService extends pulumi.ComponentResource {
   /** `https://host:2379` of every member. */
@@ -41,28 +71,7 @@ export class LockService extends pulumi.ComponentResource {
     const [token, options] = componentToken("coordination", "LockService", opts);
     super(token, name, {}, options);
     name = physicalName("LockService", name, args);
-    const members = args.members ?? 3;
-    if (![1, 3, 5, 7].includes(members)) {
-      invalidArg(
-        "LockService",
-        name,
-        "members",
-        "be 1, 3, 5 or 7 (a majority must survive; an even count adds nothing)",
-        members,
-        "Use 3 (survives one loss); 1 only for development.",
-      );
-    }
-    const ttlSeconds = args.ttlSeconds ?? 10;
-    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 2 || ttlSeconds > 3600) {
-      invalidArg(
-        "LockService",
-        name,
-        "ttlSeconds",
-        "be whole seconds from 2 to 3600",
-        ttlSeconds,
-        "Use 10: a crashed holder blocks others for at most that long.",
-      );
-    }
+    const { members, ttlSeconds } = resolveLockServiceArgs(name, args);
     // Certificates and keys are files of the members, not data: replaceable, never protected.
     const opt = { parent: this, protect: false };
     const key = (role: string) =>
@@ -138,10 +147,15 @@ export class LockService extends pulumi.ComponentResource {
     this.registerOutputs({ endpoints: this.endpoints, caCert: this.caCert, ttlSeconds: this.ttlSeconds });
   }
 
-  /** The app's environment: endpoints, CA, certificate and TTL (plain), the key (secret). */
+  /**
+   * What the app needs: endpoints, CA, certificate and TTL (plain environment), and the client
+   * key as a credential, for a `ServerCluster`'s `credentials` (the file
+   * `/run/secrets/<prefix>CLIENT_KEY_PEM`, named by `<prefix>CLIENT_KEY_PEM_FILE`).
+   * {@link EtcdLockClient.fromEnv} reads them all.
+   */
   appEnv(prefix = "LOCK_"): {
     env: Record<string, pulumi.Input<string>>;
-    secretEnv: Record<string, pulumi.Input<string>>;
+    credentials: Record<string, pulumi.Input<string>>;
   } {
     return {
       env: {
@@ -150,7 +164,7 @@ export class LockService extends pulumi.ComponentResource {
         [`${prefix}CLIENT_CERT_PEM`]: this.clientCert,
         [`${prefix}TTL_SECONDS`]: this.ttlSeconds.apply(String),
       },
-      secretEnv: { [`${prefix}CLIENT_KEY_PEM`]: this.clientKey },
+      credentials: { [`${prefix}CLIENT_KEY_PEM`]: this.clientKey },
     };
   }
 }

@@ -60,6 +60,9 @@ const PATHS = {
   startScript: "/etc/ha-backend/db/start.sh",
   initSql: "/etc/ha-backend/db/init.sql",
   replicaSql: "/etc/ha-backend/db/replica.sql",
+  // The images read root's password from the file `<engine>_ROOT_PASSWORD_FILE` names; so does
+  // the promotion script.
+  rootPassword: "/etc/ha-backend/db/root-password",
 } as const;
 
 export interface MysqlClusterArgs extends NamingArgs, DataArgs {
@@ -105,6 +108,11 @@ export interface ResolvedMysqlClusterArgs {
   readonly storageGi: number;
   readonly bufferPool: string;
   readonly routerReplicas: number;
+}
+
+/** The generated secrets of cluster `name`, as `credentialRotation` names them. */
+export function mysqlSecretNames(name: string): string[] {
+  return ["root", "app", "replication", "sst"].map((role) => `${name}-${role}-password`);
 }
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
@@ -212,7 +220,10 @@ export function resolveMysqlClusterArgs(name: string, args: MysqlClusterArgs): R
   if (!Number.isInteger(routerReplicas) || routerReplicas < 1) {
     fail(name, "routerReplicas", "be a whole number of at least 1", routerReplicas, "Use 2.");
   }
-  checkResources("MysqlCluster", name, args.resources);
+  checkResources("MysqlCluster", name, args.resources, {
+    minMemoryMb: Number(bufferPool.slice(0, -1)) * (bufferPool.endsWith("G") ? 1024 : 1) + 256,
+    needs: `innodb_buffer_pool_size ${bufferPool} plus 256Mi for the server, its connections and Galera`,
+  });
   return {
     engine,
     mode,
@@ -300,7 +311,8 @@ export class MysqlCluster extends pulumi.ComponentResource {
         sstUser: "sst",
         sstPassword: sst,
       }));
-    const rootEnv = r.engine === "mariadb" ? "MARIADB_ROOT_PASSWORD" : "MYSQL_ROOT_PASSWORD";
+    // The entrypoint reads the file (as the member's user: it runs as `mysql` from the start).
+    const rootEnv = r.engine === "mariadb" ? "MARIADB_ROOT_PASSWORD_FILE" : "MYSQL_ROOT_PASSWORD_FILE";
 
     const db = args.platform.deploy(
       dbName,
@@ -309,7 +321,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
         replicas: r.members,
         image: r.engine === "mariadb" ? MARIADB_IMAGE : MYSQL_IMAGE,
         command: ["/bin/bash", PATHS.startScript],
-        secretEnv: { [rootEnv]: rootPassword },
+        env: { [rootEnv]: PATHS.rootPassword },
         files: {
           [PATHS.myCnf]: renderMyCnf(spec),
           [PATHS.startScript]: renderStartScript(spec, PATHS),
@@ -322,6 +334,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
           [PATHS.secretCnf]: pulumi.secret(creds.apply((c) => renderSecretCnf(spec, c))),
           [PATHS.initSql]: pulumi.secret(creds.apply((c) => renderInitSql(spec, c))),
           [PATHS.replicaSql]: pulumi.secret(creds.apply((c) => renderReplicaSql(spec, c))),
+          [PATHS.rootPassword]: rootPassword,
         },
         ports: r.mode === "galera" ? { mysql: PORT, gcomm: 4567, ist: 4568, sst: 4444 } : { mysql: PORT },
         healthCheck: {
@@ -346,6 +359,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
         // Both official images run the server as `mysql` (999); started as it, the entrypoint
         // skips its chown and the volume belongs to the group (fsGroup).
         runAsUser: MYSQL_UID,
+        fileOwner: MYSQL_UID,
         // The socket directory, and the init directory the start script links its SQL into.
         writablePaths: [
           r.engine === "mariadb" ? "/run/mysqld" : "/var/run/mysqld",

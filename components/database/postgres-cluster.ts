@@ -138,11 +138,26 @@ export interface ResolvedPostgresClusterArgs {
   readonly routerReplicas: number;
 }
 
+/** The generated secrets of cluster `name`, as `credentialRotation` names them. */
+export function postgresSecretNames(name: string): string[] {
+  return [
+    ...["superuser", "replication", "rewind", "app"].map((role) => `${name}-${role}-password`),
+    `${name}-restapi-password`,
+  ];
+}
+
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
   return invalidArg("PostgresCluster", name, field, rule, value, fix);
 }
 
 const SQL_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** A PostgreSQL size (`128MB`, `2GB`, `512kB`) in MiB. */
+function postgresSizeMb(size: string): number {
+  const m = /^([0-9]+)(kB|MB|GB)$/.exec(size);
+  if (m === null) return 0;
+  return Number(m[1]) * { kB: 1 / 1024, MB: 1, GB: 1024 }[m[2] as "kB" | "MB" | "GB"];
+}
 
 /** Defaults and every rule, checked before any child exists (pure but for asking the platform). */
 export function resolvePostgresClusterArgs(
@@ -276,7 +291,12 @@ export function resolvePostgresClusterArgs(
   const routerReplicas = args.routerReplicas ?? 2;
   if (!Number.isInteger(routerReplicas) || routerReplicas < 1)
     fail(name, "routerReplicas", "be a whole number of at least 1", routerReplicas, "Use 2.");
-  checkResources("PostgresCluster", name, args.resources);
+  checkResources("PostgresCluster", name, args.resources, {
+    // PostgreSQL's docs: more than 40% of memory for shared_buffers is unlikely to work better,
+    // and the rest is the backends', the page cache's and Patroni's.
+    minMemoryMb: Math.max(256, Math.ceil(postgresSizeMb(sharedBuffers) / 0.4)),
+    needs: `shared_buffers ${sharedBuffers} at most 40% of it, and at least 256Mi for PostgreSQL and Patroni`,
+  });
   return {
     members,
     timings,
@@ -436,6 +456,8 @@ export class PostgresCluster extends pulumi.ComponentResource {
         tier: workload,
         allowFrom: [routerTier, settingsTier],
         runAsUser: POSTGRES_UID,
+        // patroni.yml (every password) and the bootstrap script: Patroni's and psql's user reads them.
+        fileOwner: POSTGRES_UID,
         // PostgreSQL's socket directory; the pgpass file is under /tmp.
         writablePaths: ["/var/run/postgresql"],
         defaultResources: { cpu: "500m", memory: "1Gi" },
@@ -463,10 +485,10 @@ export class PostgresCluster extends pulumi.ComponentResource {
           [PATHS.applySettings]: renderApplySettingsScript(),
           [PATHS.dynamicConfig]: renderDynamicConfigJson(dynamicConfig),
         },
-        secretEnv: {
-          [APPLY_SETTINGS_ENV.username]: PATRONI_RESTAPI_USER,
-          [APPLY_SETTINGS_ENV.password]: restApiPassword,
-        },
+        env: { [APPLY_SETTINGS_ENV.username]: PATRONI_RESTAPI_USER },
+        // The one credential left in a container's environment (ENV_CREDENTIALS): a task spec
+        // has no secret files yet.
+        secretEnv: { [APPLY_SETTINGS_ENV.password]: restApiPassword },
         tier: settingsTier,
         runAsUser: POSTGRES_UID,
         // The script's own deadline (300 s) and a minute to start.

@@ -25,10 +25,17 @@ import type {
 
 import Inputs = k8s.types.input.core.v1;
 import { componentToken } from "../resource";
+import { invalidArg } from "../errors";
+import { cidrProblem, isDnsLabel, SYSTEM_NAMESPACES } from "../validation";
 
 export interface KubernetesPlatformArgs {
   /** Namespace every workload goes into; created by the platform. */
   readonly namespace: string;
+  /**
+   * Allows a namespace Kubernetes owns (default, kube-system, kube-public, kube-node-lease).
+   * @default false
+   */
+  readonly allowSystemNamespace?: boolean;
   /** StorageClass for persistent volumes. @default the cluster's default class */
   readonly storageClass?: string;
   /** Cluster DNS domain used in member addresses. @default "cluster.local" */
@@ -95,6 +102,60 @@ const DIGEST = "ha-backend/config-digest";
 /** Annotation on a workload's ConfigMap: JSON map from data key to the file's path in the container. */
 export const PATHS = "ha-backend/file-paths";
 
+/** Every rule on the platform's args, before it creates anything (pure; the program's preflight calls it). */
+export function validateKubernetesPlatformArgs(name: string, args: KubernetesPlatformArgs): void {
+  const fail = (field: string, rule: string, value: unknown, fix: string): never =>
+    invalidArg("KubernetesPlatform", name, field, rule, value, fix);
+  if (!isDnsLabel(args.namespace)) {
+    fail(
+      "namespace",
+      "be a DNS label (a-z, 0-9, '-', at most 63)",
+      args.namespace,
+      "Use e.g. ecommerce-prod.",
+    );
+  }
+  if (SYSTEM_NAMESPACES.includes(args.namespace) && args.allowSystemNamespace !== true) {
+    fail(
+      "namespace",
+      `not be a namespace Kubernetes owns (${SYSTEM_NAMESPACES.join(", ")})`,
+      args.namespace,
+      "Use a namespace of the stack's own, or set allowSystemNamespace: true if you mean it.",
+    );
+  }
+  if (
+    args.imageRegistry !== undefined &&
+    !/^[a-z0-9.-]+(:[0-9]+)?(\/[a-z0-9._-]+)*$/.test(args.imageRegistry)
+  ) {
+    fail(
+      "imageRegistry",
+      "be a registry host with an optional path (lowercase, no tag)",
+      args.imageRegistry,
+      "Use e.g. registry.example.com/shop.",
+    );
+  }
+  for (const [field, list] of [
+    ["podNetworks", args.podNetworks],
+    ["apiServerCidrs", args.apiServerCidrs],
+  ] as const) {
+    for (const cidr of list ?? []) {
+      const problem = cidrProblem(cidr);
+      if (problem !== undefined) fail(field, problem, cidr, "Use e.g. 10.244.0.0/16.");
+    }
+  }
+  if (args.serviceType !== undefined && !PUBLIC_SERVICE_TYPES.includes(args.serviceType)) {
+    fail(
+      "serviceType",
+      `be one of ${PUBLIC_SERVICE_TYPES.join(", ")}`,
+      args.serviceType,
+      "Use NodePort on kind, minikube or bare metal.",
+    );
+  }
+  const wait = args.serviceTimeoutMinutes;
+  if (wait !== undefined && (!Number.isInteger(wait) || wait < 1 || wait > 60)) {
+    fail("serviceTimeoutMinutes", "be a whole number from 1 to 60", wait, "Use e.g. 10.");
+  }
+}
+
 /**
  * Runs workloads on a Kubernetes cluster: Deployments for stateless tiers and StatefulSets
  * (with a headless Service and one PersistentVolumeClaim per member) for stateful ones, plus
@@ -122,44 +183,10 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   constructor(name: string, args: KubernetesPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("platform", "KubernetesPlatform", opts);
     super(token, name, {}, options);
-    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(args.namespace)) {
-      throw new Error(
-        `KubernetesPlatform "${name}": namespace must be a DNS label (a-z, 0-9, '-', at most 63), but ` +
-          `${JSON.stringify(args.namespace)} was provided. Use e.g. ecommerce-prod.`,
-      );
-    }
-    if (
-      args.imageRegistry !== undefined &&
-      !/^[a-z0-9.-]+(:[0-9]+)?(\/[a-z0-9._-]+)*$/.test(args.imageRegistry)
-    ) {
-      throw new Error(
-        `KubernetesPlatform "${name}": imageRegistry must be a registry host with an optional path ` +
-          `(lowercase, no tag), but ${JSON.stringify(args.imageRegistry)} was provided. Use e.g. registry.example.com/shop.`,
-      );
-    }
+    validateKubernetesPlatformArgs(name, args);
     this.args = args;
     this.canBuildImages = args.imageRegistry !== undefined;
     this.memberNetworks = [...(args.podNetworks ?? PRIVATE_NETWORKS)];
-    for (const cidr of [...this.memberNetworks, ...(args.apiServerCidrs ?? [])]) {
-      if (!/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(cidr) && !/^[0-9a-f:]+\/\d{1,3}$/i.test(cidr)) {
-        throw new Error(
-          `KubernetesPlatform "${name}": podNetworks and apiServerCidrs must list CIDRs, but ${JSON.stringify(cidr)} was provided. Use e.g. 10.244.0.0/16.`,
-        );
-      }
-    }
-    if (args.serviceType !== undefined && !PUBLIC_SERVICE_TYPES.includes(args.serviceType)) {
-      throw new Error(
-        `KubernetesPlatform "${name}": serviceType must be one of ${PUBLIC_SERVICE_TYPES.join(", ")}, but ` +
-          `${JSON.stringify(args.serviceType)} was provided. Use NodePort on kind, minikube or bare metal.`,
-      );
-    }
-    const wait = args.serviceTimeoutMinutes;
-    if (wait !== undefined && (!Number.isInteger(wait) || wait < 1 || wait > 60)) {
-      throw new Error(
-        `KubernetesPlatform "${name}": serviceTimeoutMinutes must be a whole number from 1 to 60, but ` +
-          `${JSON.stringify(wait)} was provided. Use e.g. 10.`,
-      );
-    }
     this.domain = args.clusterDomain ?? "cluster.local";
     this.k8sProvider = this.getProvider("kubernetes:core/v1:Namespace");
     this.dockerProvider = this.getProvider("docker:index/image:Image");

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
-  databaseEnv,
+  databaseCredentials,
   databaseOutputs,
   databases,
   webTier,
@@ -23,7 +23,7 @@ export function blog(ctx: TopologyContext): TopologyOutputs {
     ctx,
     "blog",
     { APP_TOPOLOGY: "blog", ...cache.env, ...locks.env },
-    { ...databaseEnv("DATABASE_", db), ...cache.secretEnv, ...locks.secretEnv },
+    { ...databaseCredentials("DATABASE_", db), ...cache.credentials, ...locks.credentials },
   );
   return {
     ...web,

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
-  databaseEnv,
+  databaseCredentials,
   databaseOutputs,
   databases,
   webTier,
@@ -20,7 +20,7 @@ export function ecommerce(ctx: TopologyContext): TopologyOutputs {
   const orders = databases(ctx, "orders", "orders", "shop", ctx.config.database.shards);
   const shardSecrets = Object.assign(
     {},
-    ...orders.clusters.map((s, i) => databaseEnv(`ORDERS_SHARD_${i}_`, s)),
+    ...orders.clusters.map((s, i) => databaseCredentials(`ORDERS_SHARD_${i}_`, s)),
   );
   // Sessions, carts and hot catalog data; locks for stock reservations.
   const cache = cacheService(ctx, "cache");
@@ -28,14 +28,19 @@ export function ecommerce(ctx: TopologyContext): TopologyOutputs {
   const web = webTier(
     ctx,
     "shop",
-    // The map holds endpoints only; each shard's credentials come as secrets.
+    // The map holds endpoints only; each shard's credentials come as files.
     {
       APP_TOPOLOGY: "ecommerce",
       ORDERS_SHARD_MAP: orders.shardMap!.apply((m) => JSON.stringify(m)),
       ...cache.env,
       ...locks.env,
     },
-    { ...databaseEnv("DATABASE_", catalog), ...shardSecrets, ...cache.secretEnv, ...locks.secretEnv },
+    {
+      ...databaseCredentials("DATABASE_", catalog),
+      ...shardSecrets,
+      ...cache.credentials,
+      ...locks.credentials,
+    },
   );
   return {
     ...web,

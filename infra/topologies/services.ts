@@ -1,44 +1,80 @@
 import * as pulumi from "@pulumi/pulumi";
-import { Memcached } from "../../components/cache/memcached";
-import { RedisCache } from "../../components/cache/redis-cache";
-import { LockService } from "../../components/coordination/lock-service";
+import { Memcached, type MemcachedArgs } from "../../components/cache/memcached";
+import { RedisCache, type RedisCacheArgs } from "../../components/cache/redis-cache";
+import { LockService, type LockServiceArgs } from "../../components/coordination/lock-service";
 import { dataProtected, DEFAULT_CACHE_ENGINE, DEFAULT_REDIS_MODE } from "../config";
 import type { TopologyContext, TopologyOutputs } from "./web-tier";
 
 /** What a backing service hands the app tier, and what the stack exports about it. */
 export interface AppService {
   readonly env: Record<string, pulumi.Input<string>>;
-  readonly secretEnv: Record<string, pulumi.Input<string>>;
+  /** Reach the app as files (`ServerClusterArgs.credentials`), never as environment. */
+  readonly credentials: Record<string, pulumi.Input<string>>;
   readonly outputs: TopologyOutputs;
 }
 
-const NONE: AppService = { env: {}, secretEnv: {}, outputs: {} };
+const NONE: AppService = { env: {}, credentials: {}, outputs: {} };
+
+/** The stack's cache engine: cache.engine, or the topology's. */
+export function cacheEngine(config: TopologyContext["config"]): "redis" | "memcached" | "none" {
+  return config.cache.engine ?? DEFAULT_CACHE_ENGINE[config.topology];
+}
+
+/** Whether the stack runs the lock service (locks.enabled; unset: on for the shop, off for the blog). */
+export function locksEnabled(config: TopologyContext["config"]): boolean {
+  return config.locks.enabled ?? config.topology === "ecommerce";
+}
+
+export function redisArgs(ctx: TopologyContext): RedisCacheArgs {
+  const { cache, topology } = ctx.config;
+  const r = cache.redis;
+  return {
+    platform: ctx.platform,
+    mode: r?.mode ?? DEFAULT_REDIS_MODE[topology],
+    replicas: r?.replicas,
+    sentinels: r?.sentinels,
+    quorum: r?.quorum,
+    timings: r && {
+      downAfterMs: r.downAfterMs,
+      failoverTimeoutMs: r.failoverTimeoutMs,
+      parallelSyncs: r.parallelSyncs,
+    },
+    maxmemory: r?.maxmemory,
+    minReplicasToWrite: r?.minReplicasToWrite,
+    storageGi: r?.storageGi,
+    protect: dataProtected(ctx.config),
+    credentialRotation: ctx.config.credentialRotation,
+    resources: cache.resources,
+  };
+}
+
+export function memcachedArgs(ctx: TopologyContext): MemcachedArgs {
+  const { cache } = ctx.config;
+  return {
+    platform: ctx.platform,
+    members: cache.memcached?.members,
+    memoryMb: cache.memcached?.memoryMb,
+    maxConnections: cache.memcached?.maxConnections,
+    resources: cache.resources,
+  };
+}
+
+export function lockArgs(ctx: TopologyContext): LockServiceArgs {
+  const { locks, platform } = ctx.config;
+  return {
+    platform: ctx.platform,
+    members: locks.members ?? (platform === "kubernetes" ? 3 : 1),
+    ttlSeconds: locks.ttlSeconds,
+    protect: dataProtected(ctx.config),
+  };
+}
 
 /** The stack's cache: Redis with Sentinel, a memcached pool, or none (cache.engine). */
 export function cacheService(ctx: TopologyContext, name: string): AppService {
-  const { cache, topology } = ctx.config;
-  const engine = cache.engine ?? DEFAULT_CACHE_ENGINE[topology];
+  const engine = cacheEngine(ctx.config);
   switch (engine) {
     case "redis": {
-      const r = cache.redis;
-      const redis = new RedisCache(name, {
-        platform: ctx.platform,
-        mode: r?.mode ?? DEFAULT_REDIS_MODE[topology],
-        replicas: r?.replicas,
-        sentinels: r?.sentinels,
-        quorum: r?.quorum,
-        timings: r && {
-          downAfterMs: r.downAfterMs,
-          failoverTimeoutMs: r.failoverTimeoutMs,
-          parallelSyncs: r.parallelSyncs,
-        },
-        maxmemory: r?.maxmemory,
-        minReplicasToWrite: r?.minReplicasToWrite,
-        storageGi: r?.storageGi,
-        protect: dataProtected(ctx.config),
-        credentialRotation: ctx.config.credentialRotation,
-        resources: cache.resources,
-      });
+      const redis = new RedisCache(name, redisArgs(ctx));
       return {
         ...redis.appEnv(),
         outputs: {
@@ -51,17 +87,10 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
       };
     }
     case "memcached": {
-      const m = cache.memcached;
-      const pool = new Memcached(name, {
-        platform: ctx.platform,
-        members: m?.members,
-        memoryMb: m?.memoryMb,
-        maxConnections: m?.maxConnections,
-        resources: cache.resources,
-      });
+      const pool = new Memcached(name, memcachedArgs(ctx));
       return {
         env: pool.appEnv(),
-        secretEnv: {},
+        credentials: {},
         outputs: { cacheEngine: pulumi.output("memcached"), cacheServers: pool.servers },
       };
     }
@@ -76,13 +105,7 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
 
 /** The lock service, when locks.enabled (default: on for the shop, off for the blog). */
 export function lockService(ctx: TopologyContext, name: string): AppService {
-  const { locks, topology, platform } = ctx.config;
-  if (!(locks.enabled ?? topology === "ecommerce")) return NONE;
-  const service = new LockService(name, {
-    platform: ctx.platform,
-    members: locks.members ?? (platform === "kubernetes" ? 3 : 1),
-    ttlSeconds: locks.ttlSeconds,
-    protect: dataProtected(ctx.config),
-  });
+  if (!locksEnabled(ctx.config)) return NONE;
+  const service = new LockService(name, lockArgs(ctx));
   return { ...service.appEnv(), outputs: { lockEndpoints: service.endpoints } };
 }

@@ -1,8 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { generatedSecret } from "../../components/shared";
-import { LoadBalancer, type LoadBalancerBackend } from "../../components/balancer/load-balancer";
-import { ServerCluster } from "../../components/cluster/server-cluster";
+import {
+  LoadBalancer,
+  type LoadBalancerArgs,
+  type LoadBalancerBackend,
+} from "../../components/balancer/load-balancer";
+import { ServerCluster, type ServerClusterArgs } from "../../components/cluster/server-cluster";
 import { MysqlCluster, type MysqlClusterArgs } from "../../components/database/mysql-cluster";
 import { PostgresCluster, type PostgresClusterArgs } from "../../components/database/postgres-cluster";
 import { ShardedMysql, ShardedPostgres, type ShardMap } from "../../components/database/sharding";
@@ -45,7 +49,7 @@ export interface Databases {
 }
 
 /** The settings every cluster of the stack shares, for the MySQL family. */
-function mysqlArgs(ctx: TopologyContext, database: string, user: string): MysqlClusterArgs {
+export function mysqlArgs(ctx: TopologyContext, database: string, user: string): MysqlClusterArgs {
   const d = ctx.config.database;
   if (d.engine === "postgresql") throw new Error("mysqlArgs: the engine is postgresql");
   return {
@@ -67,7 +71,7 @@ function mysqlArgs(ctx: TopologyContext, database: string, user: string): MysqlC
 }
 
 /** The settings every cluster of the stack shares, for PostgreSQL (Patroni). */
-function postgresArgs(ctx: TopologyContext, database: string, user: string): PostgresClusterArgs {
+export function postgresArgs(ctx: TopologyContext, database: string, user: string): PostgresClusterArgs {
   const d = ctx.config.database;
   const pg = postgresqlSettings(d);
   return {
@@ -129,8 +133,11 @@ export function databases(
   };
 }
 
-/** The app's view of one cluster: read-write and read-only URLs, as secrets. */
-export function databaseEnv(prefix: string, db: DatabaseEndpoints): Record<string, pulumi.Input<string>> {
+/** The app's view of one cluster: read-write and read-only URLs, as credentials (files). */
+export function databaseCredentials(
+  prefix: string,
+  db: DatabaseEndpoints,
+): Record<string, pulumi.Input<string>> {
   return { [`${prefix}URL`]: db.connectionUrl, [`${prefix}READ_URL`]: db.readConnectionUrl };
 }
 
@@ -167,13 +174,69 @@ function tlsMaterial(ctx: TopologyContext, name: string) {
     }
     case "provided": {
       const cfg = new pulumi.Config("ha-backend");
-      return { certificate: cfg.require("tlsCertificate"), privateKey: cfg.requireSecret("tlsKey") };
+      // A certificate is public, but one stored with --secret stays secret.
+      const certificate = ctx.config.secretKeys.includes("tlsCertificate")
+        ? cfg.requireSecret("tlsCertificate")
+        : cfg.require("tlsCertificate");
+      return { certificate, privateKey: cfg.requireSecret("tlsKey") };
     }
     default: {
       const never: never = ctx.config.balancer.tls;
       throw new Error(`unhandled tls mode ${String(never)}`);
     }
   }
+}
+
+/**
+ * The app servers' args (without replicas): the stack's services' env and credentials, plus
+ * app.env — which holds secrets when the stack stores `app` with `--secret` (then all of it is
+ * secret env, so no value shows in a spec or a diff).
+ */
+export function appArgs(
+  ctx: TopologyContext,
+  env: Record<string, pulumi.Input<string>>,
+  credentials: Record<string, pulumi.Input<string>>,
+): Omit<ServerClusterArgs, "replicas"> {
+  const { app } = ctx.config;
+  const appEnvIsSecret = ctx.config.secretKeys.includes("app");
+  return {
+    platform: ctx.platform,
+    image: app.image,
+    port: app.port,
+    healthCheckPath: app.healthCheckPath,
+    resources: app.resources,
+    env: appEnvIsSecret ? env : { ...env, ...app.env },
+    // The services' credentials and the session key: files under /run/secrets, each named by
+    // <NAME>_FILE (ServerClusterArgs.credentials). app.env stays environment, the names the app
+    // reads.
+    credentials,
+    secretEnv: appEnvIsSecret ? { ...app.env } : undefined,
+  };
+}
+
+/** The balancer's args in front of `backends`. */
+export function balancerArgs(
+  ctx: TopologyContext,
+  backends: LoadBalancerBackend[],
+  tls: LoadBalancerArgs["tls"],
+): LoadBalancerArgs {
+  const { app, balancer } = ctx.config;
+  return {
+    platform: ctx.platform,
+    engine: balancer.engine,
+    backends,
+    healthCheckPath: app.healthCheckPath,
+    replicas: balancer.replicas,
+    algorithm: balancer.algorithm,
+    httpPort: ctx.publicPorts.http,
+    httpsPort: ctx.publicPorts.https,
+    tls,
+    rateLimit: balancer.rateLimit,
+    stickyCookie: balancer.stickyCookie,
+    health: balancer.health,
+    retries: balancer.retries,
+    resources: balancer.resources,
+  };
 }
 
 /**
@@ -186,44 +249,21 @@ export function webTier(
   ctx: TopologyContext,
   name: string,
   env: Record<string, pulumi.Input<string>>,
-  secretEnv: Record<string, pulumi.Input<string>> = {},
+  credentials: Record<string, pulumi.Input<string>> = {},
 ): TopologyOutputs {
   const { app, balancer } = ctx.config;
   const sessionKey = generatedSecret(undefined, `${name}-session-key`, {
     length: 48,
     rotation: ctx.config.credentialRotation?.[`${name}-session-key`],
   });
-  const appArgs = {
-    platform: ctx.platform,
-    image: app.image,
-    port: app.port,
-    healthCheckPath: app.healthCheckPath,
-    resources: app.resources,
-    env: { ...env, ...app.env },
-    secretEnv: { ...secretEnv, SESSION_SECRET: sessionKey },
-  };
-  const primary = new ServerCluster(name, { ...appArgs, replicas: app.replicas });
+  const args = appArgs(ctx, env, { ...credentials, SESSION_SECRET: sessionKey });
+  const primary = new ServerCluster(name, { ...args, replicas: app.replicas });
   const backends: LoadBalancerBackend[] = [{ group: primary, weights: balancer.weights }];
   if (balancer.backups > 0) {
-    const standby = new ServerCluster(`${name}-standby`, { ...appArgs, replicas: balancer.backups });
+    const standby = new ServerCluster(`${name}-standby`, { ...args, replicas: balancer.backups });
     backends.push({ group: standby, backup: true });
   }
-  const lb = new LoadBalancer(`${name}-lb`, {
-    platform: ctx.platform,
-    engine: balancer.engine,
-    backends,
-    healthCheckPath: app.healthCheckPath,
-    replicas: balancer.replicas,
-    algorithm: balancer.algorithm,
-    httpPort: ctx.publicPorts.http,
-    httpsPort: ctx.publicPorts.https,
-    tls: tlsMaterial(ctx, name),
-    rateLimit: balancer.rateLimit,
-    stickyCookie: balancer.stickyCookie,
-    health: balancer.health,
-    retries: balancer.retries,
-    resources: balancer.resources,
-  });
+  const lb = new LoadBalancer(`${name}-lb`, balancerArgs(ctx, backends, tlsMaterial(ctx, name)));
   return {
     url: lb.url,
     // Only with TLS on: an undefined stack output is dropped with a warning.

@@ -8,10 +8,12 @@ import {
   StackConfigError,
 } from "../../infra/config";
 import { runWithConfig, type RecordedResource } from "../support/engine";
+import { OFFLINE_TLS_CERTIFICATE, OFFLINE_TLS_KEY } from "../../scripts/offline-tls";
 
 const base = { topology: "ecommerce", platform: "docker" };
-const PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-const PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+// A real, matching, public pair: the checks parse certificates and keys.
+const PEM_CERT = OFFLINE_TLS_CERTIFICATE;
+const PEM_KEY = OFFLINE_TLS_KEY;
 
 /** The problems of a config that must be rejected (fails the test if it is accepted). */
 function problemsOf(raw: Record<string, unknown>): string[] {
@@ -48,7 +50,9 @@ describe("parseStackConfig", () => {
       },
       // Engines per topology are filled in where they are used (DEFAULT_CACHE_ENGINE, locks per topology).
       cache: {},
-      locks: { ttlSeconds: 10 },
+      locks: {},
+      secretKeys: [],
+      warnings: [],
     });
   });
 
@@ -111,9 +115,10 @@ describe("parseStackConfig", () => {
         ...base,
         platform: "kubernetes",
         environment: "development",
+        database: { engine: "postgresql", postgresql: { image: "registry.example.com/patroni:15-1" } },
         kubernetes: { apiServerCidrs: ["kubernetes.default"] },
       },
-      'ha-backend:kubernetes.apiServerCidrs.0 must list IPv4 CIDRs, but "kubernetes.default" was provided. Write e.g. apiServerCidrs: [172.18.0.2/32] (kubectl get endpoints kubernetes -n default).',
+      'ha-backend:kubernetes.apiServerCidrs.0 must be an IPv4 or IPv6 network in CIDR notation (address/prefix), but "kubernetes.default" was provided. Write e.g. apiServerCidrs: [172.18.0.2/32] (kubectl get endpoints kubernetes -n default).',
     ],
     [
       "no wait at all for the edge's address",
@@ -168,7 +173,7 @@ describe("parseStackConfig", () => {
     [
       "unpinned image",
       { ...base, app: { image: "nginx:latest" } },
-      'ha-backend:app.image must be an image pinned by a tag other than latest (name:tag), but "nginx:latest" was provided. Give an explicit version, e.g. image: nginx:1.28.0-alpine, or remove it to use the demo app.',
+      'ha-backend:app.image must be pinned by a tag other than latest, or by a digest, but "nginx:latest" was provided. Give an explicit version, e.g. image: registry.example.com:5000/shop:1.4.2 or nginx:1.28.0-alpine@sha256:…, or remove it to use the demo app.',
     ],
     [
       "health path without slash",
@@ -213,7 +218,7 @@ describe("parseStackConfig", () => {
         environment: "development",
         kubernetes: { namespace: "Prod_NS" },
       },
-      'ha-backend:kubernetes.namespace must be a DNS label (a-z, 0-9, -), but "Prod_NS" was provided. Write e.g. ecommerce-prod.',
+      "ha-backend:kubernetes.namespace must be a DNS label (a-z, 0-9, '-', at most 63, starting and ending with a letter or digit), but \"Prod_NS\" was provided. Write e.g. ecommerce-prod.",
     ],
     [
       "unknown balancer engine",
@@ -345,7 +350,7 @@ describe("parseStackConfig", () => {
   });
 
   it("lets affinity through where it works: HAProxy on Kubernetes, nginx on Docker", () => {
-    const sticky = { stickyCookie: "SRV", algorithm: "ip-hash" };
+    const sticky = { stickyCookie: "SRV", algorithm: "least-conn" };
     expect(
       parseStackConfig({
         topology: "blog",
@@ -354,9 +359,14 @@ describe("parseStackConfig", () => {
         balancer: sticky,
       }).balancer,
     ).toMatchObject({ engine: "haproxy", ...sticky });
-    expect(parseStackConfig({ ...base, balancer: sticky }).balancer).toMatchObject({
+    // nginx hashes the cookie: an algorithm beside it would do nothing.
+    expect(parseStackConfig({ ...base, balancer: { stickyCookie: "SRV" } }).balancer).toMatchObject({
       engine: "nginx",
-      ...sticky,
+      stickyCookie: "SRV",
+    });
+    expect(parseStackConfig({ ...base, balancer: { algorithm: "ip-hash" } }).balancer).toMatchObject({
+      engine: "nginx",
+      algorithm: "ip-hash",
     });
   });
 
@@ -463,7 +473,7 @@ describe("database.engine: postgresql", () => {
     [
       "an unpinned image",
       pg({ postgresql: { image: "patroni:latest" } }),
-      'ha-backend:database.postgresql.image must be an image pinned by a tag other than latest (name:tag), but "patroni:latest" was provided.',
+      'ha-backend:database.postgresql.image must be pinned by a tag other than latest, or by a digest, but "patroni:latest" was provided.',
     ],
     [
       "a registry with a tag",
@@ -495,7 +505,6 @@ describe("cache and locks", () => {
       failoverTimeoutMs: 10000,
       parallelSyncs: 1,
       maxmemory: "256mb",
-      storageGi: 1,
     });
   });
 
@@ -570,7 +579,8 @@ describe("the TLS key", () => {
     });
     expect(problems.join("\n")).not.toContain("hunter2");
     expect(problems).toEqual([
-      'ha-backend:tlsKey must be PEM text (-----BEGIN …), but "(not shown)" was provided. Give the PEM file\'s contents.',
+      "ha-backend:tlsKey must be exactly one PEM private key block and nothing else, but text with no private key block and other text outside the PEM blocks (not shown) was provided. Give the private key PEM file's contents: one PRIVATE KEY block, without certificates or other text.",
+      "ha-backend:tlsKey must be stored as a secret, but a plain value was provided. Run: pulumi config set --secret ha-backend:tlsKey < key.pem",
     ]);
   });
 });

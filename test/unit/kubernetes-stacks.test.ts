@@ -4,8 +4,10 @@
  * network policies allow exactly the intended connections.
  */
 import type { ProgramRun } from "../../scripts/mock-engine";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { testCa, testCert } from "../support/tls";
 import {
   allowedBySource,
   networkModel,
@@ -154,7 +156,7 @@ describe("a config change rolls exactly the pods that read it", () => {
     [
       "Redis's memory limit (redis.conf)",
       "ecommerce-prod",
-      (c) => void ((section(c, "cache").redis as Record<string, unknown>).maxmemory = "1200mb"),
+      (c) => void ((section(c, "cache").redis as Record<string, unknown>).maxmemory = "900mb"),
       ["cache-redis"],
     ],
     [
@@ -164,10 +166,20 @@ describe("a config change rolls exactly the pods that read it", () => {
       ["cache-sentinel"],
     ],
     [
-      "the balancer's TLS key",
+      "the balancer's certificate and key (renewed)",
       "blog-prod",
-      (c) =>
-        void (c["ha-backend:tlsKey"] = "-----BEGIN PRIVATE KEY-----\nanother\n-----END PRIVATE KEY-----\n"),
+      (c) => {
+        // A second real pair: the checks parse both and match the key to the certificate.
+        const dir = mkdtempSync(join(tmpdir(), "ha-tls-"));
+        try {
+          const ca = testCa(dir);
+          const renewed = testCert(dir, ca, "blog-prod.local", ["serverAuth"], ["DNS:blog-prod.local"]);
+          c["ha-backend:tlsCertificate"] = renewed.cert + ca.cert;
+          c["ha-backend:tlsKey"] = renewed.key;
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
       ["blog-lb-haproxy"],
     ],
   ])("%s", async (_label, stack, edit, expected) => {

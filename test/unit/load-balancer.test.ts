@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
+  balancerCommand,
   COOKIE_KEY_ENV,
+  COOKIE_KEY_PATH,
   HAPROXY_IMAGE,
   groupServers,
   LoadBalancer,
@@ -61,14 +63,17 @@ describe("LoadBalancer on Docker", () => {
     expect(first.image).toBe(`sha256:mock-${NGINX_IMAGE}`);
     expect(first.user).toBe("101");
     expect(first.ports).toEqual([
-      { internal: 8080, external: 8080 },
-      { internal: 8443, external: 8443 },
+      { internal: 8080, external: 8080, ip: "127.0.0.1" },
+      { internal: 8443, external: 8443, ip: "127.0.0.1" },
     ]);
     expect(plain(one(run, CONTAINER, "shop-lb-nginx-1")).ports).toEqual([]);
-    expect(first.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-edge", "dev-public"]);
-    // The app servers join the edge network, so only the balancer tier (and peers) reach them.
+    expect(first.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
+      "dev-app-from-edge",
+      "dev-public",
+    ]);
+    // The app servers' network admits the edge tier, so only the balancer tier (and peers) reach them.
     const app = plain(one(run, CONTAINER, "shop-app-0"));
-    expect(app.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-app", "dev-edge"]);
+    expect(app.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-app-from-edge"]);
     expect(run.outputs.url).toBe("http://localhost:8080");
     expect(run.outputs.httpsUrl).toBe("https://localhost:8443");
   });
@@ -108,7 +113,7 @@ describe("LoadBalancer on Docker", () => {
     expect(c.image).toBe(`sha256:mock-${HAPROXY_IMAGE}`);
     expect(c.entrypoints).toEqual(["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]);
     expect(c.user).toBe("99");
-    expect(c.ports).toEqual([{ internal: 8080, external: 8080 }]);
+    expect(c.ports).toEqual([{ internal: 8080, external: 8080, ip: "127.0.0.1" }]);
     expect(c.uploads[0].content).toContain("resolvers dns init-addr last,libc,none");
     expect(c.uploads[0].content).toContain(
       "server shop-standby-app-0 shop-standby-app-0:8080 check weight 1 backup",
@@ -181,7 +186,7 @@ describe("LoadBalancer on Kubernetes", () => {
     expect(text).not.toContain("fail_timeout");
   });
 
-  it("HAProxy gives each pod its own sticky cookie, with the key in a Secret and not in the config", async () => {
+  it("HAProxy gives each pod its own sticky cookie, with the key in a secret file, not in the config or env", async () => {
     const run = await runComponents(() =>
       shopOn(new KubernetesPlatform("k8s", { namespace: "shop" }), true, "haproxy", {
         stickyCookie: "SRV",
@@ -204,17 +209,30 @@ describe("LoadBalancer on Kubernetes", () => {
     expect(text).toContain(
       "server-template group0- 1-4 shop-app-headless.shop.svc.cluster.local:8080 check init-addr none\n",
     );
-    // GIVEN one generated key WHEN it reaches the pods THEN only as a secretKeyRef to a Secret.
+    // GIVEN one generated key WHEN it reaches the pods THEN only as a file of the mounted Secret,
+    // which the start command exports into HAProxy's own environment (never the container's).
     const key = one(run, "random:index/randomPassword:RandomPassword", "shop-lb-cookie-key");
     expect(plain(key)).toMatchObject({ length: 32, special: false });
-    const secret = one(run, "kubernetes:core/v1:Secret", "shop-lb-haproxy-env");
-    expect(plain(secret).stringData).toEqual({ [COOKIE_KEY_ENV]: "mock-password-for-shop-lb-cookie-key" });
+    const files = plain(one(run, "kubernetes:core/v1:Secret", "shop-lb-haproxy-secret-files"))
+      .stringData as Record<string, string>;
+    const entry = Object.entries(files).find(([, v]) => v === "mock-password-for-shop-lb-cookie-key");
     const container = plain(one(run, "kubernetes:apps/v1:Deployment", "shop-lb-haproxy-deployment")).spec
       .template.spec.containers[0];
-    expect(container.env).toContainEqual({
-      name: COOKIE_KEY_ENV,
-      valueFrom: { secretKeyRef: { name: "shop-lb-haproxy-env", key: COOKIE_KEY_ENV } },
+    expect(container.volumeMounts).toContainEqual({
+      name: "secret-files",
+      mountPath: COOKIE_KEY_PATH,
+      subPath: entry?.[0],
+      readOnly: true,
     });
+    expect(
+      container.env.filter((e: { valueFrom?: object }) => "secretKeyRef" in (e.valueFrom ?? {})),
+    ).toEqual([]);
+    expect(container.command).toEqual(balancerCommand("haproxy", true));
+    expect(container.command).toEqual([
+      "/bin/sh",
+      "-c",
+      `${COOKIE_KEY_ENV}="$(cat ${COOKIE_KEY_PATH})" && export ${COOKIE_KEY_ENV} && exec haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg`,
+    ]);
     expectSecretsHidden(run, ["mock-password-for-shop-lb-cookie-key"]);
   });
 

@@ -32,10 +32,7 @@ describe("Memcached", () => {
       "4",
     ]);
     expect(c.volumes).toEqual([]);
-    expect(c.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
-      "dev-pages-memcached",
-      "dev-app",
-    ]);
+    expect(c.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-pages-memcached-from-app"]);
     expect(run.outputs).toEqual({
       servers: ["pages-memcached-0:11211", "pages-memcached-1:11211"],
       env: { MEMCACHED_SERVERS: "pages-memcached-0:11211,pages-memcached-1:11211" },
@@ -64,7 +61,7 @@ describe("Memcached", () => {
     [
       "a memory limit the cache outgrows",
       { memoryMb: 512, resources: { cpu: "1", memory: "256Mi" } },
-      'resources.memory must leave room for memoryMb (512 MiB of items need about 596 MiB in all), but "256Mi" was provided. Raise it to at least 596Mi, or lower memoryMb.',
+      'resources.memory must be at least 596Mi (memoryMb 512 of items plus tables, buffers and per-connection state), but "256Mi" was provided. Raise it to 596Mi or more.',
     ],
   ])("rejects %s before creating anything", async (_, args, message) => {
     await expectRejectedBeforeAnyResource(() => {

@@ -37,13 +37,12 @@ describe("MysqlCluster on Docker (replication, semi-sync)", () => {
     expect(m.volumes).toEqual([{ volumeName: "dev-orders-db-1-data", containerPath: "/var/lib/mysql" }]);
     // Peers and the router reach the members; the app tier does not.
     expect(m.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
-      "dev-orders-db",
-      "dev-orders-router",
+      "dev-orders-db-from-orders-router",
     ]);
     const router = plain(one(run, CONTAINER, "orders-router-0"));
     expect(router.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
-      "dev-orders-router",
-      "dev-app",
+      "dev-orders-db-from-orders-router",
+      "dev-orders-router-from-app",
     ]);
     expect(run.outputs.rw).toBe("orders-router:3306");
     expect(run.outputs.ro).toBe("orders-router:3307");
@@ -60,6 +59,8 @@ describe("MysqlCluster on Docker (replication, semi-sync)", () => {
       ["/etc/mysql/conf.d/ha-backend.cnf", false],
       ["/etc/ha-backend/db/init.sql", true],
       ["/etc/ha-backend/db/replica.sql", true],
+      // Root's password: the image (and the promotion script) read it from this file.
+      ["/etc/ha-backend/db/root-password", true],
       ["/etc/mysql/conf.d/zz-ha-backend-secret.cnf", true],
     ]);
     const passwords = ofType(run, "random:index/randomPassword:RandomPassword").map(
@@ -67,10 +68,12 @@ describe("MysqlCluster on Docker (replication, semi-sync)", () => {
     );
     expect(passwords).toHaveLength(4);
     expectSecretsHidden(run, passwords);
-    // The root password reaches the image as secret env.
-    expect(plain(one(run, CONTAINER, "orders-db-0")).envs).toEqual([
-      "MARIADB_ROOT_PASSWORD=mock-password-for-orders-root-password",
-    ]);
+    // The root password reaches the image as a file the environment names, never as env itself.
+    const member = plain(one(run, CONTAINER, "orders-db-0"));
+    expect(member.envs).toEqual(["MARIADB_ROOT_PASSWORD_FILE=/etc/ha-backend/db/root-password"]);
+    expect(member.uploads.find((u: { file: string }) => u.file.endsWith("root-password")).content).toBe(
+      "mock-password-for-orders-root-password",
+    );
   });
 });
 

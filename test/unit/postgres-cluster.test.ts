@@ -93,16 +93,18 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
     expect(m.healthcheck.tests.join(" ")).toContain("http://127.0.0.1:8008/readiness");
     // Peers, etcd's, the router's and the settings task's networks; never the app's.
     expect(m.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
-      "dev-orders-pg",
-      "dev-orders-router",
-      "dev-orders-pg-admin",
+      "dev-orders-etcd-from-orders-pg",
+      "dev-orders-pg-from-orders-pg-admin",
+      "dev-orders-pg-from-orders-router",
     ]);
     // The settings task: run once to completion, on its own network only, credentials secret,
     // started only once every member is up and healthy.
     const task = one(run, CONTAINER, "orders-pg-dcs-954b11d583");
     const t = plain(task);
     expect([t.mustRun, t.attach, t.restart]).toEqual([false, true, "no"]);
-    expect(t.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-orders-pg-admin"]);
+    expect(t.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
+      "dev-orders-pg-from-orders-pg-admin",
+    ]);
     expect(t.entrypoints.slice(0, 3)).toEqual([
       "python3",
       "/etc/ha-backend/pg/apply-settings.py",
@@ -123,7 +125,7 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
     expect([settings.ttl, settings.loop_wait, settings.retry_timeout]).toEqual([10, 2, 3]);
     expect(
       plain(one(run, CONTAINER, "orders-etcd-0")).networksAdvanced.map((n: { name: string }) => n.name),
-    ).toEqual(["dev-orders-etcd", "dev-orders-pg"]);
+    ).toEqual(["dev-orders-etcd-from-orders-pg"]);
     expect(ofType(run, "docker:index/volume:Volume").every((v) => v.protect)).toBe(true);
     expect(run.outputs).toMatchObject({
       rw: "orders-router:5432",

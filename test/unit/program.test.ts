@@ -25,23 +25,23 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
         /ServerCluster|LoadBalancer/.test(c.parent ?? ""),
       );
       expect(web).toHaveLength(config.app.replicas + config.balancer.backups + config.balancer.replicas);
-      // The app receives its database URLs as secret env.
+      // The app receives its database URLs as files the environment names (no secret in env).
       const envs = one(run, "docker:index/container:Container", `${app}-app-0`).inputs.envs;
-      expect(isWrappedSecret(envs)).toBe(true);
+      expect(isWrappedSecret(envs)).toBe(false);
       const names = (
         plain(one(run, "docker:index/container:Container", `${app}-app-0`)).envs as string[]
       ).map((e) => e.split("=")[0]);
-      expect(names).toEqual(expect.arrayContaining(["DATABASE_URL", "DATABASE_READ_URL"]));
+      expect(names).toEqual(expect.arrayContaining(["DATABASE_URL_FILE", "DATABASE_READ_URL_FILE"]));
       if (topology === "ecommerce") {
-        expect(names).toEqual(expect.arrayContaining(["ORDERS_SHARD_0_URL", "ORDERS_SHARD_MAP"]));
+        expect(names).toEqual(expect.arrayContaining(["ORDERS_SHARD_0_URL_FILE", "ORDERS_SHARD_MAP"]));
         // Sessions and carts in Redis (Sentinel), stock reservations under etcd locks.
         expect(names).toEqual(
           expect.arrayContaining([
             "REDIS_SENTINELS",
             "REDIS_MASTER_NAME",
-            "REDIS_PASSWORD",
+            "REDIS_PASSWORD_FILE",
             "LOCK_ENDPOINTS",
-            "LOCK_CLIENT_KEY_PEM",
+            "LOCK_CLIENT_KEY_PEM_FILE",
           ]),
         );
       } else {
@@ -75,10 +75,8 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
           plain(st).spec.persistentVolumeClaimRetentionPolicy.whenDeleted,
         ]).toEqual([st.name, on, on ? "Retain" : "Delete"]);
       }
-      const env = d.spec.template.spec.containers[0].env as { name: string; valueFrom?: unknown }[];
-      expect(env.find((e) => e.name === "DATABASE_URL")?.valueFrom).toEqual({
-        secretKeyRef: { name: `${app}-app-env`, key: "DATABASE_URL" },
-      });
+      const env = d.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+      expect(env.find((e) => e.name === "DATABASE_URL_FILE")?.value).toBe("/run/secrets/DATABASE_URL");
     }
     expect(run.outputs.databaseUrl).toBe("[secret]");
     if (topology === "ecommerce") {

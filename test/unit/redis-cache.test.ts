@@ -28,7 +28,7 @@ describe("RedisCache on Docker", () => {
         mode: "store",
         ...args,
       });
-      const { env, secretEnv } = cache.appEnv();
+      const { env, credentials } = cache.appEnv();
       return {
         sentinels: cache.sentinelEndpoints,
         master: cache.masterName,
@@ -36,7 +36,7 @@ describe("RedisCache on Docker", () => {
         url: cache.url,
         budget: cache.failoverBudgetSeconds,
         env,
-        secretEnv,
+        credentials,
       };
     };
 
@@ -65,10 +65,9 @@ describe("RedisCache on Docker", () => {
     expect(m.volumes).toEqual([{ volumeName: "dev-sessions-redis-1-data", containerPath: "/data" }]);
     // Sentinels, the router and the app reach the members (Sentinel clients connect to the primary).
     expect(m.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
-      "dev-sessions-redis",
-      "dev-sessions-sentinel",
-      "dev-sessions-router",
-      "dev-app",
+      "dev-sessions-redis-from-app",
+      "dev-sessions-redis-from-sessions-router",
+      "dev-sessions-redis-from-sessions-sentinel",
     ]);
     expect(run.outputs).toMatchObject({
       sentinels: ["sessions-sentinel-0:26379", "sessions-sentinel-1:26379", "sessions-sentinel-2:26379"],
@@ -80,7 +79,7 @@ describe("RedisCache on Docker", () => {
         REDIS_SENTINELS: "sessions-sentinel-0:26379,sessions-sentinel-1:26379,sessions-sentinel-2:26379",
         REDIS_MASTER_NAME: "sessions",
       },
-      secretEnv: { REDIS_URL: "[secret]", REDIS_PASSWORD: "[secret]", REDIS_SENTINEL_PASSWORD: "[secret]" },
+      credentials: { REDIS_URL: "[secret]", REDIS_PASSWORD: "[secret]", REDIS_SENTINEL_PASSWORD: "[secret]" },
     });
   });
 
@@ -108,16 +107,23 @@ describe("RedisCache on Docker", () => {
     expect(sentinel).toContain("sentinel monitor sessions sessions-redis-0 6379 2");
   });
 
-  it("health-checks with redis-cli, the password from the environment, never on a command line", async () => {
+  it("health-checks with redis-cli, the password from the secret config file, never from env or a command line", async () => {
     const run = await runComponents(build());
     const m = plain(one(run, CONTAINER, "sessions-redis-0"));
     expect(m.healthcheck.tests).toEqual([
       "CMD",
       "sh",
       "-c",
-      "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG",
+      "REDISCLI_AUTH=\"$(sed -n 's/^requirepass //p' /etc/ha-backend/redis/redis.conf)\" redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG",
     ]);
-    expect(isWrappedSecret(one(run, CONTAINER, "sessions-redis-0").inputs.envs)).toBe(true);
+    // Member names and addresses only: nothing in the environment is secret any more.
+    expect(isWrappedSecret(one(run, CONTAINER, "sessions-redis-0").inputs.envs)).toBe(false);
+    expect(m.envs).toEqual(["REDIS_HOST=sessions-redis-0", "REDIS_MEMBER=sessions-redis-0"]);
+    const s = plain(one(run, CONTAINER, "sessions-sentinel-0"));
+    expect(s.healthcheck.tests[3]).toContain(
+      '/etc/ha-backend/redis/sentinel.conf)" redis-cli -h 127.0.0.1 -p 26379',
+    );
+    expect(s.envs).toEqual(["REDIS_HOST=sessions-sentinel-0", "REDIS_MEMBER=sessions-sentinel-0"]);
   });
 });
 
@@ -136,9 +142,13 @@ describe("RedisCache on Kubernetes", () => {
     const sentinel = plain(one(run, STS, "pages-sentinel-statefulset")).spec;
     expect(sentinel.replicas).toBe(5);
     expect(sentinel.template.spec.automountServiceAccountToken).toBe(false);
-    const env = sentinel.template.spec.containers[0].env;
-    expect(env.find((e: { name: string }) => e.name === "REDISCLI_AUTH").valueFrom.secretKeyRef.name).toBe(
-      "pages-sentinel-env",
+    // The probe reads Sentinel's password from its secret config file: no credential in env.
+    const container = sentinel.template.spec.containers[0];
+    expect(
+      container.env.filter((e: { valueFrom?: object }) => "secretKeyRef" in (e.valueFrom ?? {})),
+    ).toEqual([]);
+    expect(container.readinessProbe.exec.command.join(" ")).toContain(
+      "REDISCLI_AUTH=\"$(sed -n 's/^requirepass //p' /etc/ha-backend/redis/sentinel.conf)\" redis-cli -h 127.0.0.1 -p 26379 ping",
     );
     const secretFiles = one(run, "kubernetes:core/v1:Secret", "pages-sentinel-secret-files");
     expect(isWrappedSecret(secretFiles.inputs.stringData)).toBe(true);

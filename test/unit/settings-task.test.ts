@@ -244,7 +244,7 @@ describe.each(dockerStacks)("on Docker (%s on PostgreSQL)", (stack, clusters) =>
   it.each(clusters)(
     "puts %s's task on the admin network only, shared with exactly its Patroni members",
     (w) => {
-      const admin = `${stack}-${w}-admin`;
+      const admin = `${stack}-${w}-from-${w}-admin`;
       expect(networks(task(w))).toEqual([admin]);
       const net = run.resources.filter(
         (r) => r.type === "docker:index/network:Network" && r.inputs.name === admin,
@@ -268,7 +268,7 @@ describe.each(dockerStacks)("on Docker (%s on PostgreSQL)", (stack, clusters) =>
   it.each(clusters)(
     "addresses %s's members at REST port 8008 by aliases they answer to on that network",
     (w) => {
-      const admin = `${stack}-${w}-admin`;
+      const admin = `${stack}-${w}-from-${w}-admin`;
       const targets = ((task(w).inputs.entrypoints ?? []) as string[]).filter((a) => /:\d+$/.test(a));
       // One address per member, each at Patroni's REST port…
       expect(targets.map((t) => t.split(":")[1])).toEqual(members(w).map(() => "8008"));
