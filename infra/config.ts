@@ -739,6 +739,22 @@ function doNothingIssues(
         `Remove ${NAMESPACE}:kubernetes.apiServerCidrs.`,
       );
     }
+    if (k.podNetworks !== undefined && !pg) {
+      issue(
+        ["kubernetes", "podNetworks"],
+        k.podNetworks,
+        `only be set when database.engine is postgresql (they go into pg_hba; the engine is ${c.database.engine}, and NetworkPolicies pick pods by label)`,
+        `Remove ${NAMESPACE}:kubernetes.podNetworks.`,
+      );
+    }
+    if (k.serviceTimeoutMinutes !== undefined && (k.serviceType ?? "LoadBalancer") !== "LoadBalancer") {
+      issue(
+        ["kubernetes", "serviceTimeoutMinutes"],
+        k.serviceTimeoutMinutes,
+        `only be set with serviceType LoadBalancer (only a load balancer's address is waited for; serviceType is ${k.serviceType})`,
+        `Remove ${NAMESPACE}:kubernetes.serviceTimeoutMinutes.`,
+      );
+    }
     if (k.imageRegistry !== undefined && !(pg && c.database.postgresql?.image === undefined)) {
       issue(
         ["kubernetes", "imageRegistry"],

@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { MysqlCluster, resolveMysqlClusterArgs, type MysqlClusterArgs } from "./mysql-cluster";
 import { PostgresCluster, resolvePostgresClusterArgs, type PostgresClusterArgs } from "./postgres-cluster";
 import { componentToken, dataProtection, physicalName } from "../resource";
+import { invalidArg } from "../errors";
 
 /**
  * Sharding (分库分表): N independent clusters and the map apps use to route a key. The routing
@@ -75,9 +76,13 @@ export interface ShardedPostgresArgs extends PostgresClusterArgs {
 /** Rejects shard counts out of range, before any child exists. */
 export function validateShards(name: string, shards: number, kind = "ShardedMysql"): void {
   if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
-    throw new Error(
-      `${kind} "${name}": shards must be a whole number from 1 to ${MAX_SHARDS}, but ${JSON.stringify(shards)} was provided. ` +
-        "Use e.g. 2; more shards than that means re-sharding data, plan it.",
+    invalidArg(
+      kind,
+      name,
+      "shards",
+      `be a whole number from 1 to ${MAX_SHARDS}`,
+      shards,
+      "Use e.g. 2; more shards than that means re-sharding data, plan it.",
     );
   }
 }

@@ -609,6 +609,14 @@ const CASES: Record<string, Record<string, Case>> = {
       raw: k8({ imageRegistry: "registry.example.com/shop" }),
       expect: { key: "kubernetes.imageRegistry", says: "only be set when pulumi up builds an image" },
     },
+    "pod networks where nothing reads them (MariaDB)": {
+      raw: k8({ podNetworks: ["10.244.0.0/16"] }),
+      expect: { key: "kubernetes.podNetworks", says: "they go into pg_hba" },
+    },
+    "a wait for an address a NodePort never gets": {
+      raw: k8({ serviceType: "NodePort", serviceTimeoutMinutes: 5 }),
+      expect: { key: "kubernetes.serviceTimeoutMinutes" },
+    },
     "an algorithm beside nginx's sticky cookie": {
       raw: { ...DK, balancer: { stickyCookie: "SRV", algorithm: "least-conn" } },
       expect: { key: "balancer.algorithm" },
