@@ -69,6 +69,7 @@ const PATHS = {
   postBootstrap: "/etc/ha-backend/pg/post-bootstrap.sh",
   applySettings: "/etc/ha-backend/pg/apply-settings.py",
   dynamicConfig: "/etc/ha-backend/pg/dynamic-config.json",
+  restApiPassword: "/etc/ha-backend/pg/restapi-password",
   pgpass: "/tmp/pgpass",
 } as const;
 
@@ -485,10 +486,13 @@ export class PostgresCluster extends pulumi.ComponentResource {
           [PATHS.applySettings]: renderApplySettingsScript(),
           [PATHS.dynamicConfig]: renderDynamicConfigJson(dynamicConfig),
         },
-        env: { [APPLY_SETTINGS_ENV.username]: PATRONI_RESTAPI_USER },
-        // The one credential left in a container's environment (ENV_CREDENTIALS): a task spec
-        // has no secret files yet.
-        secretEnv: { [APPLY_SETTINGS_ENV.password]: restApiPassword },
+        env: {
+          [APPLY_SETTINGS_ENV.username]: PATRONI_RESTAPI_USER,
+          [APPLY_SETTINGS_ENV.passwordFile]: PATHS.restApiPassword,
+        },
+        // A file, never environment (which `docker inspect` shows, also of the exited container):
+        // 0400 and the task's own user's on Docker, a mounted Secret on Kubernetes.
+        secretFiles: { [PATHS.restApiPassword]: restApiPassword },
         tier: settingsTier,
         runAsUser: POSTGRES_UID,
         // The script's own deadline (300 s) and a minute to start.

@@ -244,7 +244,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         logs: true,
         restart: "no",
         networksAdvanced: networks.map((net) => ({ name: net.name })),
-        uploads: dockerUploads(spec.files, undefined, spec.runAsUser ?? 0),
+        // Secret files as the workloads' (0400, their reader's own): never the environment, which
+        // the exited container keeps for `docker inspect` until the next run replaces it.
+        uploads: dockerUploads(spec.files, spec.secretFiles, spec.fileOwner ?? spec.runAsUser ?? 0),
         labels: [
           { label: "ha-backend.stack", value: this.prefix },
           { label: "ha-backend.task", value: name },

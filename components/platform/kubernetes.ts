@@ -244,6 +244,27 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     );
   }
 
+  /** The Secret `<name>-secret-files` holding secret files by {@link fileKey}, when there are any. */
+  private fileSecret(
+    name: string,
+    secretFiles: WorkloadSpec["secretFiles"],
+    metadata: k8s.types.input.meta.v1.ObjectMeta,
+    parent: pulumi.Resource,
+  ): k8s.core.v1.Secret | undefined {
+    if (Object.keys(secretFiles ?? {}).length === 0) return undefined;
+    return new k8s.core.v1.Secret(
+      `${name}-secret-files`,
+      {
+        metadata,
+        type: "Opaque",
+        stringData: Object.fromEntries(
+          sortedEntries(secretFiles).map(([p, c]) => [fileKey(p), pulumi.secret(c)]),
+        ),
+      },
+      this.childOpts(parent),
+    );
+  }
+
   /** A ServiceAccount with a Role of exactly `spec.apiAccess`, in the namespace; returns its name. */
   private apiAccess(
     name: string,
@@ -352,6 +373,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
             this.childOpts(parent),
           );
     const secret = this.envSecret(name, spec.secretEnv, meta("-env"), parent);
+    const fileSecret = this.fileSecret(name, spec.secretFiles, meta("-secret-files"), parent);
     // Out: DNS and the pods that admit this tier (their own policies pick the ports). In: nothing.
     new k8s.networking.v1.NetworkPolicy(
       `${name}-netpol`,
@@ -402,12 +424,15 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
                       valueFrom: { secretKeyRef: { name: `${name}-env`, key: k } },
                     })),
                   ],
-                  volumeMounts: files.map(([path]) => ({
-                    name: "files",
-                    mountPath: path,
-                    subPath: fileKey(path),
-                    readOnly: true,
-                  })),
+                  volumeMounts: [
+                    ...files.map(([path]) => ({
+                      name: "files",
+                      mountPath: path,
+                      subPath: fileKey(path),
+                      readOnly: true,
+                    })),
+                    ...secretFileMounts(spec.secretFiles),
+                  ],
                   resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "128Mi" } },
                   securityContext: {
                     allowPrivilegeEscalation: false,
@@ -417,7 +442,10 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
                   },
                 },
               ],
-              volumes: configMap ? [{ name: "files", configMap: { name: `${name}-files` } }] : [],
+              volumes: [
+                ...(configMap ? [{ name: "files", configMap: { name: `${name}-files` } }] : []),
+                ...(fileSecret ? [secretFilesVolume(name)] : []),
+              ],
             },
           },
         },
@@ -426,7 +454,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       {
         ...this.childOpts(parent),
         dependsOn: [
-          ...[configMap, secret].filter(
+          ...[configMap, secret, fileSecret].filter(
             (r): r is k8s.core.v1.ConfigMap | k8s.core.v1.Secret => r !== undefined,
           ),
           ...(spec.after ?? []),
@@ -470,19 +498,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           );
     const secret = this.envSecret(name, spec.secretEnv, meta("-env"), parent);
 
-    const secretFiles = sortedEntries(spec.secretFiles);
-    const fileSecret =
-      secretFiles.length === 0
-        ? undefined
-        : new k8s.core.v1.Secret(
-            `${name}-secret-files`,
-            {
-              metadata: meta("-secret-files"),
-              type: "Opaque",
-              stringData: Object.fromEntries(secretFiles.map(([p, c]) => [fileKey(p), pulumi.secret(c)])),
-            },
-            this.childOpts(parent),
-          );
+    const fileSecret = this.fileSecret(name, spec.secretFiles, meta("-secret-files"), parent);
 
     const memberVar = "HA_BACKEND_MEMBER";
     const env: Inputs.EnvVar[] = [
@@ -511,14 +527,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       subPath: fileKey(path),
       readOnly: true,
     }));
-    mounts.push(
-      ...secretFiles.map(([path]) => ({
-        name: "secret-files",
-        mountPath: path,
-        subPath: fileKey(path),
-        readOnly: true,
-      })),
-    );
+    mounts.push(...secretFileMounts(spec.secretFiles));
     if (spec.volume) mounts.push({ name: "data", mountPath: spec.volume.mountPath });
     // A known image gets a read-only root and an empty scratch directory per path it writes.
     const scratch = spec.writablePaths === undefined ? [] : ["/tmp", ...spec.writablePaths];
@@ -566,9 +575,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const allowFrom = [...new Set(spec.allowFrom ?? [])].sort();
     const volumes: Inputs.Volume[] = [
       ...(configMap ? [{ name: "files", configMap: { name: `${name}-files` } }] : []),
-      ...(fileSecret
-        ? [{ name: "secret-files", secret: { secretName: `${name}-secret-files`, defaultMode: 0o444 } }]
-        : []),
+      ...(fileSecret ? [secretFilesVolume(name)] : []),
       ...scratch.map((_, i) => ({ name: `scratch-${i}`, emptyDir: {} })),
     ];
     // Only workloads that use the API get a token, and only for the rules they asked for.
@@ -823,6 +830,26 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       membersRevision: pulumi.output(""),
     };
   }
+}
+
+/**
+ * The volume of a workload's or task's `<name>-secret-files` Secret. The kubelet writes its files
+ * owned by root (group `fsGroup` where the pod sets one): 0444 lets the container's own user read
+ * them whatever its uid, also a task's pod that sets no `fsGroup`, and the pod's one container
+ * runs no other user. Only the files mounted by path appear in the container.
+ */
+function secretFilesVolume(name: string): Inputs.Volume {
+  return { name: "secret-files", secret: { secretName: `${name}-secret-files`, defaultMode: 0o444 } };
+}
+
+/** One read-only subPath mount per secret file, at its path. */
+function secretFileMounts(secretFiles: WorkloadSpec["secretFiles"]): Inputs.VolumeMount[] {
+  return sortedEntries(secretFiles).map(([path]) => ({
+    name: "secret-files",
+    mountPath: path,
+    subPath: fileKey(path),
+    readOnly: true,
+  }));
 }
 
 /**

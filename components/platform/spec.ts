@@ -56,9 +56,53 @@ function isPort(n: unknown): boolean {
 }
 
 /**
- * Checks a workload spec before a platform creates anything for it. Both platforms call this,
- * so a spec that works on Docker cannot fail later on Kubernetes for a naming rule.
+ * Files and secret files (of a workload or a task): absolute paths, each in one of the two only,
+ * so a secret file can never be shadowed by (or mounted over) a plain one.
  */
+function validateFiles(
+  kind: "Workload" | "Task",
+  name: string,
+  spec: Pick<WorkloadSpec, "files" | "secretFiles" | "fileOwner">,
+): void {
+  for (const path of [...Object.keys(spec.files ?? {}), ...Object.keys(spec.secretFiles ?? {})]) {
+    if (!path.startsWith("/") || path.endsWith("/") || path.includes("..")) {
+      invalidArg(
+        kind,
+        name,
+        "files",
+        "be keyed by absolute file paths",
+        path,
+        "Use a path such as /etc/app/app.conf.",
+      );
+    }
+    if (
+      spec.files !== undefined &&
+      spec.secretFiles !== undefined &&
+      path in spec.files &&
+      path in spec.secretFiles
+    ) {
+      invalidArg(
+        kind,
+        name,
+        "secretFiles",
+        "not repeat a path that files also sets",
+        path,
+        "Put the file in one of the two only.",
+      );
+    }
+  }
+  if (spec.fileOwner !== undefined && (!Number.isInteger(spec.fileOwner) || spec.fileOwner < 0)) {
+    invalidArg(
+      kind,
+      name,
+      "fileOwner",
+      "be a numeric user id (0 or more)",
+      spec.fileOwner,
+      "Use the uid of the image's daemon user, or leave it unset (runAsUser, else root).",
+    );
+  }
+}
+
 /** Checks a one-shot task before a platform creates anything for it. */
 export function validateTaskSpec(name: string, spec: TaskSpec): void {
   if (!DNS_LABEL.test(name) || name.length > 52) {
@@ -85,8 +129,13 @@ export function validateTaskSpec(name: string, spec: TaskSpec): void {
       "Give the longest run you accept.",
     );
   }
+  validateFiles("Task", name, spec);
 }
 
+/**
+ * Checks a workload spec before a platform creates anything for it. Both platforms call this,
+ * so a spec that works on Docker cannot fail later on Kubernetes for a naming rule.
+ */
 export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
   if (!DNS_LABEL.test(name) || name.length > 52) {
     // 52: StatefulSet pods append "-<ordinal>" and a controller hash label to a 63-character limit.
@@ -170,25 +219,7 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       );
     }
   }
-  for (const path of [...Object.keys(spec.files ?? {}), ...Object.keys(spec.secretFiles ?? {})]) {
-    if (!path.startsWith("/") || path.endsWith("/") || path.includes("..")) {
-      fail(name, "files", "be keyed by absolute file paths", path, "Use a path such as /etc/app/app.conf.");
-    }
-    if (
-      spec.files !== undefined &&
-      spec.secretFiles !== undefined &&
-      path in spec.files &&
-      path in spec.secretFiles
-    ) {
-      fail(
-        name,
-        "secretFiles",
-        "not repeat a path that files also sets",
-        path,
-        "Put the file in one of the two only.",
-      );
-    }
-  }
+  validateFiles("Workload", name, spec);
   if (spec.healthCheck !== undefined) validateHealthCheck(name, spec.healthCheck, spec.ports);
   if (spec.volume !== undefined) {
     if (spec.kind !== "stateful") {
@@ -278,15 +309,6 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       "be a non-root numeric user id (1 or more)",
       spec.runAsUser,
       "Use the image's unprivileged user id, or leave it unset.",
-    );
-  }
-  if (spec.fileOwner !== undefined && (!Number.isInteger(spec.fileOwner) || spec.fileOwner < 0)) {
-    fail(
-      name,
-      "fileOwner",
-      "be a numeric user id (0 or more)",
-      spec.fileOwner,
-      "Use the uid of the image's daemon user, or leave it unset (runAsUser, else root).",
     );
   }
   if (spec.build !== undefined && !spec.build.context.startsWith("/")) {

@@ -113,12 +113,26 @@ export interface TaskSpec {
   readonly build?: ImageBuild;
   /** The command line (replaces the image's entrypoint). */
   readonly command: readonly string[];
-  /** Plain environment. */
+  /** Plain environment; never put credentials here (use `secretFiles`). */
   readonly env?: Readonly<Record<string, pulumi.Input<string>>>;
-  /** Credentials (as {@link WorkloadSpec.secretEnv}). */
+  /**
+   * Secret environment (as {@link WorkloadSpec.secretEnv}), for an image that reads a credential
+   * only from its environment; prefer `secretFiles`, which `docker inspect` does not show.
+   */
   readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
   /** Files by absolute path; the content must not hold secrets. */
   readonly files?: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * Files that hold credentials, by absolute path (as {@link WorkloadSpec.secretFiles}). Docker:
+   * uploaded with the content marked secret, mode 0400, owned by `fileOwner`. Kubernetes: a
+   * `Secret` mounted read-only, so the Job's spec never holds the value.
+   */
+  readonly secretFiles?: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * The uid that owns uploaded secret files (as {@link WorkloadSpec.fileOwner}).
+   * @default `runAsUser`, else 0 (root)
+   */
+  readonly fileOwner?: number;
   /**
    * The task's network tier: the workloads it talks to list it in `allowFrom`, exactly as for a
    * client tier. It reaches nothing else.

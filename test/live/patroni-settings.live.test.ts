@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { rmSync } from "node:fs";
+import { rmSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -26,14 +26,15 @@ import {
   WAL_RETRY_MS,
 } from "../support/patroni";
 import { synthesizedSettingsTask, type SynthesizedSettingsTask } from "../support/patroni-task";
-import { runAsUser, type Run } from "../support/postgres";
+import { ensureUser, runAsUser, type Run } from "../support/postgres";
 
 /**
  * Changing Patroni's dynamic settings on a running cluster: three members bootstrapped with
  * Patroni's own timings (A), then the task a PostgresCluster with settings B (fast timings)
- * declares — its command line, script, settings file and credential variables, taken from the
- * container the mocked engine records — run against their REST API, then the leader killed with
- * -9 to show the cluster fails over on B's clock, not A's.
+ * declares — its command line, script, settings file, credential variables and password file,
+ * taken from the container the mocked engine records — run against their REST API as the
+ * unprivileged user, then the leader killed with -9 to show the cluster fails over on B's clock,
+ * not A's.
  */
 const REST_USER = "patroni";
 const REST_PASSWORD = "rest-pass-1";
@@ -187,12 +188,16 @@ describe("Patroni dynamic settings changed on a running cluster by the PostgresC
     return synthesizedSettingsTask(run, members, dir);
   }
 
-  /** The task's command line as it is, with the live cluster's REST API credentials in its variables. */
+  /**
+   * The task's command line as it is, with the live cluster's REST API user in its variable and
+   * `password` in the file the component uploads it to (that file's mode and owner kept).
+   */
   async function runTask(password = REST_PASSWORD): Promise<Run> {
+    writeFileSync(task.passwordFile, password);
     const env = {
       ...task.otherEnv,
       [task.credentialEnv.username]: REST_USER,
-      [task.credentialEnv.password]: password,
+      [task.credentialEnv.passwordFile]: task.passwordFile,
     };
     const [cmd, ...args] = task.command;
     return runAsUser(cmd, args, env, task.timeoutMs);
@@ -259,6 +264,9 @@ describe("Patroni dynamic settings changed on a running cluster by the PostgresC
       // task is named after B's digest (a new task per change of settings)
       expect(JSON.parse(task.settingsJson)).toEqual(configB);
       expect(task.name).toBe(`${scope}-pg-dcs-${settingsDigest(configB)}`);
+      // and it reads the password from a file only its user may read (the Docker upload's 0400)
+      const file = statSync(task.passwordFile);
+      expect([file.mode & 0o777, file.uid]).toEqual([0o400, ensureUser().uid]);
       // WHEN its command line runs against the members' REST API
       const startedAt = Date.now();
       const applied = await runTask();

@@ -121,12 +121,13 @@ describe("renderApplySettingsScript", () => {
     expect(r.code).toBe(0);
   });
 
-  it("puts its bounds in the defaults and reads credentials only from the environment", () => {
+  it("puts its bounds in the defaults and reads the password only from the file its variable names", () => {
     const script = renderApplySettingsScript({ attempts: 7, intervalSeconds: 2, deadlineSeconds: 99 });
     expect(script).toContain('"--attempts", type=int, default=7');
     expect(script).toContain('"--interval", type=int, default=2');
     expect(script).toContain('"--deadline", type=int, default=99');
-    expect(script).toContain(`os.environ.get("${APPLY_SETTINGS_ENV.password}", "")`);
+    expect(script).toContain(`os.environ.get("${APPLY_SETTINGS_ENV.passwordFile}", "")`);
+    expect(script).not.toContain('PATRONI_RESTAPI_PASSWORD"');
     expect(script).not.toMatch(/print\([^)]*password/);
   });
 
@@ -222,7 +223,9 @@ describe("the apply script against Patroni's /config semantics", () => {
   const settings = join(dir, "settings.json");
   const before = patroniDynamicConfig({ ...spec, timings: PATRONI_DEFAULT_TIMINGS });
   const after = patroniDynamicConfig(spec);
-  const env = { [APPLY_SETTINGS_ENV.username]: "patroni", [APPLY_SETTINGS_ENV.password]: PASSWORD };
+  /** A password file as the platforms write it: the value alone, no trailing newline. */
+  const passwordFile = join(dir, "restapi-password");
+  const env = { [APPLY_SETTINGS_ENV.username]: "patroni", [APPLY_SETTINGS_ENV.passwordFile]: passwordFile };
   const fast = ["--attempts", "3", "--interval", "1", "--deadline", "10", "--request-timeout", "2"];
   let fake: FakePatroni;
   let members: string[];
@@ -230,6 +233,7 @@ describe("the apply script against Patroni's /config semantics", () => {
   beforeAll(() => {
     writeFileSync(script, renderApplySettingsScript());
     writeFileSync(settings, renderDynamicConfigJson(after));
+    writeFileSync(passwordFile, PASSWORD, { mode: 0o400 });
   });
   beforeEach(async () => {
     fake = new FakePatroni(before);
@@ -256,22 +260,70 @@ describe("the apply script against Patroni's /config semantics", () => {
 
   it("fails with the refused code on a wrong password, changing nothing and never printing it", async () => {
     const wrong = "wrong-pass-42";
+    const wrongFile = join(dir, "wrong-password");
+    writeFileSync(wrongFile, wrong);
     const r = await runScript(script, [settings, ...members, ...fast], {
       ...env,
-      [APPLY_SETTINGS_ENV.password]: wrong,
+      [APPLY_SETTINGS_ENV.passwordFile]: wrongFile,
     });
     expect(r.code).toBe(APPLY_SETTINGS_EXIT.refused);
-    expect(r.output).toContain("refused the credentials (HTTP 401)");
+    expect(r.output).toContain(
+      `refused the credentials (HTTP 401): ${APPLY_SETTINGS_ENV.username} and the password in ${APPLY_SETTINGS_ENV.passwordFile} must match`,
+    );
     expect(r.output).not.toContain(wrong);
     expect(fake.config).toEqual(before);
   });
 
-  it("refuses to run without credentials", async () => {
-    const r = await runScript(script, [settings, ...members, ...fast], {});
+  it("drops exactly one trailing newline from the password file", async () => {
+    // GIVEN the password with a newline (echo, an editor): it still authenticates
+    const withNewline = join(dir, "password-newline");
+    writeFileSync(withNewline, `${PASSWORD}\n`);
+    const ok = await runScript(script, [settings, ...members, ...fast], {
+      ...env,
+      [APPLY_SETTINGS_ENV.passwordFile]: withNewline,
+    });
+    expect(ok.code).toBe(APPLY_SETTINGS_EXIT.ok);
+    // WHEN it has two, THEN the second is part of the password, and Patroni refuses it
+    const withTwo = join(dir, "password-two-newlines");
+    writeFileSync(withTwo, `${PASSWORD}\n\n`);
+    const refused = await runScript(script, [settings, ...members, ...fast], {
+      ...env,
+      [APPLY_SETTINGS_ENV.passwordFile]: withTwo,
+    });
+    expect(refused.code).toBe(APPLY_SETTINGS_EXIT.refused);
+    for (const r of [ok, refused]) expect(r.output).not.toContain(PASSWORD);
+  });
+
+  it.each<[string, () => Record<string, string>, string]>([
+    [
+      "without the variables",
+      () => ({}),
+      `${APPLY_SETTINGS_ENV.username} and ${APPLY_SETTINGS_ENV.passwordFile} must be set`,
+    ],
+    [
+      "without the password file's variable",
+      () => ({ [APPLY_SETTINGS_ENV.username]: "patroni" }),
+      `${APPLY_SETTINGS_ENV.username} and ${APPLY_SETTINGS_ENV.passwordFile} must be set`,
+    ],
+    [
+      "when the password file is missing",
+      () => ({ ...env, [APPLY_SETTINGS_ENV.passwordFile]: join(dir, "no-such-file") }),
+      `cannot read the password file ${join(dir, "no-such-file")} (${APPLY_SETTINGS_ENV.passwordFile}): No such file or directory`,
+    ],
+    [
+      "when the password file is empty",
+      () => {
+        const empty = join(dir, "empty-password");
+        writeFileSync(empty, "\n");
+        return { ...env, [APPLY_SETTINGS_ENV.passwordFile]: empty };
+      },
+      `the password file ${join(dir, "empty-password")} (${APPLY_SETTINGS_ENV.passwordFile}) is empty`,
+    ],
+  ])("refuses to run %s, with the usage code and no request sent", async (_label, envOf, message) => {
+    const r = await runScript(script, [settings, ...members, ...fast], envOf());
     expect(r.code).toBe(APPLY_SETTINGS_EXIT.usage);
-    expect(r.output).toContain(
-      `${APPLY_SETTINGS_ENV.username} and ${APPLY_SETTINGS_ENV.password} must be set`,
-    );
+    expect(r.output).toContain(message);
+    expect(fake.config).toEqual(before);
   });
 
   it("gives up after its rounds when no member answers, naming each one's error", async () => {

@@ -5,9 +5,11 @@
  *
  * What the container's network and file system give it is substituted, nothing else: the member
  * host names in the command line become the live members' loopback addresses (ports stay the
- * component's), and the container paths of the uploads become files in the test's directory. The
- * credentials' variable names are the task's own; which one carries the user and which the
- * password is read from the members' patroni.yml (`restapi.authentication`), so the task must
+ * component's), and the container paths of the uploads (in the command line and in the
+ * variables) become files in the test's directory, with the upload's mode, owned by the
+ * unprivileged user that stands for the task's uid. The credentials' variable names are the
+ * task's own; which one carries the user, and which names the secret upload holding the
+ * password, is read from the members' patroni.yml (`restapi.authentication`), so the task must
  * carry exactly what the members check.
  */
 import { join } from "node:path";
@@ -20,10 +22,14 @@ const CONTAINER = "docker:index/container:Container";
 interface Upload {
   readonly file: string;
   readonly content: string;
+  /** Octal, e.g. `0400`. */
+  readonly permissions?: string;
+  readonly owner?: string;
 }
 
 interface ContainerInputs {
   readonly hostname?: string;
+  readonly user?: string;
   readonly entrypoints?: string[];
   readonly envs?: string[];
   readonly uploads?: Upload[];
@@ -36,9 +42,17 @@ export interface SynthesizedSettingsTask {
   readonly command: readonly string[];
   /** The settings file the task uploads (its single `.json` upload), as the component rendered it. */
   readonly settingsJson: string;
-  /** The names of the variables the task passes the REST API's credentials in. */
-  readonly credentialEnv: { readonly username: string; readonly password: string };
-  /** The task's other variables, as they are. */
+  /**
+   * The names of the variables the task passes the REST API's credentials in: the user's, and the
+   * one naming the file that holds the password.
+   */
+  readonly credentialEnv: { readonly username: string; readonly passwordFile: string };
+  /**
+   * The local file the password's secret upload became (mode 0400, the unprivileged user's, as
+   * the upload is the task user's): holds the mocked password until the live test writes its own.
+   */
+  readonly passwordFile: string;
+  /** The task's other variables, container paths substituted. */
   readonly otherEnv: Readonly<Record<string, string>>;
   /** How long `pulumi up` lets the task run (the container's create timeout), in ms. */
   readonly timeoutMs: number;
@@ -95,12 +109,13 @@ export function synthesizedSettingsTask(
   }
   const task = inputsOf(tasks[0]);
 
-  // Container paths become files in the test's directory, keeping their base names.
+  // Container paths become files in the test's directory, keeping their base names and modes.
   const files = ownedDir(join(dir, "task"));
   const paths = new Map<string, string>();
   for (const u of task.uploads ?? []) {
     const local = join(files, u.file.split("/").pop() as string);
-    writeOwned(local, u.content);
+    if (u.permissions === undefined) throw new Error(`the task uploads ${u.file} without a mode`);
+    writeOwned(local, u.content, parseInt(u.permissions, 8));
     paths.set(u.file, local);
   }
   const json = (task.uploads ?? []).filter((u) => u.file.endsWith(".json"));
@@ -124,7 +139,8 @@ export function synthesizedSettingsTask(
     );
   }
 
-  // The variables whose values are the credentials every member checks.
+  // The credentials every member checks: the user in a variable, the password in a secret
+  // upload (the task user's own, 0400) whose path a variable names.
   const env = envOf(task);
   const nameOf = (value: string, what: string): string => {
     const names = [...env].filter(([, v]) => v === value).map(([k]) => k);
@@ -141,12 +157,29 @@ export function synthesizedSettingsTask(
       throw new Error(`${m.name} checks other REST API credentials than ${members[0].name}`);
     }
   }
+  const secret = (task.uploads ?? []).filter((u) => u.content === auth.password);
+  if (secret.length !== 1) {
+    throw new Error(`expected one upload of the task to hold the REST API password, found ${secret.length}`);
+  }
+  const upload = secret[0];
+  if (upload.permissions !== "0400" || upload.owner === undefined || upload.owner !== task.user) {
+    throw new Error(
+      `the REST API password's upload ${upload.file} must be 0400 and the task user's (${task.user}), ` +
+        `but it is ${upload.permissions} owned by ${upload.owner}`,
+    );
+  }
+  if ([...env.values()].some((v) => v.includes(auth.password))) {
+    throw new Error("a variable of the task holds the REST API password itself");
+  }
   const credentialEnv = {
     username: nameOf(auth.username, "user"),
-    password: nameOf(auth.password, "password"),
+    passwordFile: nameOf(upload.file, `password's file (${upload.file})`),
   };
+  // Container paths in the variables become the local files, as in the command line.
   const otherEnv = Object.fromEntries(
-    [...env].filter(([k]) => k !== credentialEnv.username && k !== credentialEnv.password),
+    [...env]
+      .filter(([k]) => k !== credentialEnv.username && k !== credentialEnv.passwordFile)
+      .map(([k, v]) => [k, paths.get(v) ?? v]),
   );
 
   const timeout = /^(\d+)s$/.exec(tasks[0].options.customTimeouts?.create ?? "");
@@ -156,6 +189,7 @@ export function synthesizedSettingsTask(
     command,
     settingsJson: json[0].content,
     credentialEnv,
+    passwordFile: paths.get(upload.file) as string,
     otherEnv,
     timeoutMs: Number(timeout[1]) * 1000,
   };

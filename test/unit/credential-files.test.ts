@@ -16,7 +16,7 @@ import { runStackVariant, type ConfigEdit } from "../support/stack-variants";
  * anyone who reaches the engine. For every stack file, as committed and with the two features
  * whose credentials no committed stack exercises everywhere (PostgreSQL: Patroni and its
  * settings task; HAProxy's sticky cookie: its dynamic-cookie key), no container's environment
- * holds a credential except the names in ENV_CREDENTIALS, which the README lists.
+ * holds a credential except the names in ENV_CREDENTIALS (none now), which the README lists.
  */
 
 /** What a credential looks like under the mocked engine: generated passwords, keys, secure config. */
@@ -28,8 +28,12 @@ function isCredential(value: string): boolean {
   );
 }
 
-const variants: [string, (stack: string) => ConfigEdit][] = [
-  ["as committed", () => () => undefined],
+/**
+ * Each variant: its label, its edit, and the `<NAME>_FILE` variables every stack must then have
+ * (so the check of what they name is never vacuous for the feature the variant adds).
+ */
+const variants: [string, (stack: string) => ConfigEdit, string[]][] = [
+  ["as committed", () => () => undefined, []],
   [
     "on PostgreSQL",
     (stack) => (config) => {
@@ -45,6 +49,8 @@ const variants: [string, (stack: string) => ConfigEdit][] = [
         };
       }
     },
+    // The settings task's REST API password (a container or a Job per cluster).
+    ["PATRONI_RESTAPI_PASSWORD_FILE"],
   ],
   [
     "with HAProxy's sticky cookie",
@@ -58,6 +64,7 @@ const variants: [string, (stack: string) => ConfigEdit][] = [
         algorithm: "round-robin",
       };
     },
+    [],
   ],
 ];
 
@@ -150,7 +157,7 @@ const DAEMON_UID: readonly [RegExp, number][] = [
 ];
 
 describe.each(stackNames())("%s", (stack) => {
-  describe.each(variants)("%s", (_label, edit) => {
+  describe.each(variants)("%s", (_label, edit, requiredFiles) => {
     let run: ProgramRun;
     beforeAll(async () => {
       run = await runStackVariant(stack, edit(stack));
@@ -168,10 +175,12 @@ describe.each(stackNames())("%s", (stack) => {
     });
 
     it("gives every <NAME>_FILE variable its file, a secret one where it holds a credential", () => {
+      const checked = new Set<string>();
       for (const [name, c] of dockerContainers(run)) {
         for (const e of c.envs ?? []) {
           const m = /^([A-Z0-9_]+_FILE)=(\/.*)$/.exec(e);
           if (m === null || m[1].startsWith("ETCD_")) continue;
+          checked.add(m[1]);
           const upload = (c.uploads ?? []).find((u) => u.file === m[2]);
           expect([name, m[1], upload?.permissions]).toEqual([name, m[1], "0400"]);
           expect(isCredential(upload?.content ?? "")).toBe(true);
@@ -184,6 +193,7 @@ describe.each(stackNames())("%s", (stack) => {
         for (const c of pod.containers) {
           for (const e of c.env ?? []) {
             if (!/^[A-Z0-9_]+_FILE$/.test(e.name) || e.name.startsWith("ETCD_")) continue;
+            checked.add(e.name);
             const mount = (c.volumeMounts ?? []).find((v) => v.mountPath === e.value);
             expect([where, e.name, mount !== undefined && secretVolumes.has(mount.name)]).toEqual([
               where,
@@ -193,6 +203,7 @@ describe.each(stackNames())("%s", (stack) => {
           }
         }
       }
+      expect([...checked]).toEqual(expect.arrayContaining(requiredFiles));
     });
 
     it("uploads Docker secret files with mode 0400, owned by the uid of the daemon that reads them", () => {

@@ -62,7 +62,7 @@ async function runRecordingSpecs(stack: string, edit?: ConfigEdit): Promise<[Pro
       tier: spec.tier,
       allowFrom: new Set<string>(),
       published: false,
-      fileOwner: spec.runAsUser ?? 0,
+      fileOwner: spec.fileOwner ?? spec.runAsUser ?? 0,
     }));
     return [run, [...workloads, ...tasks]];
   } finally {

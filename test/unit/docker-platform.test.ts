@@ -178,6 +178,62 @@ describe("DockerPlatform", () => {
     ]);
   });
 
+  it("uploads a task's secret files 0400, owned by fileOwner, else runAsUser, else root, and keeps them out of env", async () => {
+    const withPassword = (patch: Partial<TaskSpec>): TaskSpec => ({
+      ...task,
+      env: { PASSWORD_FILE: "/run/secrets/password" },
+      secretFiles: { "/run/secrets/password": "pw-789-secret" },
+      ...patch,
+    });
+    const run = await runComponents(() => {
+      const p = new DockerPlatform("docker", { prefix: "p" });
+      p.runTask("runs-as", withPassword({}));
+      p.runTask("owner", withPassword({ fileOwner: 999 }));
+      p.runTask("as-root", withPassword({ runAsUser: undefined }));
+    });
+    const uploads = (c: string) => one(run, CONTAINER, c).inputs.uploads as Record<string, unknown>[];
+    const secretUpload = (owner: string) => ({
+      file: "/run/secrets/password",
+      content: expect.objectContaining({ value: "pw-789-secret" }),
+      permissions: "0400",
+      owner,
+      group: owner,
+    });
+    const script = { file: "/apply.py", content: "print('ok')\n", permissions: "0444" };
+    expect(uploads("runs-as")).toEqual([script, secretUpload("70")]);
+    expect(uploads("owner")).toEqual([script, secretUpload("999")]);
+    expect(uploads("as-root")).toEqual([script, secretUpload("0")]);
+    // Only the file's content is secret: the environment (a path) and the script stay reviewable.
+    expect(isWrappedSecret(uploads("runs-as")[1].content)).toBe(true);
+    expect(isWrappedSecret(uploads("runs-as")[0].content)).toBe(false);
+    const c = one(run, CONTAINER, "runs-as");
+    expect(isWrappedSecret(c.inputs.envs)).toBe(false);
+    expect(c.inputs.envs).toEqual(["PASSWORD_FILE=/run/secrets/password"]);
+    expect(JSON.stringify(c.inputs.envs)).not.toContain("pw-789");
+  });
+
+  it.each<[string, Partial<TaskSpec>, string]>([
+    [
+      "a relative secret file path",
+      { secretFiles: { "run/secrets/password": "pw" } },
+      'Task "t": files must be keyed by absolute file paths, but "run/secrets/password" was provided.',
+    ],
+    [
+      "a path in both files and secretFiles",
+      { secretFiles: { "/apply.py": "pw" } },
+      'Task "t": secretFiles must not repeat a path that files also sets, but "/apply.py" was provided. ' +
+        "Put the file in one of the two only.",
+    ],
+    [
+      "a negative file owner",
+      { fileOwner: -1 },
+      'Task "t": fileOwner must be a numeric user id (0 or more), but -1 was provided.',
+    ],
+  ])("rejects a task with %s before creating anything", async (_label, patch, message) => {
+    const build = () => new DockerPlatform("docker", { prefix: "p" }).runTask("t", { ...task, ...patch });
+    expect(await customBeforeRejection(build, message)).toEqual([]);
+  });
+
   it.each<[string, () => void, string]>([
     [
       "a workload of tier public",

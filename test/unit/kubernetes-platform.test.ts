@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
-import type { WorkloadSpec } from "../../components/platform/types";
+import type { TaskSpec, WorkloadSpec } from "../../components/platform/types";
 import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
 import { DB, WEB } from "../support/workloads";
 
@@ -104,6 +104,61 @@ describe("KubernetesPlatform", () => {
     for (const r of run.resources.filter((x) => x !== secret)) {
       expect(JSON.stringify(r.inputs)).not.toMatch(/tok-123|pw-456/);
     }
+  });
+
+  it("mounts a task's secret files from a Secret, so its Job spec holds no secret value", async () => {
+    // GIVEN a task that reads a password from a file, run as an unprivileged user
+    const task: TaskSpec = {
+      image: "python:3.13.1-alpine",
+      command: ["python3", "/apply.py"],
+      env: { PASSWORD_FILE: "/run/secrets/password" },
+      files: { "/apply.py": "print('ok')\n" },
+      secretFiles: { "/run/secrets/password": "pw-789-secret" },
+      tier: "admin",
+      runAsUser: 999,
+      timeoutSeconds: 60,
+    };
+    const run = await runComponents(() => {
+      new KubernetesPlatform("k8s", { namespace: "shop" }).runTask("settings", task);
+    });
+    // THEN the value is in a Secret of the task's own, each value secret
+    const secret = one(run, T.secret, "settings-secret-files");
+    expect(isWrappedSecret(secret.inputs.stringData)).toBe(true);
+    expect(plain(secret).stringData).toEqual({ run_secrets_password: "pw-789-secret" });
+    expect(plain(secret).metadata).toMatchObject({ name: "settings-secret-files", namespace: "shop" });
+    // and the Job only mounts it, read-only at its path, readable by the task's user
+    const job = one(run, "kubernetes:batch/v1:Job", "settings");
+    expect(JSON.stringify(job.inputs)).not.toContain("1b47061264138c4ac30d75fd1eb44270");
+    expect(JSON.stringify(job.inputs)).not.toContain("pw-789");
+    const pod = plain(job).spec.template.spec;
+    expect(pod.containers[0].env).toEqual([{ name: "PASSWORD_FILE", value: "/run/secrets/password" }]);
+    expect(pod.containers[0].volumeMounts).toEqual([
+      { name: "files", mountPath: "/apply.py", subPath: "apply.py", readOnly: true },
+      {
+        name: "secret-files",
+        mountPath: "/run/secrets/password",
+        subPath: "run_secrets_password",
+        readOnly: true,
+      },
+    ]);
+    expect(pod.volumes).toEqual([
+      { name: "files", configMap: { name: "settings-files" } },
+      // Root-owned files in a pod without fsGroup: 0444 is what lets uid 999 read them.
+      { name: "secret-files", secret: { secretName: "settings-secret-files", defaultMode: 0o444 } },
+    ]);
+    expect(pod.containers[0].securityContext.readOnlyRootFilesystem).toBe(true);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999 });
+    expect(job.options.dependencies).toEqual(
+      expect.arrayContaining([
+        "kubernetes:core/v1:ConfigMap::settings-files",
+        "kubernetes:core/v1:Secret::settings-secret-files",
+      ]),
+    );
+    // Nothing else holds the value, and no secret environment exists to hold it.
+    for (const r of run.resources.filter((x) => x !== secret)) {
+      expect([r.name, JSON.stringify(r.inputs).includes("pw-789")]).toEqual([r.name, false]);
+    }
+    expect(ofType(run, T.secret).map((r) => r.name)).toEqual(["settings-secret-files"]);
   });
 
   it("rolls the pods when a config file changes (digest annotation)", async () => {

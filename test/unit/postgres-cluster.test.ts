@@ -97,8 +97,8 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
       "dev-orders-pg-from-orders-pg-admin",
       "dev-orders-pg-from-orders-router",
     ]);
-    // The settings task: run once to completion, on its own network only, credentials secret,
-    // started only once every member is up and healthy.
+    // The settings task: run once to completion, on its own network only, the REST API password
+    // a secret file of its own user's, started only once every member is up and healthy.
     const task = one(run, CONTAINER, "orders-pg-dcs-954b11d583");
     const t = plain(task);
     expect([t.mustRun, t.attach, t.restart]).toEqual([false, true, "no"]);
@@ -111,8 +111,25 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
       "/etc/ha-backend/pg/dynamic-config.json",
     ]);
     expect(t.entrypoints.slice(3)).toEqual(["orders-pg-0:8008", "orders-pg-1:8008", "orders-pg-2:8008"]);
-    expect(isWrappedSecret(task.inputs.envs)).toBe(true);
-    expect(t.envs).toContain("PATRONI_RESTAPI_PASSWORD=mock-password-for-orders-restapi-password");
+    // No credential in its environment, which is therefore not hidden from review.
+    expect(isWrappedSecret(task.inputs.envs)).toBe(false);
+    expect(t.envs).toEqual([
+      "PATRONI_RESTAPI_PASSWORD_FILE=/etc/ha-backend/pg/restapi-password",
+      "PATRONI_RESTAPI_USERNAME=patroni",
+    ]);
+    const password = (task.inputs.uploads as { file: string; content: unknown }[]).find(
+      (u) => u.file === "/etc/ha-backend/pg/restapi-password",
+    );
+    expect(isWrappedSecret(password?.content)).toBe(true);
+    expect(t.uploads.find((u: { file: string }) => u.file === "/etc/ha-backend/pg/restapi-password")).toEqual(
+      {
+        file: "/etc/ha-backend/pg/restapi-password",
+        content: "mock-password-for-orders-restapi-password",
+        permissions: "0400",
+        owner: "999",
+        group: "999",
+      },
+    );
     expect(task.options.dependencies).toEqual(
       expect.arrayContaining([
         "docker:index/container:Container::orders-pg-0",

@@ -41,6 +41,8 @@ const andThen =
     edits.forEach((e) => e(c));
 
 const TASK_NAME = /^(.+-pg)-dcs-[0-9a-f]{10}$/;
+/** Where the task reads the REST API password. */
+const PASSWORD_FILE = "/etc/ha-backend/pg/restapi-password";
 const DNS = ["kube-dns:53", "kube-dns:53/UDP"];
 
 /** The settings tasks of a run (Jobs on Kubernetes, containers on Docker), by Patroni workload. */
@@ -192,6 +194,46 @@ describe("on Kubernetes (ecommerce-prod on PostgreSQL)", () => {
     expect(projected.filter((s) => s.serviceAccountToken !== undefined)).toEqual([]);
   });
 
+  it.each(clusters)("mounts %s's REST API password from a Secret, and its Job holds no secret value", (w) => {
+    // GIVEN the Job and the Secret of its secret files
+    const r = job(w);
+    const secret = run.resources.find(
+      (x) => x.type === "kubernetes:core/v1:Secret" && x.name === `${r.name}-secret-files`,
+    ) as RecordedResource;
+    expect(secret).toBeDefined();
+    expect(isWrappedSecret(secret.inputs.stringData)).toBe(true);
+    const data = (secret.inputs.stringData as { value: Record<string, string> }).value;
+    expect(Object.keys(data)).toEqual(["etc_ha-backend_pg_restapi-password"]);
+    expect(data["etc_ha-backend_pg_restapi-password"]).toMatch(/^mock-password-for-.*-restapi-password$/);
+    // THEN the Job's spec holds no secret at all (it stays reviewable) and no password…
+    expect(JSON.stringify(r.inputs)).not.toContain("1b47061264138c4ac30d75fd1eb44270");
+    expect(JSON.stringify(r.inputs)).not.toContain("mock-password");
+    // …and no secret environment: the variable names the file, mounted read-only from the Secret.
+    const spec = template(w).spec as unknown as {
+      containers: {
+        env: { name: string; value?: string; valueFrom?: unknown }[];
+        volumeMounts: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[];
+      }[];
+      volumes: { name: string; secret?: { secretName: string; defaultMode?: number } }[];
+    };
+    const c = spec.containers[0];
+    expect(c.env.filter((e) => e.valueFrom !== undefined)).toEqual([]);
+    expect(c.env).toContainEqual({ name: "PATRONI_RESTAPI_PASSWORD_FILE", value: PASSWORD_FILE });
+    expect(c.volumeMounts).toContainEqual({
+      name: "secret-files",
+      mountPath: PASSWORD_FILE,
+      subPath: "etc_ha-backend_pg_restapi-password",
+      readOnly: true,
+    });
+    // Readable by the Job's user (999, no fsGroup): the kubelet writes Secret files as root.
+    expect(spec.volumes).toContainEqual({
+      name: "secret-files",
+      secret: { secretName: `${r.name}-secret-files`, defaultMode: 0o444 },
+    });
+    // The Job starts only once its Secret exists.
+    expect(r.options.dependencies).toContain(`kubernetes:core/v1:Secret::${r.name}-secret-files`);
+  });
+
   it.each(clusters)("bounds %s's Job: retries, a deadline, and Pulumi waits at least that long", (w) => {
     const r = job(w);
     const spec = (r.inputs as { spec: { backoffLimit?: number; activeDeadlineSeconds?: number } }).spec;
@@ -282,18 +324,28 @@ describe.each(dockerStacks)("on Docker (%s on PostgreSQL)", (stack, clusters) =>
     },
   );
 
-  it.each(clusters)("runs %s's task once to completion, with secret env, after every member", (w) => {
-    const r = task(w);
-    expect({ attach: r.inputs.attach, mustRun: r.inputs.mustRun, restart: r.inputs.restart }).toEqual({
-      attach: true,
-      mustRun: false,
-      restart: "no",
-    });
-    expect(isWrappedSecret(r.inputs.envs)).toBe(true);
-    expect(JSON.stringify(redactSecrets(r.inputs))).not.toContain("mock-password");
-    const deps = r.options.dependencies;
-    for (const m of members(w)) expect(deps).toContain(`${CONTAINER}::${m.name}`);
-  });
+  it.each(clusters)(
+    "runs %s's task once to completion, its password a 0400 file, after every member",
+    (w) => {
+      const r = task(w);
+      expect({ attach: r.inputs.attach, mustRun: r.inputs.mustRun, restart: r.inputs.restart }).toEqual({
+        attach: true,
+        mustRun: false,
+        restart: "no",
+      });
+      // The environment names the file; the file is the task user's alone, its content secret.
+      expect(r.inputs.envs).toContain(`PATRONI_RESTAPI_PASSWORD_FILE=${PASSWORD_FILE}`);
+      const upload = (r.inputs.uploads as { file: string; content: unknown }[]).find(
+        (u) => u.file === PASSWORD_FILE,
+      );
+      expect(upload).toMatchObject({ permissions: "0400", owner: r.inputs.user, group: r.inputs.user });
+      expect(r.inputs.user).toBe("999");
+      expect(isWrappedSecret(upload?.content)).toBe(true);
+      expect(JSON.stringify(redactSecrets(r.inputs))).not.toContain("mock-password");
+      const deps = r.options.dependencies;
+      for (const m of members(w)) expect(deps).toContain(`${CONTAINER}::${m.name}`);
+    },
+  );
 });
 
 describe("the task's name follows the dynamic settings", () => {
