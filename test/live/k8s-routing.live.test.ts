@@ -658,7 +658,12 @@ describe("balancers on Kubernetes service routing (live model)", () => {
     async () => {
       await model.procs.kill(model.process("app-3"), "SIGKILL");
       const before = await loadBoth("killed, still an endpoint", "app-3");
-      for (const r of [before.nginx, before.haproxy]) expect(r.failed).toBe(0);
+      // HAProxy balances over the pods and marks the dead one down on the first refused
+      // connection: none fail. nginx goes through the Service's virtual IP, where each try is a
+      // random pick: what it promises (serviceTries) is the budget, (1/4)^4 per request, not zero
+      // (a CPU hog makes fresh connections, hence fresh picks, more frequent: 1 of 1000 seen).
+      expect(before.haproxy.failed).toBe(0);
+      expect(before.nginx.failed).toBeLessThanOrEqual(FAILURE_BUDGET * REQUESTS);
       await waitFor("app-3 out of the endpoints", async () => !isEndpoint("app-3"), bounds.removed);
       const after = await loadBoth("killed, out of the endpoints", "app-3");
       for (const r of [after.nginx, after.haproxy]) expect(r.failed).toBe(0);
