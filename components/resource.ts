@@ -62,7 +62,7 @@ export interface DataArgs {
    * Generated secret name (e.g. `catalog-app-password`) to a token; a new token replaces that
    * secret once (a rotation). Other secrets are never replaced.
    */
-  readonly credentialRotation?: Readonly<Record<string, string>>;
+  readonly credentialRotation?: Readonly<Record<string, pulumi.Input<string>>>;
 }
 
 /** Whether a component protects its data: its `protect` arg, else its own `protect` option. */

@@ -16,7 +16,7 @@ export interface GeneratedSecretOptions {
    * A rotation token: changing it replaces the secret (once). Unset: no keeper at all, so the
    * secret is never replaced for any other reason than its length.
    */
-  readonly rotation?: string;
+  readonly rotation?: pulumi.Input<string>;
 }
 
 /**

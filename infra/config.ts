@@ -77,8 +77,8 @@ const AppSchema = z.strictObject({
     .string()
     .refine(
       ...rule(
-        (s: string) => /^\/[A-Za-z0-9/_.-]*$/.test(s),
-        "be a URL path starting with /",
+        (s: string) => /^\/[A-Za-z0-9/_.-]{0,254}$/.test(s),
+        "be a URL path starting with / (letters, digits, / _ . -; at most 255)",
         "Write e.g. /healthz.",
       ),
     )
@@ -98,6 +98,19 @@ const AppSchema = z.strictObject({
       z.string(),
     )
     .superRefine((env, ctx) => {
+      const total = Object.entries(env).reduce(
+        (n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v),
+        0,
+      );
+      if (total > 512 * 1024) {
+        // A Kubernetes object (the Deployment, or the Secret of a secret app.env) holds at most 1 MiB.
+        addRule(
+          ctx,
+          `${Object.keys(env).length} variables, ${total} bytes`,
+          "be at most 512 KiB in all (a Kubernetes object holds at most 1 MiB)",
+          "Mount large data as a file instead.",
+        );
+      }
       for (const [name, value] of Object.entries(env)) {
         const reserved = reservedEnvName(name);
         if (reserved !== undefined) {
@@ -153,6 +166,9 @@ export const RESERVED_APP_ENV_PREFIXES: readonly string[] = [
 /** Why `name` is reserved (a phrase), or undefined. */
 export function reservedEnvName(name: string): string | undefined {
   if (RESERVED_APP_ENV.includes(name)) return `${name}`;
+  // Credentials reach the app as files named by NAME_FILE (ServerClusterArgs.credentials).
+  const file = RESERVED_APP_ENV.find((r) => name === `${r}_FILE`);
+  if (file !== undefined) return `${name} (it names the file of ${file})`;
   const prefix = RESERVED_APP_ENV_PREFIXES.find((p) => name.startsWith(p));
   return prefix === undefined ? undefined : `${name} (names starting with ${prefix} are reserved)`;
 }
@@ -229,8 +245,9 @@ const PostgresqlSchema = z.strictObject({
     .string()
     .refine(
       ...rule(
-        (s: string) => /^[1-9][0-9]*(kB|MB|GB)$/.test(s),
-        "be a PostgreSQL size such as 128MB or 2GB",
+        (s: string) =>
+          /^[1-9][0-9]{0,6}(kB|MB|GB)$/.test(s) && !(s.endsWith("kB") && Number(s.slice(0, -2)) < 128),
+        "be a PostgreSQL size such as 128MB or 2GB (at least 128kB, at most 7 digits)",
         "Write e.g. sharedBuffers: 256MB.",
       ),
     )
@@ -320,8 +337,8 @@ const RedisSchema = z.strictObject({
     .string()
     .refine(
       ...rule(
-        (s: string) => /^[1-9][0-9]*(mb|gb)$/.test(s),
-        "be a Redis size such as 256mb or 2gb",
+        (s: string) => /^[1-9][0-9]{0,6}(mb|gb)$/.test(s),
+        "be a Redis size such as 256mb or 2gb (at most 7 digits)",
         "Write e.g. maxmemory: 256mb.",
       ),
     )
@@ -538,7 +555,7 @@ function postgresIssues(c: RawConfig, members: number, issue: AddIssue): void {
     issue(
       ["database", "postgresql", "synchronousMode"],
       true,
-      `have a standby to wait for (database.members is ${members})`,
+      `have a standby to wait for (database.members is ${from("database", members)})`,
       `Set ${NAMESPACE}:database.members: 2 or more, or database.postgresql.synchronousMode: false.`,
     );
   }
@@ -555,7 +572,7 @@ function postgresIssues(c: RawConfig, members: number, issue: AddIssue): void {
     issue(
       ["database", "postgresql", "synchronousModeStrict"],
       true,
-      `have two standbys (database.members is ${members}): with one, losing it stops every write`,
+      `have two standbys (database.members is ${from("database", members)}): with one, losing it stops every write`,
       `Set ${NAMESPACE}:database.members: 3, or synchronousModeStrict: false.`,
     );
   }
@@ -601,7 +618,7 @@ function cacheIssues(
       issue(
         ["cache", other],
         c.cache[other],
-        `only be set when cache.engine is ${other} (it is ${engine})`,
+        `only be set when cache.engine is ${other} (it is ${from("cache", engine)})`,
         `Remove ${NAMESPACE}:cache.${other}, or set cache.engine: ${other}.`,
       );
     }
@@ -709,6 +726,16 @@ function doNothingIssues(
       `Remove ${NAMESPACE}:balancer.algorithm, or use engine: haproxy (cookie for known clients, the algorithm for new ones).`,
     );
   }
+  if (c.platform === "docker" && c.docker?.host !== undefined && /^(ssh|tcp):/.test(c.docker.host)) {
+    if (c.docker.bindAddress === undefined) {
+      issue(
+        ["docker", "bindAddress"],
+        undefined,
+        "be set when docker.host is a remote engine (unset, ports bind 127.0.0.1 on that host, which no one here can reach)",
+        `Set ${NAMESPACE}:docker.bindAddress to the remote host's address clients use (or 0.0.0.0), or reach it through an SSH tunnel to a local engine.`,
+      );
+    }
+  }
   if (c.platform === "docker" && c.docker !== undefined) {
     const http = c.docker.publicPort;
     const https = c.docker.httpsPort;
@@ -735,7 +762,7 @@ function doNothingIssues(
       issue(
         ["kubernetes", "apiServerCidrs"],
         k.apiServerCidrs,
-        `only be set when database.engine is postgresql (only Patroni talks to the Kubernetes API; the engine is ${c.database.engine})`,
+        `only be set when database.engine is postgresql (only Patroni talks to the Kubernetes API; the engine is ${from("database", c.database.engine)})`,
         `Remove ${NAMESPACE}:kubernetes.apiServerCidrs.`,
       );
     }
@@ -743,7 +770,7 @@ function doNothingIssues(
       issue(
         ["kubernetes", "podNetworks"],
         k.podNetworks,
-        `only be set when database.engine is postgresql (they go into pg_hba; the engine is ${c.database.engine}, and NetworkPolicies pick pods by label)`,
+        `only be set when database.engine is postgresql (they go into pg_hba; the engine is ${from("database", c.database.engine)}, and NetworkPolicies pick pods by label)`,
         `Remove ${NAMESPACE}:kubernetes.podNetworks.`,
       );
     }
@@ -761,7 +788,7 @@ function doNothingIssues(
         k.imageRegistry,
         pg
           ? "only be set when pulumi up builds the Patroni image (database.postgresql.image is given, so nothing is built)"
-          : `only be set when pulumi up builds an image (only the Patroni image is built, and the engine is ${c.database.engine})`,
+          : `only be set when pulumi up builds an image (only the Patroni image is built, and the engine is ${from("database", c.database.engine)})`,
         `Remove ${NAMESPACE}:kubernetes.imageRegistry${pg ? ", or remove database.postgresql.image to build it" : ""}.`,
       );
     }
@@ -877,7 +904,7 @@ export const StackConfigSchema = z
         code: "custom",
         path: [other],
         input: c[other],
-        message: `only be set when platform is ${other} (platform is ${c.platform})`,
+        message: `only be set when platform is ${other} (platform is ${from("platform", c.platform)})`,
         params: { fix: `Remove ${NAMESPACE}:${other}, or set ${NAMESPACE}:platform: ${other}.` },
       });
     }
@@ -896,8 +923,8 @@ export const StackConfigSchema = z
       issue(
         ["balancer", "weights"],
         b.weights,
-        `list one weight per app member (app.replicas is ${c.app.replicas})`,
-        `Give ${c.app.replicas} weights, or remove them for equal shares.`,
+        `list one weight per app member (app.replicas is ${from("app", c.app.replicas)})`,
+        `Give ${from("app", c.app.replicas)} weights, or remove them for equal shares.`,
       );
     }
     // nginx on Kubernetes reaches the pods through the Service's virtual IP (no `resolve` before
@@ -936,7 +963,7 @@ export const StackConfigSchema = z
       issue(
         ["database", "postgresql"],
         d.postgresql,
-        `only be set when database.engine is postgresql (it is ${d.engine})`,
+        `only be set when database.engine is postgresql (it is ${from("database", d.engine)})`,
         `Remove ${NAMESPACE}:database.postgresql, or set database.engine: postgresql.`,
       );
     }
@@ -993,7 +1020,7 @@ export const StackConfigSchema = z
       issue(
         ["database", "semiSync"],
         d.semiSync,
-        `have a replica to acknowledge writes (database.members is ${members})`,
+        `have a replica to acknowledge writes (database.members is ${from("database", members)})`,
         `Set ${NAMESPACE}:database.members: 2 or more, or semiSync: false.`,
       );
     }
@@ -1033,7 +1060,7 @@ export const StackConfigSchema = z
           issue(
             [key],
             "(not shown)",
-            `only be set when balancer.tls is provided (it is ${b.tls})`,
+            `only be set when balancer.tls is provided (it is ${from("balancer", b.tls)})`,
             `Set ${NAMESPACE}:balancer.tls: provided, or remove ${NAMESPACE}:${key}.`,
           );
         }
@@ -1095,6 +1122,17 @@ const TYPE_WORDS: Record<string, string> = {
 
 /** Shown instead of any value under a key stored with `--secret`. */
 export const REDACTED = "[secret]";
+
+/**
+ * The top-level keys stored with --secret, while {@link parseStackConfig} runs (zod's refinements
+ * take no parameters): a rule that quotes another key's value quotes it through {@link from}.
+ */
+let parsingSecretKeys: readonly string[] = [];
+
+/** `value`, or "secret" when it comes from a key stored with --secret. */
+function from(top: string, value: unknown): string {
+  return parsingSecretKeys.includes(top) ? "secret" : String(value);
+}
 
 /** A zod issue as `<key> must <rule>, but <value> was provided. <fix>`; secret values are never shown. */
 function describe(issue: z.core.$ZodIssue, secretKeys: readonly string[]): string[] {
@@ -1183,13 +1221,32 @@ export function parseStackConfig(
   const opts = typeof from === "string" ? { source: from, secretKeys: legacySecretKeys } : from;
   const source = opts.source ?? "stack config";
   const secretKeys = opts.secretKeys ?? [];
-  const result = StackConfigSchema.safeParse(raw, { reportInput: true });
+  parsingSecretKeys = secretKeys;
+  let result: ReturnType<typeof StackConfigSchema.safeParse>;
+  try {
+    result = StackConfigSchema.safeParse(raw, { reportInput: true });
+  } finally {
+    parsingSecretKeys = [];
+  }
   const problems = result.success ? [] : result.error.issues.flatMap((i) => describe(i, secretKeys));
   problems.push(...stackNameProblems(raw, opts.stack));
   const warnings: string[] = [];
-  if (result.success && result.data.balancer.tls === "provided" && result.data.tlsCertificate !== undefined) {
-    const check = checkTlsMaterial(result.data.tlsCertificate, result.data.tlsKey, opts.now ?? new Date());
-    problems.push(...check.problems.map((p) => formatTlsProblem(p, `${NAMESPACE}:${p.key}`)));
+  // The PEM checks need only the two strings: run them even when another key is wrong, so every
+  // problem is reported in one round.
+  const tlsMode = (raw.balancer as { tls?: unknown } | undefined)?.tls;
+  const cert = raw.tlsCertificate;
+  const key = raw.tlsKey;
+  if (tlsMode === "provided" && typeof cert === "string" && (key === undefined || typeof key === "string")) {
+    const check = checkTlsMaterial(cert, key, opts.now ?? new Date());
+    // A certificate stored with --secret is not even described (its subject, its dates).
+    problems.push(
+      ...check.problems.map((p) =>
+        formatTlsProblem(
+          secretKeys.includes(p.key) ? { ...p, description: "a secret value (not shown)" } : p,
+          `${NAMESPACE}:${p.key}`,
+        ),
+      ),
+    );
     warnings.push(...check.warnings.map((w) => `${NAMESPACE}:tlsCertificate: ${w}`));
   }
   if (result.success && result.data.tlsKey !== undefined && !secretKeys.includes("tlsKey")) {

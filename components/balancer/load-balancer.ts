@@ -186,7 +186,7 @@ export function resolveLoadBalancerArgs(name: string, args: LoadBalancerArgs): R
   wholeIn(name, "health.fall", r.health.fall, 1, 20, "Use e.g. 3.");
   wholeIn(name, "health.rise", r.health.rise, 1, 20, "Use e.g. 2.");
   wholeIn(name, "hstsMaxAgeSeconds", r.hstsMaxAgeSeconds, 0, 63_072_000, "Use e.g. 31536000 (one year).");
-  if (!/^\/[A-Za-z0-9/_.-]*$/.test(args.healthCheckPath)) {
+  if (!/^\/[A-Za-z0-9/_.-]{0,254}$/.test(args.healthCheckPath)) {
     fail(
       name,
       "healthCheckPath",

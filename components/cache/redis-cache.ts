@@ -173,7 +173,7 @@ export function resolveRedisCacheArgs(name: string, args: RedisCacheArgs): Resol
     );
   }
   const maxmemory = args.maxmemory ?? "256mb";
-  if (!/^[1-9][0-9]*(mb|gb)$/.test(maxmemory)) {
+  if (!/^[1-9][0-9]{0,6}(mb|gb)$/.test(maxmemory)) {
     fail(name, "maxmemory", "be a Redis size such as 256mb or 2gb", maxmemory, "Fix the size.");
   }
   const storageGi = args.storageGi ?? 1;

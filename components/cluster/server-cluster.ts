@@ -119,7 +119,7 @@ export function resolveServerClusterArgs(name: string, args: ServerClusterArgs):
       "Use the port the app listens on, e.g. 8080.",
     );
   }
-  if (!/^\/[A-Za-z0-9/_.-]*$/.test(healthCheckPath)) {
+  if (!/^\/[A-Za-z0-9/_.-]{0,254}$/.test(healthCheckPath)) {
     fail(
       name,
       "healthCheckPath",

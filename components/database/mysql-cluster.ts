@@ -190,17 +190,16 @@ export function resolveMysqlClusterArgs(name: string, args: MysqlClusterArgs): R
       "Galera suspects a peer before it drops it.",
     );
   }
-  if (
-    galera.keepalivePeriodMs >= galera.suspectTimeoutMs ||
-    galera.inactiveCheckPeriodMs >= galera.suspectTimeoutMs
-  ) {
-    fail(
-      name,
-      "galera.keepalivePeriodMs",
-      `be less than suspectTimeoutMs (${galera.suspectTimeoutMs})`,
-      galera.keepalivePeriodMs,
-      "A peer must get several keepalives in before it is suspected.",
-    );
+  for (const field of ["keepalivePeriodMs", "inactiveCheckPeriodMs"] as const) {
+    if (galera[field] >= galera.suspectTimeoutMs) {
+      fail(
+        name,
+        `galera.${field}`,
+        `be less than suspectTimeoutMs (${galera.suspectTimeoutMs})`,
+        galera[field],
+        "A peer must get several keepalives and checks in before it is suspected.",
+      );
+    }
   }
   for (const [field, v] of [
     ["database", args.database],

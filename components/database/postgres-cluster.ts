@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { deployRouter, generatedSecret } from "../shared";
+import { imageReferenceProblem } from "../validation";
 import { EtcdCluster, etcdClientHosts } from "../coordination/etcd-cluster";
 import { checkResources, invalidArg } from "../errors";
 import { statefulMemberNames } from "../platform/spec";
@@ -237,14 +238,12 @@ export function resolvePostgresClusterArgs(
       "Use e.g. shop.",
     );
   }
-  if (
-    args.image !== undefined &&
-    (!/^[^\s:]+:[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(args.image) || args.image.endsWith(":latest"))
-  ) {
+  const imageProblem = args.image === undefined ? undefined : imageReferenceProblem(args.image);
+  if (imageProblem !== undefined) {
     fail(
       name,
       "image",
-      "be pinned by a tag other than latest (name:tag)",
+      imageProblem,
       args.image,
       "Give the tag you built, e.g. registry.example.com/patroni:15.18-1.",
     );
@@ -284,7 +283,8 @@ export function resolvePostgresClusterArgs(
   if (!Number.isInteger(storageGi) || storageGi < 1)
     fail(name, "storageGi", "be a whole number of at least 1", storageGi, "Use e.g. 10.");
   const sharedBuffers = args.sharedBuffers ?? "128MB";
-  if (!/^[1-9][0-9]*(kB|MB|GB)$/.test(sharedBuffers))
+  // At most 7 digits (the renderer's bound); at least 128kB (PostgreSQL refuses less at start).
+  if (!/^[1-9][0-9]{0,6}(kB|MB|GB)$/.test(sharedBuffers) || postgresSizeMb(sharedBuffers) < 0.125)
     fail(name, "sharedBuffers", "be a PostgreSQL size such as 128MB or 2GB", sharedBuffers, "Fix the size.");
   const maxConnections = args.maxConnections ?? 200;
   if (!Number.isInteger(maxConnections) || maxConnections < 10 || maxConnections > 10_000)

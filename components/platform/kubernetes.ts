@@ -191,18 +191,26 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     this.k8sProvider = this.getProvider("kubernetes:core/v1:Namespace");
     this.dockerProvider = this.getProvider("docker:index/image:Image");
     const own = { parent: this, provider: this.k8sProvider, protect: false };
-    const ns = new k8s.core.v1.Namespace(
-      `${name}-namespace`,
-      { metadata: { name: args.namespace, labels: { [PART_OF]: "ha-backend", ...POD_SECURITY_LABELS } } },
-      own,
-    );
-    this.namespace = ns.metadata.name;
+    // A namespace Kubernetes owns (allowed on purpose) exists already and holds the cluster's own
+    // pods: the platform neither creates it (nor deletes it on destroy) nor relabels it, and its
+    // default deny covers the stack's pods only, never CoreDNS and the rest.
+    const system = SYSTEM_NAMESPACES.includes(args.namespace);
+    this.namespace = system
+      ? pulumi.output(args.namespace)
+      : new k8s.core.v1.Namespace(
+          `${name}-namespace`,
+          { metadata: { name: args.namespace, labels: { [PART_OF]: "ha-backend", ...POD_SECURITY_LABELS } } },
+          own,
+        ).metadata.name;
     // Nothing gets in or out of a pod unless a workload's own policy allows it.
     new k8s.networking.v1.NetworkPolicy(
       `${name}-default-deny`,
       {
         metadata: { name: "default-deny", namespace: this.namespace, labels: { [PART_OF]: "ha-backend" } },
-        spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
+        spec: {
+          podSelector: system ? { matchLabels: { [PART_OF]: "ha-backend" } } : {},
+          policyTypes: ["Ingress", "Egress"],
+        },
       },
       own,
     );

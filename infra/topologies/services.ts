@@ -3,7 +3,7 @@ import { Memcached, type MemcachedArgs } from "../../components/cache/memcached"
 import { RedisCache, type RedisCacheArgs } from "../../components/cache/redis-cache";
 import { LockService, type LockServiceArgs } from "../../components/coordination/lock-service";
 import { dataProtected, DEFAULT_CACHE_ENGINE, DEFAULT_REDIS_MODE } from "../config";
-import type { TopologyContext, TopologyOutputs } from "./web-tier";
+import { rotationTokens, type TopologyContext, type TopologyOutputs } from "./web-tier";
 
 /** What a backing service hands the app tier, and what the stack exports about it. */
 export interface AppService {
@@ -43,7 +43,7 @@ export function redisArgs(ctx: TopologyContext): RedisCacheArgs {
     minReplicasToWrite: r?.minReplicasToWrite,
     storageGi: r?.storageGi,
     protect: dataProtected(ctx.config),
-    credentialRotation: ctx.config.credentialRotation,
+    credentialRotation: rotationTokens(ctx.config),
     resources: cache.resources,
   };
 }

@@ -64,7 +64,7 @@ export function mysqlArgs(ctx: TopologyContext, database: string, user: string):
     storageGi: d.storageGi,
     // Production data survives `pulumi destroy` and replacements unless the stack says otherwise.
     protect: dataProtected(ctx.config),
-    credentialRotation: ctx.config.credentialRotation,
+    credentialRotation: rotationTokens(ctx.config),
     resources: d.resources,
     routerReplicas: d.routerReplicas,
   };
@@ -88,7 +88,7 @@ export function postgresArgs(ctx: TopologyContext, database: string, user: strin
     user,
     storageGi: d.storageGi,
     protect: dataProtected(ctx.config),
-    credentialRotation: ctx.config.credentialRotation,
+    credentialRotation: rotationTokens(ctx.config),
     resources: d.resources,
     sharedBuffers: pg.sharedBuffers,
     maxConnections: pg.maxConnections,
@@ -153,6 +153,23 @@ export function databaseOutputs(ctx: TopologyContext, dbs: Databases[]): Topolog
 }
 
 /**
+ * credentialRotation's tokens, as secrets when the key is stored with --secret (they become the
+ * random passwords' keepers, which state and previews show otherwise).
+ */
+export function rotationTokens(
+  config: TopologyContext["config"],
+): Record<string, pulumi.Input<string>> | undefined {
+  const tokens = config.credentialRotation;
+  if (tokens === undefined || !config.secretKeys.includes("credentialRotation")) return tokens;
+  return Object.fromEntries(Object.entries(tokens).map(([k, v]) => [k, pulumi.secret(v)]));
+}
+
+/** Whether the public host name comes from config stored with --secret (`docker.host`). */
+function hostsSecret(ctx: TopologyContext): boolean {
+  return ctx.config.platform === "docker" && ctx.config.secretKeys.includes("docker");
+}
+
+/**
  * The certificate and key for balancer.tls: generated with @pulumi/tls (self-signed, for dev),
  * or the user's, read with requireSecret (provided, for prod).
  */
@@ -165,7 +182,8 @@ function tlsMaterial(ctx: TopologyContext, name: string) {
       const cert = new tls.SelfSignedCert(`${name}-tls-cert`, {
         privateKeyPem: key.privateKeyPem,
         subject: { commonName: ctx.tlsHostNames[0], organization: "ha-backend (self-signed, dev)" },
-        dnsNames: ctx.tlsHostNames,
+        // The remote Docker host's name, when `docker` is stored with --secret, stays secret.
+        dnsNames: hostsSecret(ctx) ? pulumi.secret(ctx.tlsHostNames) : ctx.tlsHostNames,
         validityPeriodHours: 24 * 365,
         earlyRenewalHours: 24 * 30,
         allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
@@ -254,7 +272,7 @@ export function webTier(
   const { app, balancer } = ctx.config;
   const sessionKey = generatedSecret(undefined, `${name}-session-key`, {
     length: 48,
-    rotation: ctx.config.credentialRotation?.[`${name}-session-key`],
+    rotation: rotationTokens(ctx.config)?.[`${name}-session-key`],
   });
   const args = appArgs(ctx, env, { ...credentials, SESSION_SECRET: sessionKey });
   const primary = new ServerCluster(name, { ...args, replicas: app.replicas });
@@ -265,9 +283,11 @@ export function webTier(
   }
   const lb = new LoadBalancer(`${name}-lb`, balancerArgs(ctx, backends, tlsMaterial(ctx, name)));
   return {
-    url: lb.url,
+    url: hostsSecret(ctx) ? pulumi.secret(lb.url) : lb.url,
     // Only with TLS on: an undefined stack output is dropped with a warning.
-    ...(balancer.tls === "off" ? {} : { httpsUrl: lb.httpsUrl }),
+    ...(balancer.tls === "off"
+      ? {}
+      : { httpsUrl: hostsSecret(ctx) ? pulumi.secret(lb.httpsUrl) : lb.httpsUrl }),
     balancerEngine: pulumi.output(balancer.engine),
     appServiceHost: primary.serviceHost,
     appMembers: primary.members,

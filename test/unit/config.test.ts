@@ -178,7 +178,7 @@ describe("parseStackConfig", () => {
     [
       "health path without slash",
       { ...base, app: { healthCheckPath: "healthz" } },
-      'ha-backend:app.healthCheckPath must be a URL path starting with /, but "healthz" was provided. Write e.g. /healthz.',
+      'ha-backend:app.healthCheckPath must be a URL path starting with / (letters, digits, / _ . -; at most 255), but "healthz" was provided. Write e.g. /healthz.',
     ],
     [
       "bad CPU quantity",

@@ -166,7 +166,7 @@ describe("explicit providers", () => {
     );
     const run = await runWithConfig({
       ...raw,
-      docker: { ...docker, host: "ssh://deploy@shop-1.example.com" },
+      docker: { ...docker, host: "ssh://deploy@shop-1.example.com", bindAddress: "0.0.0.0" },
     });
     expect(one(run, "pulumi:providers:docker", "docker-host").inputs.host).toBe(
       "ssh://deploy@shop-1.example.com",

@@ -229,6 +229,21 @@ const CASES: Record<string, Record<string, Case>> = {
       expect: { key: "app.image" },
     },
     "two tags": { raw: { ...DK, app: { image: "nginx:1.27:2" } }, expect: { key: "app.image" } },
+    "a Patroni image from a registry with a port, pinned by tag and digest": {
+      raw: {
+        ...DK,
+        cache: { engine: "none" },
+        locks: { enabled: false },
+        database: {
+          engine: "postgresql",
+          postgresql: { image: `registry.example.com:5000/patroni:15.18-1@sha256:${SHA}` },
+        },
+      },
+      expect: {
+        ok: (run) =>
+          expect(imageRefs(run)).toContain(`registry.example.com:5000/patroni:15.18-1@sha256:${SHA}`),
+      },
+    },
     "an unpinned Patroni image": {
       raw: { ...DK, database: { engine: "postgresql", postgresql: { image: "patroni" } } },
       expect: { key: "database.postgresql.image" },
@@ -244,10 +259,17 @@ const CASES: Record<string, Record<string, Case>> = {
     "a system namespace, allowed on purpose": {
       raw: k8({ namespace: "kube-public", allowSystemNamespace: true }),
       expect: {
-        ok: (run) =>
-          expect(manifests(run, "core/v1:Namespace").map((n) => (n.metadata as Raw).name)).toEqual([
-            "kube-public",
-          ]),
+        ok: (run) => {
+          // Used, never created (nor deleted, nor relabelled), and its deny covers the stack's pods only.
+          expect(manifests(run, "core/v1:Namespace")).toEqual([]);
+          const deny = manifests(run, "networking.k8s.io/v1:NetworkPolicy").find(
+            (p) => (p.metadata as Raw).name === "default-deny",
+          )!;
+          expect(deny).toMatchObject({
+            metadata: { namespace: "kube-public" },
+            spec: { podSelector: { matchLabels: { "app.kubernetes.io/part-of": "ha-backend" } } },
+          });
+        },
       },
     },
     "allowSystemNamespace with a namespace of the stack's own": {
@@ -294,13 +316,17 @@ const CASES: Record<string, Record<string, Case>> = {
       expect: { key: "docker.host" },
     },
     "a remote Docker host": {
-      raw: { ...LEAN, docker: { host: "ssh://deploy@build-1.example.com" } },
+      raw: { ...LEAN, docker: { host: "ssh://deploy@build-1.example.com", bindAddress: "0.0.0.0" } },
       expect: {
         ok: (run) => {
           const provider = run.resources.find((r) => r.type === "pulumi:providers:docker")!;
           expect(unwrapSecrets(provider.inputs)).toMatchObject({ host: "ssh://deploy@build-1.example.com" });
         },
       },
+    },
+    "a remote Docker host with ports bound to its loopback": {
+      raw: { ...DK, docker: { host: "ssh://deploy@build-1.example.com" } },
+      expect: { key: "docker.bindAddress", says: "remote engine" },
     },
     "a context name with a newline": {
       raw: k8({ context: "prod\nevil" }),
@@ -325,6 +351,10 @@ const CASES: Record<string, Record<string, Case>> = {
       raw: { ...DK, app: { healthCheckPath: "healthz" } },
       expect: { key: "app.healthCheckPath" },
     },
+    "a health path longer than nginx and HAProxy take here": {
+      raw: { ...DK, app: { healthCheckPath: `/${"a".repeat(300)}` } },
+      expect: { key: "app.healthCheckPath", says: "at most 255" },
+    },
     "a health path with braces": {
       raw: { ...BLOG, app: { healthCheckPath: "/h{1}" } },
       expect: { key: "app.healthCheckPath" },
@@ -332,6 +362,18 @@ const CASES: Record<string, Record<string, Case>> = {
     "shared_buffers that add a line to patroni.yml": {
       raw: { ...DK, database: { engine: "postgresql", postgresql: { sharedBuffers: "128MB\nfsync: off" } } },
       expect: { key: "database.postgresql.sharedBuffers" },
+    },
+    "shared_buffers of eight digits": {
+      raw: { ...DK, database: { engine: "postgresql", postgresql: { sharedBuffers: "12582912kB" } } },
+      expect: { key: "database.postgresql.sharedBuffers" },
+    },
+    "shared_buffers below what PostgreSQL starts with": {
+      raw: { ...DK, database: { engine: "postgresql", postgresql: { sharedBuffers: "1kB" } } },
+      expect: { key: "database.postgresql.sharedBuffers", says: "at least 128kB" },
+    },
+    "a maxmemory of eight digits": {
+      raw: { ...DK, cache: { redis: { maxmemory: "10000000mb" } } },
+      expect: { key: "cache.redis.maxmemory" },
     },
     "a maxmemory that adds a replicaof line": {
       raw: { ...DK, cache: { redis: { maxmemory: "256mb\nreplicaof 10.0.0.1 6379" } } },
@@ -472,6 +514,19 @@ const CASES: Record<string, Record<string, Case>> = {
       raw: { ...DK, app: { env: { DATABASE_URL: "mysql://evil" } } },
       expect: { key: "app.env.DATABASE_URL" },
     },
+    "the file name of a credential (SESSION_SECRET_FILE)": {
+      raw: { ...DK, app: { env: { SESSION_SECRET_FILE: "/etc/passwd" } } },
+      expect: { key: "app.env.SESSION_SECRET_FILE", says: "names the file of SESSION_SECRET" },
+    },
+    "environment larger than a Kubernetes object holds": {
+      raw: {
+        ...DK,
+        app: {
+          env: Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`BIG_${i}`, "x".repeat(100_000)])),
+        },
+      },
+      expect: { key: "app.env", says: "at most 512 KiB in all" },
+    },
     SESSION_SECRET: {
       raw: { ...DK, app: { env: { SESSION_SECRET: "known" } } },
       expect: { key: "app.env.SESSION_SECRET" },
@@ -590,6 +645,10 @@ const CASES: Record<string, Record<string, Case>> = {
     "PostgreSQL settings with MariaDB": {
       raw: { ...DK, database: { postgresql: { ttl: 20 } } },
       expect: { key: "database.postgresql" },
+    },
+    "a Galera check period no shorter than the suspect timeout": {
+      raw: { ...DK, database: { galera: { inactiveCheckPeriodMs: 5000 } } },
+      expect: { key: "database.galera.inactiveCheckPeriodMs", says: "less than suspectTimeoutMs" },
     },
     "Galera timeouts in replication mode": {
       raw: {
@@ -710,6 +769,15 @@ const CASES: Record<string, Record<string, Case>> = {
       raw: () => TLS(OFFLINE_TLS_CERTIFICATE, MARKER),
       expect: { key: "tlsKey" },
     },
+    "problems of every kind in one round (schema, TLS and component rules need not wait)": {
+      raw: () => ({ ...TLS(OFFLINE_TLS_CERTIFICATE, pems.other.key), app: { replicas: 0 } }),
+      expect: { key: "tlsKey", says: "match" },
+    },
+    "a rule about another key quotes nothing of a secret section": {
+      raw: { ...DK, app: { replicas: 7 }, balancer: { weights: [1, 2] } },
+      secret: ["app"],
+      expect: { key: "balancer.weights", says: "(app.replicas is secret)" },
+    },
     "a secret app section with a bad image": {
       raw: { ...DK, app: { image: `${MARKER.toUpperCase()}:1` } },
       secret: ["app"],
@@ -724,6 +792,32 @@ const CASES: Record<string, Record<string, Case>> = {
       raw: { ...DK, cache: { redis: { maxmemory: MARKER } } },
       secret: ["cache"],
       expect: { key: "cache.redis.maxmemory" },
+    },
+    "a secret remote Docker host stays out of the outputs and the certificate": {
+      raw: {
+        ...LEAN,
+        balancer: { tls: "self-signed" },
+        docker: { host: `ssh://deploy@${MARKER}.example.com`, bindAddress: "0.0.0.0" },
+      },
+      secret: ["docker"],
+      expect: {
+        ok: (run) => {
+          for (const r of run.resources) expect(visible(r)).not.toContain(MARKER);
+          // The URL is a secret output (the mock engine shows secret outputs as [secret]).
+          expect(run.outputs.url).toBe("[secret]");
+        },
+      },
+    },
+    "a secret rotation token stays out of the keepers": {
+      raw: { ...LEAN, credentialRotation: { "catalog-app-password": MARKER, "shop-session-key": MARKER } },
+      secret: ["credentialRotation"],
+      expect: {
+        ok: (run) => {
+          const p = run.resources.find((r) => r.name === "catalog-app-password")!;
+          expect(unwrapSecrets(p.inputs)).toMatchObject({ keepers: { rotation: MARKER } });
+          for (const r of run.resources) expect(visible(r)).not.toContain(MARKER);
+        },
+      },
     },
     "a secret context name": {
       raw: k8({ context: MARKER }),

@@ -329,7 +329,7 @@ describe("PostgresCluster rejects bad args before creating anything", () => {
       "an unpinned image",
       docker,
       { image: "postgres:latest" },
-      'image must be pinned by a tag other than latest (name:tag), but "postgres:latest" was provided.',
+      'image must be pinned by a tag other than latest, or by a digest, but "postgres:latest" was provided.',
     ],
     [
       "no image where none can be built",
