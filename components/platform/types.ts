@@ -20,11 +20,12 @@ export interface WorkloadSpec {
   readonly command?: readonly string[];
   /** Arguments to the entrypoint. */
   readonly args?: readonly string[];
-  /** Plain environment; never put credentials here (use `secretEnv`). */
+  /** Plain environment; never put credentials here (use `secretFiles`). */
   readonly env?: Readonly<Record<string, pulumi.Input<string>>>;
   /**
-   * Credentials and other secret environment. Docker: marked secret in state. Kubernetes:
-   * stored in a `Secret` and referenced with `secretKeyRef`, so no spec ever holds the value.
+   * Secret environment, only for an image that reads a credential nowhere else (prefer
+   * `secretFiles`: `docker inspect` shows a container's environment). Docker: marked secret in
+   * state. Kubernetes: stored in a `Secret` and referenced with `secretKeyRef`.
    */
   readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
   /** Config files by absolute path in the container; the content must not hold secrets. */
@@ -296,8 +297,8 @@ export interface Platform {
   memberHosts(name: string, replicas: number): string[];
   /**
    * Address ranges (CIDRs) members connect to each other from, for a server's own allow list
-   * (pg_hba). Undefined where every tier has a network of its own (Docker): "the same network"
-   * says it exactly there.
+   * (pg_hba). Undefined on Docker, where a server shares a network only with its peers and the
+   * tiers it admits (one network per service and client tier): "the same network" says it exactly.
    */
   readonly memberNetworks?: readonly string[];
   /** Whether `deploy` can build images (`WorkloadSpec.build`); Kubernetes needs a registry. */
