@@ -26,7 +26,6 @@ function rule<T>(check: (v: T) => boolean, ruleText: string, fix: string) {
   return [check, { message: ruleText, params: { fix } }] as const;
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const PORT = z.int().min(1).max(65535);
 
 /** A custom issue with its own rule and fix (see {@link rule}). */
@@ -854,7 +853,7 @@ export const StackConfigSchema = z
           .string()
           .refine(
             ...rule(
-              (k: string) => DNS_LABEL.test(k),
+              isDnsLabel,
               "name generated secrets (lowercase letters, digits and '-')",
               'Write e.g. catalog-app-password: "2027-01".',
             ),
