@@ -93,6 +93,11 @@ export const SYSTEM_NAMESPACES: readonly string[] = [
   "kube-system",
 ];
 
+/** A health-check URL path as the balancers and the demo app take it: `/`, then letters, digits, `/ _ . -`; at most 255. */
+export function isUrlPath(s: string): boolean {
+  return /^\/[A-Za-z0-9/_.-]{0,254}$/.test(s);
+}
+
 /** POSIX portable environment variable names (letters, digits and _, not starting with a digit). */
 export function isEnvName(s: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(s);

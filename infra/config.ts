@@ -12,6 +12,7 @@ import {
   isDnsLabel,
   isDnsSubdomain,
   isEnvName,
+  isUrlPath,
   SYSTEM_NAMESPACES,
 } from "../components/validation";
 
@@ -76,7 +77,7 @@ const AppSchema = z.strictObject({
     .string()
     .refine(
       ...rule(
-        (s: string) => /^\/[A-Za-z0-9/_.-]{0,254}$/.test(s),
+        isUrlPath,
         "be a URL path starting with / (letters, digits, / _ . -; at most 255)",
         "Write e.g. /healthz.",
       ),

@@ -4,6 +4,7 @@ import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../pla
 import { renderHaproxy } from "./render/haproxy";
 import { renderNginx } from "./render/nginx";
 import type { Algorithm, BalancerBackend, BalancerDiscovery, BalancerRenderSpec } from "./render/spec";
+import { isUrlPath } from "../validation";
 import { checkResources, invalidArg } from "../errors";
 import { balancerTlsProblems, formatTlsProblem, type TlsProblem } from "./tls-material";
 import { componentToken, physicalName, type NamingArgs } from "../resource";
@@ -186,7 +187,7 @@ export function resolveLoadBalancerArgs(name: string, args: LoadBalancerArgs): R
   wholeIn(name, "health.fall", r.health.fall, 1, 20, "Use e.g. 3.");
   wholeIn(name, "health.rise", r.health.rise, 1, 20, "Use e.g. 2.");
   wholeIn(name, "hstsMaxAgeSeconds", r.hstsMaxAgeSeconds, 0, 63_072_000, "Use e.g. 31536000 (one year).");
-  if (!/^\/[A-Za-z0-9/_.-]{0,254}$/.test(args.healthCheckPath)) {
+  if (!isUrlPath(args.healthCheckPath)) {
     fail(
       name,
       "healthCheckPath",

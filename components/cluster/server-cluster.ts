@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
 import { renderDemoApp } from "./render/demo-app";
 import { credentialPath, FILE_SUFFIX } from "./credentials";
+import { isUrlPath } from "../validation";
 import { checkResources, invalidArg } from "../errors";
 import { componentToken, physicalName, type NamingArgs } from "../resource";
 
@@ -119,7 +120,7 @@ export function resolveServerClusterArgs(name: string, args: ServerClusterArgs):
       "Use the port the app listens on, e.g. 8080.",
     );
   }
-  if (!/^\/[A-Za-z0-9/_.-]{0,254}$/.test(healthCheckPath)) {
+  if (!isUrlPath(healthCheckPath)) {
     fail(
       name,
       "healthCheckPath",
