@@ -7,6 +7,7 @@
  * `deserializeProperties`, which lifts a secret leaf to its whole list or map, and leaves out
  * the parent and options. So the request itself is read too (see `recordRequests`).
  */
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 
 /** The marker that replaces every secret value in recorded inputs and outputs. */
@@ -57,10 +58,50 @@ export interface RecordedResource {
   readonly inputs: Record<string, unknown>;
 }
 
+/**
+ * A secret value the run knows in full, so a reader (synth) can mask exactly it inside a larger
+ * text: a generated password or key as the mock engine made it, or a stack-config secret's
+ * offline stand-in. Never a real secret: offline tools cannot decrypt one.
+ */
+export interface SecretSource {
+  readonly value: string;
+  /** Where it comes from, e.g. `random:index/randomPassword:RandomPassword::cache-redis-password`. */
+  readonly label: string;
+  /**
+   * Changes exactly when the real value would: for a generated secret, a hash of the inputs
+   * that replace it (and of a simulated rotation); for a config secret, of its ciphertext.
+   */
+  readonly fingerprint: string;
+}
+
 export interface ProgramRun {
   readonly resources: RecordedResource[];
   /** Stack outputs with secret values replaced by {@link SECRET_MARKER}. */
   readonly outputs: Record<string, unknown>;
+  /** Stack outputs as the program returned them, secrets still wrapped (see {@link isWrappedSecret}). */
+  readonly rawOutputs: Record<string, unknown>;
+  /** What each component registered as its outputs (`type::name` -> outputs, secrets wrapped). */
+  readonly componentOutputs: ReadonlyMap<string, Record<string, unknown>>;
+  /** Every generated secret the mock engine made in this run, and the config secrets it was given. */
+  readonly secretSources: readonly SecretSource[];
+}
+
+/** A short, stable hash of plain data (object keys sorted). */
+export function fingerprintOf(v: unknown): string {
+  const sort = (x: unknown): unknown =>
+    Array.isArray(x)
+      ? x.map(sort)
+      : typeof x === "object" && x !== null
+        ? Object.fromEntries(
+            Object.keys(x)
+              .sort()
+              .map((k) => [k, sort((x as Record<string, unknown>)[k])]),
+          )
+        : x;
+  return createHash("sha256")
+    .update(JSON.stringify(sort(v)))
+    .digest("hex")
+    .slice(0, 12);
 }
 
 export interface RunOptions {
@@ -83,6 +124,14 @@ export interface RunOptions {
    * unknown, and code that assumes a known value fails here rather than in a user's preview.
    */
   readonly preview?: boolean;
+  /** Config secrets in full (their offline stand-ins), to be listed in {@link ProgramRun.secretSources}. */
+  readonly configSecrets?: readonly SecretSource[];
+  /**
+   * Every generated secret gets a second, different mock value (the same resources otherwise).
+   * Synth runs a program twice, once this way, to find text derived from a secret that masking
+   * the known values missed: whatever differs between the two runs.
+   */
+  readonly alternateSecrets?: boolean;
 }
 
 /** Deterministic fake outputs for the few resources whose outputs the program reads. */
@@ -90,11 +139,12 @@ function mockState(
   args: pulumi.runtime.MockResourceArgs,
   rotated: ReadonlySet<string>,
   preview: boolean,
+  alternate = false,
 ): Record<string, unknown> {
   // A preview of a create: the provider echoes the inputs, everything it would compute is unknown.
   if (preview) return args.inputs;
   // No space: a fake password must be one the provider could generate (renderers refuse spaces).
-  const generation = rotated.has(args.name) ? "-rotated" : "";
+  const generation = (rotated.has(args.name) ? "-rotated" : "") + (alternate ? "-alt" : "");
   switch (args.type) {
     case "random:index/randomPassword:RandomPassword":
       return { ...args.inputs, result: `mock-password-for-${args.name}${generation}` };
@@ -172,19 +222,27 @@ export function unwrapSecrets(v: unknown): unknown {
 /** Marks an output whose value a preview cannot know yet (as `pulumi preview` prints it). */
 export const UNKNOWN_MARKER = "[unknown]";
 
-/** Resolves outputs to plain values, secrets as the marker, unknowns (previews) as theirs. */
-async function resolveOutputs(v: unknown): Promise<unknown> {
+/**
+ * Resolves outputs to plain values, secrets as the marker (or, with `keepSecrets`, wrapped as the
+ * RPC layer wraps them), unknowns (previews) as theirs.
+ */
+async function resolveOutputs(v: unknown, keepSecrets = false): Promise<unknown> {
   if (pulumi.Output.isInstance(v)) {
     const out = v as pulumi.Output<unknown> & { isKnown: Promise<boolean> };
-    if (await pulumi.isSecret(out)) return SECRET_MARKER;
+    const secret = await pulumi.isSecret(out);
+    if (secret && !keepSecrets) return SECRET_MARKER;
     if (!(await out.isKnown)) return UNKNOWN_MARKER;
-    return resolveOutputs(await new Promise<unknown>((resolve) => out.apply((x) => resolve(x))));
+    const value = await resolveOutputs(
+      await new Promise<unknown>((resolve) => out.apply((x) => resolve(x))),
+      keepSecrets,
+    );
+    return secret ? { [SIG_KEY]: SECRET_SIG, value } : value;
   }
-  if (v instanceof Promise) return resolveOutputs(await v);
-  if (Array.isArray(v)) return Promise.all(v.map(resolveOutputs));
+  if (v instanceof Promise) return resolveOutputs(await v, keepSecrets);
+  if (Array.isArray(v)) return Promise.all(v.map((x) => resolveOutputs(x, keepSecrets)));
   if (typeof v === "object" && v !== null && !pulumi.Resource.isInstance(v)) {
     const entries = await Promise.all(
-      Object.entries(v).map(async ([k, x]) => [k, await resolveOutputs(x)] as const),
+      Object.entries(v).map(async ([k, x]) => [k, await resolveOutputs(x, keepSecrets)] as const),
     );
     return Object.fromEntries(entries.filter(([, x]) => x !== undefined));
   }
@@ -204,6 +262,11 @@ interface AliasSpecMessage {
   getType(): string;
   getParenturn(): string;
   getNoparent(): boolean;
+}
+
+interface RegisterOutputsRequest {
+  getUrn(): string;
+  getOutputs(): { toJavaScript(): Record<string, unknown> } | undefined;
 }
 
 interface RegisterRequest {
@@ -264,6 +327,8 @@ function optionsOf(req: RegisterRequest): RecordedOptions {
 }
 
 const raw = new Map<string, RawRegistration>();
+/** Component outputs as registered (`type::name` -> outputs), for the current run. */
+const componentOutputs = new Map<string, Record<string, unknown>>();
 const NO_OPTIONS: RecordedOptions = {
   protect: false,
   retainOnDelete: false,
@@ -280,7 +345,20 @@ function recordRequests(): void {
   if (patched) return;
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- internal module, not in the typings' exports
   const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks") as {
-    MockMonitor: { prototype: { registerResource(req: RegisterRequest, cb: unknown): Promise<void> } };
+    MockMonitor: {
+      prototype: {
+        registerResource(req: RegisterRequest, cb: unknown): Promise<void>;
+        registerResourceOutputs(req: RegisterOutputsRequest, cb: unknown): void;
+      };
+    };
+  };
+  const originalOutputs = MockMonitor.prototype.registerResourceOutputs;
+  MockMonitor.prototype.registerResourceOutputs = function (req: RegisterOutputsRequest, cb: unknown) {
+    const short = shortUrn(req.getUrn());
+    if (!short.startsWith("pulumi:pulumi:Stack::")) {
+      componentOutputs.set(short, req.getOutputs()?.toJavaScript() ?? {});
+    }
+    return originalOutputs.call(this, req, cb);
   };
   const original = MockMonitor.prototype.registerResource;
   MockMonitor.prototype.registerResource = function (req: RegisterRequest, cb: unknown) {
@@ -380,7 +458,10 @@ export async function runProgramWithMocks(
   const project = opts.project ?? "ha-backend";
   const rotated = new Set(opts.rotated ?? []);
   const preview = opts.preview ?? false;
+  const alternate = opts.alternateSecrets ?? false;
+  const sources: SecretSource[] = [...(opts.configSecrets ?? [])];
   recordRequests();
+  componentOutputs.clear();
   pulumi.runtime.setAllConfig(opts.config, opts.secretKeys ?? []);
   await pulumi.runtime.setMocks(
     {
@@ -399,7 +480,22 @@ export async function runProgramWithMocks(
           inputs: req?.inputs ?? (args.inputs as Record<string, unknown>),
         });
         // A preview has no ids yet: the engine answers an empty one, which the SDK reads as unknown.
-        return { id: preview ? undefined : `${args.name}-id`, state: mockState(args, rotated, preview) };
+        const state = mockState(args, rotated, preview, alternate);
+        const generated =
+          args.type === "random:index/randomPassword:RandomPassword"
+            ? state.result
+            : args.type === "tls:index/privateKey:PrivateKey"
+              ? state.privateKeyPem
+              : undefined;
+        if (typeof generated === "string") {
+          sources.push({
+            value: generated,
+            label: `${args.type}::${args.name}`,
+            // A replacement (new value) follows a change of any input; a rotation is one too.
+            fingerprint: fingerprintOf([unwrapSecrets(args.inputs), rotated.has(args.name)]),
+          });
+        }
+        return { id: preview ? undefined : `${args.name}-id`, state };
       },
       call(args) {
         return args.inputs;
@@ -426,5 +522,11 @@ export async function runProgramWithMocks(
   await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
   if (failure !== undefined) throw failure;
   const resolved = (await resolveOutputs(outputs)) as Record<string, unknown>;
-  return { resources: recorded.filter((r) => r.type !== "pulumi:pulumi:Stack"), outputs: resolved };
+  return {
+    resources: recorded.filter((r) => r.type !== "pulumi:pulumi:Stack"),
+    outputs: resolved,
+    rawOutputs: (await resolveOutputs(outputs, true)) as Record<string, unknown>,
+    componentOutputs: new Map(componentOutputs),
+    secretSources: sources,
+  };
 }

@@ -3,6 +3,7 @@
  * string, structured values as JSON text, `secure:` values marked secret. Offline tools (synth,
  * tests) cannot decrypt secure values: they get a placeholder that stays marked secret.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -15,6 +16,12 @@ export const OFFLINE_SECRET_PLACEHOLDER = "offline-placeholder-secret";
 export interface StackFile {
   readonly config: Record<string, string>;
   readonly secretKeys: string[];
+  /**
+   * Each `secure:` value's offline stand-in (distinct per value, so a reader can tell which one a
+   * text contains), where it sits, and a fingerprint of its ciphertext: `pulumi config set
+   * --secret` writes a new ciphertext, so a changed fingerprint means the secret was set again.
+   */
+  readonly secretSources: { value: string; label: string; fingerprint: string }[];
 }
 
 /** The path of a stack's config file; stack names are `<topology>-<env>`. */
@@ -32,17 +39,33 @@ function isSecure(v: unknown): boolean {
 }
 
 /**
- * `value` with every nested `secure:` value (`pulumi config set --secret --path`) replaced by the
- * offline placeholder; `found` says whether there was one (the CLI then marks the whole key secret).
+ * `value` with every nested `secure:` value (`pulumi config set --secret --path`) replaced by an
+ * offline placeholder; `found` says whether there was one (the CLI then marks the whole key
+ * secret). Each placeholder is listed in `sources` under `label` (the key and path).
  */
-function withoutSecure(value: unknown): { value: unknown; found: boolean } {
-  if (isSecure(value)) return { value: OFFLINE_SECRET_PLACEHOLDER, found: true };
+function withoutSecure(
+  value: unknown,
+  label: string,
+  sources: StackFile["secretSources"],
+): { value: unknown; found: boolean } {
+  if (isSecure(value)) {
+    const placeholder = `${OFFLINE_SECRET_PLACEHOLDER}-${sources.length + 1}`;
+    const ciphertext = String((value as { secure: unknown }).secure);
+    sources.push({
+      value: placeholder,
+      label: `config ${label}`,
+      fingerprint: createHash("sha256").update(ciphertext).digest("hex").slice(0, 12),
+    });
+    return { value: placeholder, found: true };
+  }
   if (Array.isArray(value)) {
-    const items = value.map(withoutSecure);
+    const items = value.map((v, i) => withoutSecure(v, `${label}[${i}]`, sources));
     return { value: items.map((i) => i.value), found: items.some((i) => i.found) };
   }
   if (typeof value === "object" && value !== null) {
-    const entries = Object.entries(value).map(([k, v]) => [k, withoutSecure(v)] as const);
+    const entries = Object.entries(value).map(
+      ([k, v]) => [k, withoutSecure(v, `${label}.${k}`, sources)] as const,
+    );
     return {
       value: Object.fromEntries(entries.map(([k, v]) => [k, v.value])),
       found: entries.some(([, v]) => v.found),
@@ -55,8 +78,9 @@ function withoutSecure(value: unknown): { value: unknown; found: boolean } {
 export function toPulumiConfig(yamlConfig: Record<string, unknown>): StackFile {
   const config: Record<string, string> = {};
   const secretKeys: string[] = [];
+  const secretSources: StackFile["secretSources"] = [];
   for (const [key, raw] of Object.entries(yamlConfig)) {
-    const { value, found } = withoutSecure(raw);
+    const { value, found } = withoutSecure(raw, key, secretSources);
     if (found) secretKeys.push(key);
     if (typeof value === "object" && value !== null) {
       config[key] = JSON.stringify(value);
@@ -64,7 +88,7 @@ export function toPulumiConfig(yamlConfig: Record<string, unknown>): StackFile {
       config[key] = String(value);
     }
   }
-  return { config, secretKeys };
+  return { config, secretKeys, secretSources };
 }
 
 /**
@@ -109,7 +133,7 @@ export function readStackFile(
   const balancer = (doc?.config?.["ha-backend:balancer"] ?? {}) as { tls?: string };
   const placeholders: string[] = [];
   const key = "ha-backend:tlsKey";
-  const keyUnreadable = !(key in file.config) || file.config[key] === OFFLINE_SECRET_PLACEHOLDER;
+  const keyUnreadable = !(key in file.config) || file.config[key].startsWith(OFFLINE_SECRET_PLACEHOLDER);
   if (balancer.tls === "provided" && keyUnreadable) {
     for (const [name, value] of Object.entries(OFFLINE_TLS)) {
       file.config[name] = value;
@@ -118,6 +142,17 @@ export function readStackFile(
       const at = file.secretKeys.indexOf(name);
       if (secret && at < 0) file.secretKeys.push(name);
       if (!secret && at >= 0) file.secretKeys.splice(at, 1);
+      if (secret) {
+        const i = file.secretSources.findIndex((x) => x.label === `config ${name}`);
+        const source = {
+          value,
+          label: `config ${name}`,
+          // The user's ciphertext, if there is one, still says when the real key changes.
+          fingerprint: i >= 0 ? file.secretSources[i].fingerprint : "offline-stand-in",
+        };
+        if (i >= 0) file.secretSources[i] = source;
+        else file.secretSources.push(source);
+      }
       placeholders.push(name);
     }
   }

@@ -4,18 +4,34 @@
  * Pulumi CLI, no cloud, no network) and writes a reviewable tree:
  *
  *   resources.json            every resource: type, name, parent, resource options (provider,
- *                             protect, retainOnDelete, aliases, …), inputs (secrets as "[secret]")
+ *                             protect, retainOnDelete, aliases, …), inputs, a component's outputs
  *   outputs.json              the stack outputs
- *   files/<resource>/<path>   every generated config file, where it lands in the container
+ *   secrets.json              every secret the stack generates or reads (a fingerprint each, never
+ *                             a value) and where each one is used: files, resource properties, outputs
+ *   files/<resource>/<path>   every generated config file, where it lands in the container: Docker
+ *                             uploads, ConfigMaps and Secrets (sentinel.conf, patroni.yml, …)
  *   kubernetes/<Kind>-<name>.yaml   Kubernetes manifests
  *   docker/<type>-<name>.json       Docker containers, networks, volumes, images
  *
- * Same input, byte-identical output: everything is sorted, nothing depends on time or order.
+ * Secrets: only the secret values are masked, in place (`requirepass [secret]`), so a changed
+ * setting in a file that also holds a password still shows. The program runs twice, the second
+ * time with every generated secret different: text that differs between the runs although no
+ * known secret value is in it (a hash, an encoding of one) is masked too, token by token.
+ *
+ * Same input, byte-identical output: everything is sorted, nothing depends on time, order or the
+ * checkout's location (absolute paths of the repository are written relative to it).
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { stringify } from "yaml";
-import { redactSecrets, runProgramWithMocks, type ProgramRun, type RecordedResource } from "./mock-engine";
+import {
+  isWrappedSecret,
+  runProgramWithMocks,
+  SECRET_MARKER,
+  type ProgramRun,
+  type RecordedResource,
+  type SecretSource,
+} from "./mock-engine";
 import { readStackFile } from "./stack-file";
 
 /** Left in every synth folder; a folder without it is never emptied. */
@@ -54,50 +70,205 @@ function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]/g, "_");
 }
 
-/** Generated config files: Docker uploads and Kubernetes ConfigMap data, keyed by tree path. */
-function configFiles(r: RecordedResource, inputs: Record<string, unknown>): [string, string][] {
+/**
+ * Generated config files: Docker uploads, Kubernetes ConfigMap and Secret data (placed by the
+ * paths annotation), keyed by tree path, with the property that holds each one.
+ */
+function configFiles(r: RecordedResource, inputs: Record<string, unknown>): [string, string, string][] {
   if (r.type === "docker:index/container:Container") {
     const uploads = (inputs.uploads ?? []) as { file: string; content: string }[];
-    return uploads.map((u) => [join("files", safeName(r.name), u.file), u.content]);
+    return uploads.map((u, i) => [
+      join("files", safeName(r.name), u.file),
+      u.content,
+      `uploads[${i}].content`,
+    ]);
   }
-  if (r.type === "kubernetes:core/v1:ConfigMap") {
+  if (r.type === "kubernetes:core/v1:ConfigMap" || r.type === "kubernetes:core/v1:Secret") {
     const meta = (inputs.metadata ?? {}) as { annotations?: Record<string, string> };
-    const paths = JSON.parse(meta.annotations?.[PATHS_ANNOTATION] ?? "{}") as Record<string, string>;
-    const data = (inputs.data ?? {}) as Record<string, string>;
+    const annotation = meta.annotations?.[PATHS_ANNOTATION];
+    // A Secret without the annotation holds variables (`<name>-env`), not files.
+    if (r.type === "kubernetes:core/v1:Secret" && annotation === undefined) return [];
+    const paths = JSON.parse(annotation ?? "{}") as Record<string, string>;
+    const field = r.type === "kubernetes:core/v1:Secret" ? "stringData" : "data";
+    const data = (inputs[field] ?? {}) as Record<string, string>;
     return Object.entries(data).map(([key, content]) => [
       join("files", safeName(r.name), paths[key] ?? key),
       content,
+      `${field}.${key}`,
     ]);
   }
   return [];
 }
 
-/** The tree for one program run: relative path -> file content. Pure. */
-export function renderSynthTree(run: ProgramRun): Map<string, string> {
+/** Where each secret is used: tree path (or `type::name` property path) -> secret labels. */
+type SecretUses = Map<string, Set<string>>;
+
+/**
+ * Masks secrets in place. `a` is a value from the run, `b` the same value from the run with
+ * every generated secret different. A wrapped secret keeps its shape and text, with each known
+ * secret value replaced by the marker; what still differs between the runs is derived from a
+ * secret and is masked too (token by token where the lines line up, else the whole value).
+ * Plain values stay as they are. Labels of the secrets found are added to `found`.
+ */
+class Masker {
+  private readonly sorted: SecretSource[];
+  private readonly sortedAlternate: SecretSource[];
+
+  constructor(
+    sources: readonly SecretSource[],
+    alternateSources: readonly SecretSource[],
+    private readonly root: string,
+  ) {
+    // Longest first: a value that contains another is replaced whole.
+    const bySize = (list: readonly SecretSource[]) =>
+      [...list].filter((x) => x.value.length > 0).sort((x, y) => y.value.length - x.value.length);
+    this.sorted = bySize(sources);
+    this.sortedAlternate = bySize(alternateSources);
+  }
+
+  /** A copy of `a` with secrets masked (see the class). */
+  mask(a: unknown, b: unknown, found: Set<string>, inSecret = false): unknown {
+    if (isWrappedSecret(a)) return this.mask(a.value, isWrappedSecret(b) ? b.value : undefined, found, true);
+    if (isWrappedSecret(b)) return this.mask(a, b.value, found, inSecret);
+    if (Array.isArray(a)) {
+      const bs = Array.isArray(b) && b.length === a.length ? b : [];
+      return a.map((x, i) => this.mask(x, bs[i], found, inSecret));
+    }
+    if (typeof a === "object" && a !== null) {
+      const bo = (typeof b === "object" && b !== null ? b : {}) as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(a).map(([k, x]) => [k, this.mask(x, bo[k], found, inSecret)]));
+    }
+    if (typeof a !== "string") {
+      // A secret number or flag: nothing in it to keep.
+      return inSecret ? SECRET_MARKER : a;
+    }
+    const ma = this.relative(this.replaceKnown(a, this.sorted, found));
+    if (!inSecret) return ma;
+    if (typeof b !== "string") return SECRET_MARKER;
+    const mb = this.relative(this.replaceKnown(b, this.sortedAlternate, new Set()));
+    return ma === mb ? ma : maskDifferences(ma, mb);
+  }
+
+  private replaceKnown(text: string, sources: readonly SecretSource[], found: Set<string>): string {
+    let out = text;
+    for (const s of sources) {
+      if (out.includes(s.value)) {
+        out = out.split(s.value).join(SECRET_MARKER);
+        found.add(s.label);
+      }
+    }
+    return out;
+  }
+
+  /** The checkout's absolute path written relative to it (image build contexts, Dockerfiles). */
+  private relative(text: string): string {
+    if (this.root === "" || !text.includes(this.root)) return text;
+    if (text === this.root) return ".";
+    if (text.startsWith(`${this.root}/`) && !text.slice(this.root.length).includes(this.root)) {
+      return text.slice(this.root.length + 1);
+    }
+    return text.split(`${this.root}/`).join("./").split(this.root).join(".");
+  }
+}
+
+/** Tokens of a line: runs of word characters, and everything else one character at a time. */
+const TOKENS = /[A-Za-z0-9_+/.@-]+|[^A-Za-z0-9_+/.@-]/g;
+
+/**
+ * `a` with what differs from `b` masked: line by line, token by token where a line has as many
+ * tokens in both; a whole line where not; the whole value if the line counts differ.
+ */
+export function maskDifferences(a: string, b: string): string {
+  const la = a.split("\n");
+  const lb = b.split("\n");
+  if (la.length !== lb.length) return SECRET_MARKER;
+  return la
+    .map((line, i) => {
+      if (line === lb[i]) return line;
+      const ta = line.match(TOKENS) ?? [];
+      const tb = lb[i].match(TOKENS) ?? [];
+      if (ta.length !== tb.length) return `${line.match(/^\s*/)?.[0] ?? ""}${SECRET_MARKER}`;
+      return ta
+        .map((t, j) => (t === tb[j] ? t : SECRET_MARKER))
+        .join("")
+        .replace(/(\[secret\])+/g, SECRET_MARKER);
+    })
+    .join("\n");
+}
+
+/** A JSON path segment: `.key`, or `["key"]` when the key is not a plain name. */
+function pathSegment(key: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+/**
+ * The tree for one program run: relative path -> file content. Pure. `alternate` is the same
+ * program run with every generated secret different (see {@link Masker}); `root` the checkout's
+ * absolute path, written relative in the tree.
+ */
+export function renderSynthTree(run: ProgramRun, alternate: ProgramRun, root = ""): Map<string, string> {
   const tree = new Map<string, string>();
+  const masker = new Masker(run.secretSources, alternate.secretSources, root);
+  const uses: SecretUses = new Map();
+  const use = (where: string, labels: Set<string>) => {
+    if (labels.size > 0) uses.set(where, new Set([...(uses.get(where) ?? []), ...labels]));
+  };
+  const other = new Map(alternate.resources.map((r) => [r.urn, r]));
   const resources = [...run.resources].sort(byTypeAndName);
-  const redacted = resources.map((r) => ({
-    ...r,
-    inputs: redactSecrets(r.inputs) as Record<string, unknown>,
-  }));
+  const masked = resources.map((r) => {
+    const b = other.get(r.urn)?.inputs ?? {};
+    const inputs: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r.inputs)) {
+      const found = new Set<string>();
+      inputs[k] = masker.mask(v, b[k], found);
+      use(`${r.type}::${r.name}${pathSegment(k)}`, found);
+    }
+    const key = `${r.type}::${r.name}`;
+    const outs = run.componentOutputs.get(key);
+    const found = new Set<string>();
+    const outputs =
+      outs === undefined ? undefined : masker.mask(outs, alternate.componentOutputs.get(key), found);
+    use(`${key} outputs`, found);
+    return { ...r, inputs, outputs };
+  });
 
   tree.set(
     "resources.json",
     stableJson(
-      redacted.map((r) => ({
+      masked.map((r) => ({
         type: r.type,
         name: r.name,
         parent: r.parent ?? null,
         custom: r.custom,
         options: r.options,
         inputs: r.inputs,
+        ...(r.outputs === undefined ? {} : { outputs: r.outputs }),
       })),
     ),
   );
-  tree.set("outputs.json", stableJson(run.outputs));
+  const outputs: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(run.rawOutputs)) {
+    const found = new Set<string>();
+    outputs[k] = masker.mask(v, alternate.rawOutputs[k], found);
+    use(`outputs${pathSegment(k)}`, found);
+  }
+  tree.set("outputs.json", stableJson(outputs));
 
-  for (const r of redacted) {
-    for (const [path, content] of configFiles(r, r.inputs)) tree.set(path, content);
+  const fileUses: SecretUses = new Map();
+  for (const r of masked) {
+    for (const [path, content, property] of configFiles(r, r.inputs)) {
+      tree.set(path, content);
+      // Which secrets the file holds: those found in the property it came from.
+      const [field] = property.split(/[.[]/);
+      const labels = uses.get(`${r.type}::${r.name}${pathSegment(field)}`);
+      if (labels !== undefined && content.includes(SECRET_MARKER)) {
+        const original = originalText(resources.find((x) => x.urn === r.urn)?.inputs, property);
+        fileUses.set(
+          path,
+          new Set([...labels].filter((l) => original === undefined || sourceIn(run, l, original))),
+        );
+      }
+    }
     if (r.type.startsWith("kubernetes:")) {
       const { apiVersion, kind, ...rest } = r.inputs as { apiVersion: string; kind: string };
       // apiVersion and kind first, as kubectl prints them; the rest sorted.
@@ -110,19 +281,68 @@ export function renderSynthTree(run: ProgramRun): Map<string, string> {
       tree.set(join("docker", `${shortType(r.type)}-${safeName(r.name)}.json`), stableJson(r.inputs));
     }
   }
+  const sorted = (m: SecretUses) =>
+    Object.fromEntries(
+      [...m.entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([k, v]) => [k, [...v].sort()]),
+    );
+  tree.set(
+    "secrets.json",
+    stableJson({
+      // label -> fingerprint: changes exactly when the secret would (see SecretSource).
+      sources: Object.fromEntries(run.secretSources.map((x) => [x.label, x.fingerprint])),
+      files: sorted(fileUses),
+      properties: sorted(uses),
+    }),
+  );
   return new Map([...tree.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-/** Runs the program for one stack file under mocks and renders its tree. */
-export async function synthStack(stack: string, stacksDir?: string): Promise<Map<string, string>> {
-  const file = readStackFile(stack, stacksDir);
+/** The unmasked text at a property path such as `uploads[3].content` or `stringData.key`. */
+function originalText(inputs: Record<string, unknown> | undefined, property: string): string | undefined {
+  let v: unknown = inputs;
+  for (const part of property.match(/[^.[\]]+/g) ?? []) {
+    while (isWrappedSecret(v)) v = v.value;
+    if (typeof v !== "object" || v === null) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  while (isWrappedSecret(v)) v = v.value;
+  return typeof v === "string" ? v : undefined;
+}
+
+function sourceIn(run: ProgramRun, label: string, text: string): boolean {
+  return run.secretSources.some((x) => x.label === label && text.includes(x.value));
+}
+
+/** The checkout whose program synth runs: this one, unless told otherwise (`--root`). */
+const ROOT = resolve(__dirname, "..");
+
+/**
+ * Runs the program for one stack file under mocks and renders its tree. `root` is a checkout of
+ * this repository (default: this one); its program and, unless `stacksDir` says otherwise, its
+ * stack files are used. The diff tool synthesizes an older commit this way.
+ */
+export async function synthStack(
+  stack: string,
+  stacksDir?: string,
+  root = ROOT,
+): Promise<Map<string, string>> {
+  const file = readStackFile(stack, stacksDir ?? join(root, "stacks"));
   // Imported here, after the stack file parsed, so a bad stack name fails before Pulumi loads.
-  const { defineStack } = await import("../infra/program");
+  const { defineStack } = (await import(join(root, "infra", "program"))) as typeof import("../infra/program");
   for (const key of file.placeholders) {
     console.error(`synth ${stack}: ${key} is not in the stack file; using an offline placeholder (secret)`);
   }
-  const run = await runProgramWithMocks({ ...file, stack, program: defineStack });
-  return renderSynthTree(run);
+  const options = { ...file, configSecrets: file.secretSources, stack, program: defineStack };
+  const run = await runProgramWithMocks(options);
+  // Config secrets differ in the second run too (a placeholder gets a suffix, wherever it is).
+  const alt = (text: string) => text.replace(/(offline-placeholder-secret-\d+)(?![0-9])/g, "$1alt");
+  const alternate = await runProgramWithMocks({
+    ...options,
+    config: Object.fromEntries(Object.entries(file.config).map(([k, v]) => [k, alt(v)])),
+    configSecrets: file.secretSources.map((x) => ({ ...x, value: alt(x.value) })),
+    alternateSecrets: true,
+  });
+  return renderSynthTree(run, alternate, root);
 }
 
 /** Writes a tree into `out`, first emptying it if (and only if) an earlier synth made it. */
@@ -142,8 +362,24 @@ export function writeTree(out: string, tree: Map<string, string>): void {
   }
 }
 
+/** Reads a tree that {@link writeTree} wrote (its marker file left out). */
+export function readTree(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name !== MARKER_FILE) out.set(relative(dir, p), readFileSync(p, "utf8"));
+    }
+  };
+  walk(dir);
+  return new Map([...out.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
 function usage(): never {
-  console.error("usage: npm run synth -- <stack> [--out DIR]   (stacks: see stacks/Pulumi.<stack>.yaml)");
+  console.error(
+    "usage: npm run synth -- <stack> [--out DIR] [--root CHECKOUT]   (stacks: see stacks/Pulumi.<stack>.yaml)",
+  );
   process.exit(2);
 }
 
@@ -151,12 +387,14 @@ async function main(argv: string[]): Promise<void> {
   const stack = argv[0];
   if (stack === undefined || stack.startsWith("-")) usage();
   let out = join("synth-out", stack);
+  let root = ROOT;
   for (let i = 1; i < argv.length; i++) {
     if (argv[i] === "--out" && argv[i + 1] !== undefined) out = argv[++i];
+    else if (argv[i] === "--root" && argv[i + 1] !== undefined) root = resolve(argv[++i]);
     else usage();
   }
   const started = process.hrtime.bigint();
-  const tree = await synthStack(stack);
+  const tree = await synthStack(stack, undefined, root);
   writeTree(resolve(out), tree);
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const resources = (JSON.parse(tree.get("resources.json") ?? "[]") as unknown[]).length;

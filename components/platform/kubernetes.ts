@@ -263,7 +263,15 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     return new k8s.core.v1.Secret(
       `${name}-secret-files`,
       {
-        metadata,
+        // The paths are not secret: like the ConfigMap's, they let a reader (and synth) place each file.
+        metadata: {
+          ...metadata,
+          annotations: {
+            [PATHS]: JSON.stringify(
+              Object.fromEntries(sortedEntries(secretFiles).map(([p]) => [fileKey(p), p])),
+            ),
+          },
+        },
         type: "Opaque",
         stringData: Object.fromEntries(
           sortedEntries(secretFiles).map(([p, c]) => [fileKey(p), pulumi.secret(c)]),

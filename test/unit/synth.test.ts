@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
-import { synthStack, writeTree } from "../../scripts/synth";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { maskDifferences, readTree, synthStack, writeTree } from "../../scripts/synth";
 import { binary, check, tempDir } from "../support/daemons";
 import { manifestKinds, validateManifests } from "../support/manifests";
 import { stackConfig, stackNames } from "../support/stack-files";
@@ -9,19 +9,6 @@ import { stackConfig, stackNames } from "../support/stack-files";
 const ROOT = join(__dirname, "..", "..");
 // Every stack file; what each one should produce is read from the file, never from its name.
 const STACKS = stackNames();
-
-function readTree(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.set(relative(dir, p), readFileSync(p, "utf8"));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 describe.each(STACKS)("synth %s", (stack) => {
   let dirA: string;
@@ -69,6 +56,38 @@ describe.each(STACKS)("synth %s", (stack) => {
       ]).toEqual([path, false, false]);
     }
     expect(tree.get("resources.json")).toContain('"[secret]"');
+  });
+
+  it("masks secret values in place: a file is whole-secret only when it is a credential itself", () => {
+    const files = [...tree.entries()].filter(([p]) => p.startsWith("files/"));
+    const whole = files.filter(([, c]) => c.trim() === "[secret]").map(([p]) => p);
+    // Credential files (/run/secrets/*, passwords, private keys) are one secret value each.
+    expect(whole.filter((p) => !/\/run\/secrets\/|password$|key(\.pem)?$/.test(p))).toEqual([]);
+    // Files that hold a secret among other settings show the settings.
+    const partly = files.filter(([, c]) => c.includes("[secret]") && c.trim() !== "[secret]");
+    expect(partly.length).toBeGreaterThan(0);
+    const secrets = JSON.parse(tree.get("secrets.json") ?? "{}") as {
+      sources: Record<string, string>;
+      files: Record<string, string[]>;
+    };
+    // Every masked file names the secrets in it, each with a fingerprint (never a value).
+    for (const [p] of partly) expect([p, (secrets.files[p] ?? []).length > 0]).toEqual([p, true]);
+    for (const fp of Object.values(secrets.sources)) expect(fp).toMatch(/^([0-9a-f]{12}|offline-stand-in)$/);
+    // Every config file a daemon reads is in the tree, also those that hold secrets (Kubernetes
+    // Secrets included): each Sentinel, Redis and Patroni workload has its file.
+    const names = (JSON.parse(tree.get("resources.json") ?? "[]") as { type: string; name: string }[])
+      .filter((r) => /Container$|StatefulSet$/.test(r.type))
+      .map((r) => r.name);
+    for (const [pattern, file] of [
+      [/-sentinel(-\d+|-statefulset)$/, "/sentinel.conf"],
+      [/-redis(-\d+|-statefulset)$/, "/redis.conf"],
+      [/-pg(-\d+|-statefulset)$/, "/patroni.yml"],
+    ] as const) {
+      if (names.some((n) => pattern.test(n)))
+        expect([file, files.some(([p]) => p.endsWith(file))]).toEqual([file, true]);
+    }
+    // No absolute path of this checkout.
+    for (const [p, c] of tree) expect([p, c.includes(ROOT)]).toEqual([p, false]);
   });
 
   it("writes the generated app config, and the real nginx accepts it", () => {
@@ -140,6 +159,15 @@ describe.each(STACKS)("synth %s", (stack) => {
       expect(container.restart).toBe("unless-stopped");
     });
   }
+});
+
+describe("masking what differs between two runs", () => {
+  it("masks the tokens that differ (a value derived from a secret), keeps the rest", () => {
+    expect(maskDifferences("auth md5abc x\nport 1", "auth md5def x\nport 1")).toBe("auth [secret] x\nport 1");
+    // Lines that do not line up: the line; line counts that differ: the whole value.
+    expect(maskDifferences("  a b c", "  a bc")).toBe("  [secret]");
+    expect(maskDifferences("a\nb", "a")).toBe("[secret]");
+  });
 });
 
 describe("the manifest validator", () => {
