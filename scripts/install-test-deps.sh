@@ -32,5 +32,6 @@ trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   nginx-light haproxy patroni etcd-server etcd-client redis-server redis-sentinel \
-  mariadb-server mariadb-backup galera-4 memcached openssl wrk dnsmasq-base iptables util-linux >/dev/null
+  mariadb-server mariadb-backup galera-4 memcached openssl wrk dnsmasq-base iptables util-linux \
+  iproute2 procps shellcheck >/dev/null
 echo "install-test-deps: done"
