@@ -132,26 +132,44 @@ export interface RunOptions {
    * the known values missed: whatever differs between the two runs.
    */
   readonly alternateSecrets?: boolean;
+  /**
+   * A generated secret's value carries a hash of its inputs, as a real one changes exactly when a
+   * changed input replaces it: what reads the secret (a config digest) then changes too. Synth
+   * sets it; tests that look for a value by name leave it off.
+   */
+  readonly secretsFollowInputs?: boolean;
+}
+
+/** How the mock engine makes generated secrets (see {@link RunOptions}). */
+interface SecretStyle {
+  readonly rotated: boolean;
+  readonly alternate: boolean;
+  /** Appended to a generated secret's value: changes when the real value would (synth). */
+  readonly generation: string;
 }
 
 /** Deterministic fake outputs for the few resources whose outputs the program reads. */
 function mockState(
   args: pulumi.runtime.MockResourceArgs,
-  rotated: ReadonlySet<string>,
+  style: SecretStyle,
   preview: boolean,
-  alternate = false,
 ): Record<string, unknown> {
   // A preview of a create: the provider echoes the inputs, everything it would compute is unknown.
   if (preview) return args.inputs;
   // No space: a fake password must be one the provider could generate (renderers refuse spaces).
-  const generation = (rotated.has(args.name) ? "-rotated" : "") + (alternate ? "-alt" : "");
+  const generation = (style.rotated ? "-rotated" : "") + style.generation;
+  // The alternate value shares no prefix with the usual one, so an encoding of it differs early.
+  const alternate = createHash("sha256").update(`${args.name}${generation}`).digest("hex").slice(0, 24);
   switch (args.type) {
     case "random:index/randomPassword:RandomPassword":
-      return { ...args.inputs, result: `mock-password-for-${args.name}${generation}` };
+      return {
+        ...args.inputs,
+        result: style.alternate ? `Z${alternate}` : `mock-password-for-${args.name}${generation}`,
+      };
     case "tls:index/privateKey:PrivateKey":
       return {
         ...args.inputs,
-        privateKeyPem: `-----BEGIN PRIVATE KEY-----\nmock ${args.name}${generation}\n-----END PRIVATE KEY-----\n`,
+        privateKeyPem: `-----BEGIN PRIVATE KEY-----\n${style.alternate ? `Z${alternate}` : `mock ${args.name}${generation}`}\n-----END PRIVATE KEY-----\n`,
       };
     case "tls:index/selfSignedCert:SelfSignedCert":
       return {
@@ -480,7 +498,16 @@ export async function runProgramWithMocks(
           inputs: req?.inputs ?? (args.inputs as Record<string, unknown>),
         });
         // A preview has no ids yet: the engine answers an empty one, which the SDK reads as unknown.
-        const state = mockState(args, rotated, preview, alternate);
+        const fingerprint = fingerprintOf([unwrapSecrets(args.inputs), rotated.has(args.name)]);
+        const state = mockState(
+          args,
+          {
+            rotated: rotated.has(args.name),
+            alternate,
+            generation: opts.secretsFollowInputs ? `-${fingerprint.slice(0, 8)}` : "",
+          },
+          preview,
+        );
         const generated =
           args.type === "random:index/randomPassword:RandomPassword"
             ? state.result
@@ -492,7 +519,7 @@ export async function runProgramWithMocks(
             value: generated,
             label: `${args.type}::${args.name}`,
             // A replacement (new value) follows a change of any input; a rotation is one too.
-            fingerprint: fingerprintOf([unwrapSecrets(args.inputs), rotated.has(args.name)]),
+            fingerprint,
           });
         }
         return { id: preview ? undefined : `${args.name}-id`, state };

@@ -49,13 +49,12 @@ function withoutSecure(
   sources: StackFile["secretSources"],
 ): { value: unknown; found: boolean } {
   if (isSecure(value)) {
-    const placeholder = `${OFFLINE_SECRET_PLACEHOLDER}-${sources.length + 1}`;
     const ciphertext = String((value as { secure: unknown }).secure);
-    sources.push({
-      value: placeholder,
-      label: `config ${label}`,
-      fingerprint: createHash("sha256").update(ciphertext).digest("hex").slice(0, 12),
-    });
+    const fingerprint = createHash("sha256").update(ciphertext).digest("hex").slice(0, 12);
+    // Named by its ciphertext: set again (a new ciphertext), it is a new value, as the real one
+    // may be; another secure value added before it changes nothing.
+    const placeholder = `${OFFLINE_SECRET_PLACEHOLDER}-${fingerprint}`;
+    sources.push({ value: placeholder, label: `config ${label}`, fingerprint });
     return { value: placeholder, found: true };
   }
   if (Array.isArray(value)) {

@@ -21,10 +21,12 @@
  * Same input, byte-identical output: everything is sorted, nothing depends on time, order or the
  * checkout's location (absolute paths of the repository are written relative to it).
  */
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { stringify } from "yaml";
 import {
+  aliasUrns,
   isWrappedSecret,
   runProgramWithMocks,
   SECRET_MARKER,
@@ -127,25 +129,50 @@ class Masker {
   }
 
   /** A copy of `a` with secrets masked (see the class). */
-  mask(a: unknown, b: unknown, found: Set<string>, inSecret = false): unknown {
-    if (isWrappedSecret(a)) return this.mask(a.value, isWrappedSecret(b) ? b.value : undefined, found, true);
-    if (isWrappedSecret(b)) return this.mask(a, b.value, found, inSecret);
+  /**
+   * Paths of plain (not secret) values that hold a secret or text derived from one: the engine
+   * would store them in the clear. Listed in secrets.json (`inClear`) so a test can hold the
+   * program to none but the ones meant to be public.
+   */
+  readonly inClear: string[] = [];
+
+  mask(a: unknown, b: unknown, found: Set<string>, inSecret = false, where = ""): unknown {
+    if (isWrappedSecret(a)) {
+      return this.mask(a.value, isWrappedSecret(b) ? b.value : undefined, found, true, where);
+    }
+    if (isWrappedSecret(b)) return this.mask(a, b.value, found, inSecret, where);
     if (Array.isArray(a)) {
       const bs = Array.isArray(b) && b.length === a.length ? b : [];
-      return a.map((x, i) => this.mask(x, bs[i], found, inSecret));
+      return a.map((x, i) => this.mask(x, bs[i], found, inSecret, `${where}[${i}]`));
     }
     if (typeof a === "object" && a !== null) {
       const bo = (typeof b === "object" && b !== null ? b : {}) as Record<string, unknown>;
-      return Object.fromEntries(Object.entries(a).map(([k, x]) => [k, this.mask(x, bo[k], found, inSecret)]));
+      return Object.fromEntries(
+        Object.entries(a).map(([k, x]) => [
+          k,
+          this.mask(x, bo[k], found, inSecret, `${where}${pathSegment(k)}`),
+        ]),
+      );
     }
     if (typeof a !== "string") {
       // A secret number or flag: nothing in it to keep.
       return inSecret ? SECRET_MARKER : a;
     }
-    const ma = this.relative(this.replaceKnown(a, this.sorted, found));
-    if (!inSecret) return ma;
-    if (typeof b !== "string") return SECRET_MARKER;
-    const mb = this.relative(this.replaceKnown(b, this.sortedAlternate, new Set()));
+    const known = new Set<string>();
+    const ma = this.relative(this.replaceKnown(a, this.sorted, known));
+    for (const label of known) found.add(label);
+    const mb =
+      typeof b === "string"
+        ? this.relative(this.replaceKnown(b, this.sortedAlternate, new Set()))
+        : undefined;
+    if (!inSecret) {
+      // A plain value: a secret in it is masked (and the place listed). One that follows a
+      // secret (differs between the runs) is listed but shown: the config digest, an HMAC made
+      // to be public, is one, and its change is what tells a reviewer the pods restart.
+      if (known.size > 0 || (mb !== undefined && ma !== mb)) this.inClear.push(where);
+      return ma;
+    }
+    if (mb === undefined) return SECRET_MARKER;
     return ma === mb ? ma : maskDifferences(ma, mb);
   }
 
@@ -215,21 +242,24 @@ export function renderSynthTree(run: ProgramRun, alternate: ProgramRun, root = "
   };
   const other = new Map(alternate.resources.map((r) => [r.urn, r]));
   const resources = [...run.resources].sort(byTypeAndName);
+  const byUrn = new Map(resources.map((r) => [r.urn, r]));
   const masked = resources.map((r) => {
     const b = other.get(r.urn)?.inputs ?? {};
     const inputs: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(r.inputs)) {
       const found = new Set<string>();
-      inputs[k] = masker.mask(v, b[k], found);
+      inputs[k] = masker.mask(v, b[k], found, false, `${r.type}::${r.name}${pathSegment(k)}`);
       use(`${r.type}::${r.name}${pathSegment(k)}`, found);
     }
     const key = `${r.type}::${r.name}`;
     const outs = run.componentOutputs.get(key);
     const found = new Set<string>();
     const outputs =
-      outs === undefined ? undefined : masker.mask(outs, alternate.componentOutputs.get(key), found);
+      outs === undefined
+        ? undefined
+        : masker.mask(outs, alternate.componentOutputs.get(key), found, false, `${key} outputs`);
     use(`${key} outputs`, found);
-    return { ...r, inputs, outputs };
+    return { ...r, inputs, outputs, aliasUrns: aliasUrns(r, byUrn) };
   });
 
   tree.set(
@@ -238,6 +268,8 @@ export function renderSynthTree(run: ProgramRun, alternate: ProgramRun, root = "
       masked.map((r) => ({
         type: r.type,
         name: r.name,
+        urn: r.urn,
+        ...(r.aliasUrns.length > 0 ? { aliasUrns: r.aliasUrns } : {}),
         parent: r.parent ?? null,
         custom: r.custom,
         options: r.options,
@@ -249,7 +281,7 @@ export function renderSynthTree(run: ProgramRun, alternate: ProgramRun, root = "
   const outputs: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(run.rawOutputs)) {
     const found = new Set<string>();
-    outputs[k] = masker.mask(v, alternate.rawOutputs[k], found);
+    outputs[k] = masker.mask(v, alternate.rawOutputs[k], found, false, `outputs${pathSegment(k)}`);
     use(`outputs${pathSegment(k)}`, found);
   }
   tree.set("outputs.json", stableJson(outputs));
@@ -292,6 +324,7 @@ export function renderSynthTree(run: ProgramRun, alternate: ProgramRun, root = "
       sources: Object.fromEntries(run.secretSources.map((x) => [x.label, x.fingerprint])),
       files: sorted(fileUses),
       properties: sorted(uses),
+      inClear: [...new Set(masker.inClear)].sort(),
     }),
   );
   return new Map([...tree.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -332,10 +365,21 @@ export async function synthStack(
   for (const key of file.placeholders) {
     console.error(`synth ${stack}: ${key} is not in the stack file; using an offline placeholder (secret)`);
   }
-  const options = { ...file, configSecrets: file.secretSources, stack, program: defineStack };
+  const options = {
+    ...file,
+    configSecrets: file.secretSources,
+    stack,
+    program: defineStack,
+    secretsFollowInputs: true,
+  };
   const run = await runProgramWithMocks(options);
-  // Config secrets differ in the second run too (a placeholder gets a suffix, wherever it is).
-  const alt = (text: string) => text.replace(/(offline-placeholder-secret-\d+)(?![0-9])/g, "$1alt");
+  // Config secrets differ in the second run too: each placeholder, wherever it is, becomes a
+  // value that shares no prefix with it.
+  const alt = (text: string) =>
+    text.replace(
+      /offline-placeholder-secret-[0-9a-f]{12}/g,
+      (m) => `Y${createHash("sha256").update(m).digest("hex").slice(0, 24)}`,
+    );
   const alternate = await runProgramWithMocks({
     ...options,
     config: Object.fromEntries(Object.entries(file.config).map(([k, v]) => [k, alt(v)])),

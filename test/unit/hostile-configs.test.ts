@@ -1012,7 +1012,7 @@ describe("stack files as the Pulumi CLI reads them", () => {
     const file = readStackFile("odd-dev", dir);
     expect(file.secretKeys).toEqual(["ha-backend:app"]);
     expect(JSON.parse(file.config["ha-backend:app"]).env.API_TOKEN).toMatch(
-      /^offline-placeholder-secret-\d+$/,
+      /^offline-placeholder-secret-[0-9a-f]{12}$/,
     );
   });
 
