@@ -46,6 +46,9 @@ export const COMMENT_LIMIT = 60_000;
 /** The first line of every report: the comment poster finds its own comment by it. */
 export const REPORT_MARKER = "<!-- ha-backend-config-diff -->";
 const SECRET = "[secret]";
+/** Properties that carry a workload's settings outside its files: command line and environment. */
+const SETTINGS =
+  /^(command|entrypoints|envs)(\[|$)|^spec\.template\.spec\.(initContainers|containers)\[[^\]]*\]\.(args|command|env)(\[|\.|$)/;
 
 export type Tree = ReadonlyMap<string, string>;
 
@@ -264,12 +267,27 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
   const flags: Flag[] = [];
   const flag = (kind: FlagKind, text: string) => flags.push({ kind, text });
 
-  // Resources.
+  // Resources, matched as the engine does: by URN, or by an alias of the head's resource.
+  const baseByUrn = new Map(baseResources.map((r) => [r.urn ?? keyOf(r), r]));
+  const matched = new Set<TreeResource>();
+  const pairs: [TreeResource | undefined, TreeResource | undefined][] = [];
+  for (const b of headResources) {
+    const a = [b.urn ?? keyOf(b), ...(b.aliasUrns ?? [])]
+      .map((u) => baseByUrn.get(u))
+      .find((x) => x !== undefined && !matched.has(x));
+    if (a !== undefined) matched.add(a);
+    pairs.push([a, b]);
+  }
+  for (const a of baseResources) if (!matched.has(a)) pairs.push([a, undefined]);
+  pairs.sort(([a1, b1], [a2, b2]) => {
+    const k1 = keyOf((b1 ?? a1) as TreeResource);
+    const k2 = keyOf((b2 ?? a2) as TreeResource);
+    return k1 < k2 ? -1 : k1 > k2 ? 1 : 0;
+  });
   const resources: ResourceChange[] = [];
-  for (const key of [...new Set([...before.keys(), ...after.keys()])].sort()) {
-    const a = before.get(key);
-    const b = after.get(key);
+  for (const [a, b] of pairs) {
     const r = (b ?? a) as TreeResource;
+    const key = keyOf(r);
     if (a === undefined || b === undefined) {
       resources.push({
         key,
@@ -278,8 +296,21 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
         action: a === undefined ? "create" : "delete",
         properties: [],
       });
+      // The same resource under a new URN and no alias: the engine deletes it and creates it.
+      const twin =
+        a === undefined && pairs.find(([x, y]) => y === undefined && x !== undefined && keyOf(x) === key);
+      if (twin && (dataVolumes(r).length > 0 || isVolume(r))) {
+        flag(
+          "stateful",
+          `${kindOf(r.type)} \`${r.name}\` moves to a new URN without an alias (its parent or type changed): the engine deletes it and creates it again`,
+        );
+      }
       continue;
     }
+    const renamed: PropertyChange[] =
+      (a.urn ?? keyOf(a)) !== (b.urn ?? keyOf(b))
+        ? [{ path: "(urn)", before: a.urn ?? keyOf(a), after: b.urn ?? keyOf(b), note: undefined }]
+        : [];
     const inputs: PropertyChange[] = [];
     diffValues(a.inputs, b.inputs, "", inputs);
     // A secret inside an input changed: the masked text is the same, the value is not.
@@ -293,7 +324,7 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
     diffValues(a.options, b.options, "options", options);
     const outputs: PropertyChange[] = [];
     diffValues(a.outputs, b.outputs, "outputs", outputs);
-    const properties = [...inputs, ...options, ...outputs];
+    const properties = [...renamed, ...inputs, ...options, ...outputs];
     if (properties.length === 0) continue;
     const action =
       inputs.length > 0
@@ -305,18 +336,18 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
     resources.push({ key, type: r.type, name: r.name, action, properties });
   }
 
-  // Stateful members and volumes.
-  const byComponent = new Map<string, string[]>();
+  // Stateful members and volumes: one line per component and kind of change.
+  const byComponent = new Map<string, Map<string, string[]>>();
   for (const c of resources) {
     const r = (after.get(c.key) ?? before.get(c.key)) as TreeResource;
     const volumes = dataVolumes(r);
     const verb =
       c.action === "replace"
         ? r.type.startsWith("docker:")
-          ? "recreated (restarts; its volume is kept)"
+          ? "recreated (restart; data volumes kept)"
           : "replaced"
         : c.action === "restart"
-          ? "rolling restart of its pods"
+          ? "restarted (rolling update of the pods)"
           : c.action === "delete"
             ? "deleted"
             : undefined;
@@ -330,16 +361,18 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
     } else if (volumes.length > 0 && verb !== undefined) {
       const owner = owningComponent(c.key, all);
       const group = owner ? `${kindOf(owner.type)} \`${owner.name}\`` : "(no component)";
+      // Where the change is: an input (Docker), or a field a few levels down (Kubernetes).
+      const depth = r.type.startsWith("kubernetes:") ? 4 : 1;
       const why = c.properties
         .filter((p) => !p.path.startsWith("options") && !p.path.startsWith("outputs"))
-        .map((p) => p.path.split(/[.[]/)[0])
+        .map((p) => p.path.split(".").slice(0, depth).join(".").replace(/\[.*$/, ""))
         .filter((x, i, l) => l.indexOf(x) === i)
         .slice(0, 4)
         .join(", ");
-      byComponent.set(group, [
-        ...(byComponent.get(group) ?? []),
-        `\`${r.name}\` ${verb}${why ? ` (changed: ${why})` : ""}`,
-      ]);
+      const kinds = byComponent.get(group) ?? new Map<string, string[]>();
+      const how = `${verb}${why ? ` (changed: ${why})` : ""}`;
+      kinds.set(how, [...(kinds.get(how) ?? []), `\`${r.name}\``]);
+      byComponent.set(group, kinds);
     }
     // What the engine checks is the protection recorded in the state: the base's.
     if (
@@ -352,17 +385,18 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
       );
     }
   }
-  for (const [group, members] of byComponent) {
-    flag(
-      "stateful",
-      `${group}: ${members.length} stateful member${members.length === 1 ? "" : "s"} — ${members.join("; ")}`,
-    );
+  for (const [group, kinds] of byComponent) {
+    for (const [how, names] of kinds) {
+      flag(
+        "stateful",
+        `${group}: stateful member${names.length === 1 ? "" : "s"} ${names.join(", ")} ${how}`,
+      );
+    }
   }
 
   // Protection lost.
-  for (const [key, b] of after) {
-    const a = before.get(key);
-    if (a === undefined) continue;
+  for (const [a, b] of pairs) {
+    if (a === undefined || b === undefined) continue;
     for (const opt of ["protect", "retainOnDelete"] as const) {
       if (a.options[opt] === true && b.options[opt] !== true)
         flag("protection", `\`${b.name}\` (${kindOf(b.type)}) loses \`${opt}\``);
@@ -377,12 +411,36 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
     if (base === undefined || head === undefined) continue;
     flag("budget", `\`${k}\`: ${show(baseOutputs[k])} → ${show(headOutputs[k])} s`);
   }
-  for (const [key, b] of after) {
-    const a = before.get(key);
+  for (const [a, b] of pairs) {
+    if (b === undefined) continue;
     const x = a?.outputs?.failoverBudgetSeconds;
     const y = b.outputs?.failoverBudgetSeconds;
     if (a !== undefined && x !== y && (x !== undefined || y !== undefined)) {
       flag("budget", `${kindOf(b.type)} \`${b.name}\`: ${show(x)} → ${show(y)} s`);
+    }
+  }
+
+  // Pod labels that NetworkPolicies select by: a new one lets pods in where a policy admits it.
+  // A StatefulSet scaled down stops its last members.
+  for (const c of resources) {
+    for (const p of c.properties) {
+      const label = /^spec\.template\.metadata\.labels\.(.+)$/.exec(p.path);
+      if (label && p.after !== undefined && p.after !== "(none)") {
+        flag(
+          "network",
+          `pods of \`${c.name}\` get label \`${label[1]}\` = ${p.after}: the NetworkPolicies that select it now apply to them`,
+        );
+      }
+      if (
+        kindOf(c.type) === "StatefulSet" &&
+        p.path === "spec.replicas" &&
+        Number(p.after) < Number(p.before)
+      ) {
+        flag(
+          "stateful",
+          `StatefulSet \`${c.name}\` scales from ${p.before} to ${p.after} members: the last ones stop (their volumes stay)`,
+        );
+      }
     }
   }
 
@@ -439,7 +497,7 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
       secretsChanged,
     });
     const owner = path.startsWith("files/")
-      ? owningComponent(ownerKeyOf(path, headResources) ?? "", all)
+      ? owningComponent(ownerKeyOf(path, [...headResources, ...baseResources]) ?? "", all)
       : undefined;
     const category = categoryOf(owner?.type);
     if (category !== "other" && hunks !== "") {
@@ -458,6 +516,23 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
       `${g.id} changed in ${g.folders.map((f) => `\`${f}\``).join(", ")} (+${added} −${removed})`,
     );
   }
+
+  // Settings a database, cache or lock member takes on its command line or in its environment
+  // (memcached's -m, for instance): config too, though not in a file.
+  const settings = new Map<string, string[]>();
+  for (const c of resources) {
+    if (c.action === "create" || c.action === "delete") continue;
+    const category = categoryOf(owningComponent(c.key, all)?.type);
+    const changes = c.properties.filter((p) => SETTINGS.test(p.path) && p.note === undefined);
+    if (category === "other" || changes.length === 0) continue;
+    const what = changes
+      .slice(0, 3)
+      .map((p) => `\`${p.path}\` ${p.note ?? `${p.before ?? "(none)"} → ${p.after ?? "(none)"}`}`)
+      .join("; ");
+    const id = `${category} settings changed: ${what}${changes.length > 3 ? ` (and ${changes.length - 3} more)` : ""}`;
+    settings.set(id, [...(settings.get(id) ?? []), `\`${c.name}\``]);
+  }
+  for (const [id, names] of settings) flag("config", `${id} in ${names.join(", ")}`);
 
   // Secrets.
   for (const label of [...secrets.changed].sort()) {
@@ -529,12 +604,14 @@ interface Detail {
 
 const LEVELS: Detail[] = [
   { fileLines: Infinity, properties: Infinity, flagsPerKind: Infinity },
-  { fileLines: 60, properties: Infinity, flagsPerKind: 25 },
-  { fileLines: 20, properties: 12, flagsPerKind: 25 },
-  { fileLines: 0, properties: 12, flagsPerKind: 15 },
-  { fileLines: 0, properties: 3, flagsPerKind: 10 },
-  { fileLines: 0, properties: 0, flagsPerKind: 5 },
-  { fileLines: -1, properties: -1, flagsPerKind: 3 },
+  { fileLines: 60, properties: Infinity, flagsPerKind: Infinity },
+  { fileLines: 20, properties: 12, flagsPerKind: Infinity },
+  { fileLines: 0, properties: 12, flagsPerKind: Infinity },
+  { fileLines: 0, properties: 3, flagsPerKind: Infinity },
+  { fileLines: 0, properties: 0, flagsPerKind: Infinity },
+  // The summary alone, whole; only if even that is too long are its lists cut.
+  { fileLines: -1, properties: -1, flagsPerKind: Infinity },
+  { fileLines: -1, properties: -1, flagsPerKind: 10 },
 ];
 
 const ACTION_WORDS: Record<Action, string> = {
@@ -742,10 +819,32 @@ function synthIn(
         const lines = stderr
           .split("\n")
           .filter((l) => l.trim() !== "" && !/using an offline placeholder/.test(l));
-        done({ error: (lines.slice(-3).join(" ") || `synth exited with ${code}`).slice(0, 500) });
+        done({
+          error: scrub((lines.slice(-3).join(" ") || `synth exited with ${code}`).slice(0, 500), root),
+        });
       }
     });
   });
+}
+
+/**
+ * An error message made fit for a comment: no mock or stand-in secret, key material or path of
+ * the temporary checkout, no HTML (it would change how the comment renders), one line.
+ */
+export function scrub(message: string, root: string): string {
+  return message
+    .split(root)
+    .join("<checkout>")
+    .replace(/-----BEGIN [A-Z ]+-----[\s\S]*?(-----END [A-Z ]+-----|$)/g, "[secret]")
+    .replace(
+      /mock-password-for-[A-Za-z0-9_-]+|offline-placeholder-secret-[0-9a-f]+|\bZ[0-9a-f]{24}\b|\bY[0-9a-f]{24}\b/g,
+      "[secret]",
+    )
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/`/g, "'")
+    .replace(/\s+/g, " ");
 }
 
 /** Runs `tasks` at most `n` at a time. */
@@ -788,6 +887,18 @@ export async function configDiff(opts: DiffOptions): Promise<{ diffs: StackDiff[
   const headSha = opts.head === undefined ? undefined : revParse(opts.head);
   const work = mkdtempSync(join(tmpdir(), "ha-backend-diff-"));
   const worktrees: string[] = [];
+  const cleanup = () => {
+    for (const dir of worktrees) spawnSync("git", ["worktree", "remove", "--force", dir], { cwd: repo });
+    spawnSync("git", ["worktree", "prune"], { cwd: repo });
+    rmSync(work, { recursive: true, force: true });
+  };
+  // Interrupted (Ctrl-C, a cancelled CI job): still no worktree left behind.
+  const onSignal = (signal: NodeJS.Signals) => {
+    cleanup();
+    process.kill(process.pid, signal);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
     const checkout = (sha: string, name: string) => {
       const dir = join(work, name);
@@ -800,9 +911,14 @@ export async function configDiff(opts: DiffOptions): Promise<{ diffs: StackDiff[
     };
     const baseRoot = checkout(baseSha, "base");
     const headRoot = headSha === undefined ? repo : checkout(headSha, "head");
-    const stacks = opts.stacks?.length
-      ? [...opts.stacks]
-      : [...new Set([...stacksIn(baseRoot), ...stacksIn(headRoot)])].sort();
+    const known = [...new Set([...stacksIn(baseRoot), ...stacksIn(headRoot)])].sort();
+    const stacks = opts.stacks?.length ? [...opts.stacks] : known;
+    const unknown = stacks.filter((x) => !known.includes(x));
+    if (unknown.length > 0) {
+      throw new Error(
+        `no stack file for ${unknown.join(", ")} in either side (stacks: ${known.join(", ")}). Name a stack as in stacks/Pulumi.<stack>.yaml.`,
+      );
+    }
     const tasks = stacks.flatMap((stack) =>
       (["base", "head"] as const).map((side) => async () => {
         const root = side === "base" ? baseRoot : headRoot;
@@ -836,9 +952,9 @@ export async function configDiff(opts: DiffOptions): Promise<{ diffs: StackDiff[
       },
     };
   } finally {
-    for (const dir of worktrees) spawnSync("git", ["worktree", "remove", "--force", dir], { cwd: repo });
-    spawnSync("git", ["worktree", "prune"], { cwd: repo });
-    rmSync(work, { recursive: true, force: true });
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+    cleanup();
   }
 }
 

@@ -10,7 +10,8 @@
  * - Kubernetes: a change to a workload's pod template rolls its pods; fields the API server
  *   refuses to change (a StatefulSet's volumeClaimTemplates, selector, serviceName,
  *   podManagementPolicy; a Deployment's selector; a Job's template; a PVC's spec but its size;
- *   a Service's clusterIP) make Pulumi replace the object.
+ *   a Service's clusterIP) make Pulumi replace the object, as pulumi-kubernetes does for a
+ *   ConfigMap's or Secret's data by default.
  * - Generated secrets (random, tls) are replaced, with a new value, when any input changes.
  */
 
@@ -28,6 +29,10 @@ export interface TreeResource {
   };
   readonly inputs: Record<string, unknown>;
   readonly outputs?: Record<string, unknown>;
+  /** The engine's identity of the resource; a changed URN is a delete and a create, unless aliased. */
+  readonly urn?: string;
+  /** URNs under which the engine finds this resource's earlier state (its aliases, its parent's). */
+  readonly aliasUrns?: readonly string[];
 }
 
 export const keyOf = (r: { type: string; name: string }): string => `${r.type}::${r.name}`;
@@ -90,6 +95,14 @@ export function actionFor(r: TreeResource, changed: readonly string[]): Action {
     const kind = kindOf(r.type);
     if (changed.some((p) => p === "metadata.name" || p === "metadata.namespace")) return "replace";
     const immutable = K8S_IMMUTABLE[kind] ?? [];
+    // pulumi-kubernetes replaces a ConfigMap or Secret whose data changes, unless the provider
+    // sets enableConfigMapMutable / enableSecretMutable (this program does not).
+    if (
+      (kind === "ConfigMap" || kind === "Secret") &&
+      changed.some((p) => /^(data|stringData|binaryData|immutable)(\.|\[|$)/.test(p))
+    ) {
+      return "replace";
+    }
     if (kind === "PersistentVolumeClaim") {
       const onlySize = changed.every((p) => p.startsWith("spec.resources") || p.startsWith("metadata"));
       if (!onlySize) return "replace";
@@ -231,10 +244,24 @@ export function networkPolicyPaths(policy: TreeResource): string[] {
   const targets = selectorAlternatives(spec.podSelector).map((x) => `pods(${x})`);
   const ns = meta.namespace ? `${meta.namespace}/` : "";
   const paths: string[] = [];
+  // A direction the policy does not isolate is open as far as this policy goes (Kubernetes:
+  // without policyTypes, Ingress always, Egress only when there are egress rules).
+  const types = (policy.inputs.spec as { policyTypes?: string[] } | undefined)?.policyTypes;
+  const isolates = {
+    into: types === undefined ? true : types.includes("Ingress"),
+    "out of": types === undefined ? spec.egress !== undefined : types.includes("Egress"),
+  };
+  for (const direction of ["into", "out of"] as const) {
+    if (isolates[direction]) continue;
+    const word = direction === "into" ? "from" : "to";
+    for (const t of targets)
+      paths.push(`${direction} ${ns}${t} ${word} anywhere on all ports (not isolated by this policy)`);
+  }
   for (const [direction, rules, word] of [
     ["into", spec.ingress ?? [], "from"],
     ["out of", spec.egress ?? [], "to"],
   ] as const) {
+    if (!isolates[direction]) continue;
     for (const rule of rules) {
       const peers = (direction === "into" ? rule.from : rule.to) ?? [];
       const peerTexts = peers.length === 0 ? ["anywhere"] : peers.flatMap(peerAlternatives);

@@ -8,6 +8,7 @@ import {
   configDiff,
   renderReport,
   REPORT_MARKER,
+  scrub,
   type StackDiff,
 } from "../../scripts/config-diff";
 import { dockerPaths, networkPolicyPaths, type TreeResource } from "../../scripts/diff-model";
@@ -37,6 +38,13 @@ function readStack(stack: string): StackDoc {
 
 function writeStack(stack: string, doc: StackDoc): void {
   writeFileSync(join(repo, "stacks", `Pulumi.${stack}.yaml`), stringify(doc));
+}
+
+/** Asks for a new value of a generated secret, as the README's rotation procedure does. */
+function rotate(stack: string, secret: string): void {
+  const doc = readStack(stack);
+  doc.config["ha-backend:credentialRotation"] = { [secret]: "2027-01" };
+  writeStack(stack, doc);
 }
 
 /** Checks out a fresh branch at the base commit, applies `edit`, commits it. */
@@ -130,14 +138,33 @@ describe("npm run diff on fixture commits", () => {
     }
     const stateful = flagsOf(d, "stateful").join("\n");
     expect(stateful).toMatch(/RedisCache `cache`/);
-    expect(stateful).toMatch(/`cache-redis-0` recreated/);
-    expect(stateful).toMatch(/`cache-redis-1` recreated/);
+    expect(stateful).toMatch(
+      /`cache-redis-0`[^\n]* recreated \(restart; data volumes kept\) \(changed: uploads\)/,
+    );
+    expect(stateful).toMatch(/`cache-redis-1`[^\n]* recreated/);
     expect(flagsOf(d, "config").join("\n")).toMatch(
       /cache config `\/etc\/ha-backend\/redis\/redis.conf` changed/,
     );
     expect(flagsOf(d, "secret")).toEqual([]);
     expect(comment).toContain("+maxmemory 96mb");
     expectNoSecretValues(comment);
+  });
+
+  it("a memcached memory change: a cache setting on the command line is flagged as cache config", async () => {
+    commitCase("memcached-memory", () => {
+      const doc = readStack("blog-dev");
+      const cache = doc.config["ha-backend:cache"] as { memcached: Record<string, unknown> };
+      cache.memcached.memoryMb = 128;
+      writeStack("blog-dev", doc);
+    });
+    const { diffs, comment } = await diffOf(["blog-dev"]);
+    const [d] = diffs;
+    const config = flagsOf(d, "config").join("\n");
+    expect(config).toMatch(/^cache settings changed: .*"128".* in `[a-z-]+-0`, `[a-z-]+-1`$/m);
+    // memcached keeps nothing on disk: no stateful flag, the members are simply recreated.
+    expect(flagsOf(d, "stateful")).toEqual([]);
+    expect(d.resources.filter((r) => r.action === "replace").length).toBeGreaterThanOrEqual(2);
+    expect(comment).toContain("cache settings changed");
   });
 
   it("a Patroni timing change: flags the failover budget, old -> new seconds", async () => {
@@ -165,14 +192,7 @@ describe("npm run diff on fixture commits", () => {
   });
 
   it("a secret rotation: 'secret changed', never a value", async () => {
-    commitCase("rotation", () => {
-      const doc = readStack("ecommerce-dev");
-      doc.config["ha-backend:credentialRotation"] = { "cache-password": "2027-01" } as unknown as Record<
-        string,
-        unknown
-      >;
-      writeStack("ecommerce-dev", doc);
-    });
+    commitCase("rotation", () => rotate("ecommerce-dev", "cache-password"));
     const { diffs, comment, full } = await diffOf(["ecommerce-dev"]);
     const [d] = diffs;
     const secret = flagsOf(d, "secret");
@@ -183,9 +203,22 @@ describe("npm run diff on fixture commits", () => {
     expect(redis?.secretsChanged.join()).toContain("cache-password");
     expect(redis?.hunks).toBe("");
     // The members that read it restart; the rotated password is a replaced RandomPassword.
-    expect(flagsOf(d, "stateful").join("\n")).toMatch(/`cache-redis-0` recreated/);
+    expect(flagsOf(d, "stateful").join("\n")).toMatch(/`cache-redis-0`[^\n]* recreated/);
     expect(d.resources.find((r) => r.name === "cache-password")?.action).toBe("replace");
     expect(comment).toContain("secret changed");
+    expectNoSecretValues(full);
+  });
+
+  it("a secret rotation on Kubernetes: the Secret is replaced and the stateful pods roll (the config digest follows)", async () => {
+    commitCase("rotation-k8s", () => rotate("ecommerce-prod", "cache-password"));
+    const { diffs, full } = await diffOf(["ecommerce-prod"]);
+    const [d] = diffs;
+    expect(d.resources.find((r) => r.name === "cache-redis-statefulset")?.action).toBe("restart");
+    expect(d.resources.find((r) => r.name === "cache-redis-secret-files")?.action).toBe("replace");
+    expect(flagsOf(d, "stateful").join("\n")).toMatch(
+      /`cache-redis-statefulset`[^\n]* restarted \(rolling update of the pods\) \(changed: spec.template.metadata.annotations\)/,
+    );
+    expect(flagsOf(d, "secret").join("\n")).toMatch(/RandomPassword `cache-password`: secret changed/);
     expectNoSecretValues(full);
   });
 
@@ -213,9 +246,12 @@ describe("npm run diff on fixture commits", () => {
     expectNoSecretValues(full);
   });
 
-  it("fails with a clear message for a ref that does not exist, and leaves no worktree behind", async () => {
+  it("fails with a clear message for a ref or a stack that does not exist, and leaves no worktree behind", async () => {
     await expect(configDiff({ repo, base: "no-such-ref", stacks: ["blog-dev"] })).rejects.toThrow(
       /"no-such-ref" is not a commit/,
+    );
+    await expect(configDiff({ repo, base: baseSha, stacks: ["blog-dve"] })).rejects.toThrow(
+      /no stack file for blog-dve in either side/,
     );
     expect(git("worktree", "list").split("\n")).toHaveLength(1);
   });
@@ -251,7 +287,9 @@ describe("the change model", () => {
     });
 
   it("names each path a NetworkPolicy allows; widening a selector opens a new one", () => {
+    // No policyTypes and no egress rules: Kubernetes leaves egress open as far as this policy goes.
     expect(networkPolicyPaths(policy(["app"]))).toEqual([
+      "out of shop/pods(app=db) to anywhere on all ports (not isolated by this policy)",
       "into shop/pods(app=db) from pods(tier=app) on 5432/TCP",
     ]);
     const d = compareStack("s", tree([policy(["app"])]), tree([policy(["app", "batch"])]));
@@ -262,6 +300,57 @@ describe("the change model", () => {
       },
     ]);
     expect(compareStack("s", tree([policy(["app", "batch"])]), tree([policy(["app"])])).flags).toEqual([]);
+  });
+
+  it("opens a path when a policy stops isolating a direction (policyTypes)", () => {
+    const withTypes = (types: string[]) => {
+      const p = policy(["app"]);
+      return { ...p, inputs: { ...p.inputs, spec: { ...(p.inputs.spec as object), policyTypes: types } } };
+    };
+    const d = compareStack("s", tree([withTypes(["Ingress", "Egress"])]), tree([withTypes(["Ingress"])]));
+    expect(d.flags.map((f) => f.text)).toEqual([
+      "NetworkPolicy allows a new path: out of shop/pods(app=db) to anywhere on all ports (not isolated by this policy)",
+    ]);
+  });
+
+  it("matches resources by URN and alias, as the engine does", () => {
+    const vol = (name: string, urn: string, aliasUrns?: string[]) => ({
+      ...resource("docker:index/volume:Volume", name, { name: "v" }),
+      urn,
+      ...(aliasUrns ? { aliasUrns } : {}),
+    });
+    const old = vol("data", "urn:pulumi:s::p::a:b:Old$docker:index/volume:Volume::data");
+    // Renamed under a new parent with an alias to the old URN: the same resource, kept.
+    const aliased = compareStack(
+      "s",
+      tree([old]),
+      tree([vol("data", "urn:pulumi:s::p::a:b:New$docker:index/volume:Volume::data", [old.urn])]),
+    );
+    expect(aliased.resources.map((r) => [r.name, r.action, r.properties[0]?.path])).toEqual([
+      ["data", "update", "(urn)"],
+    ]);
+    expect(aliased.flags).toEqual([]);
+    // The same move without the alias: deleted and created again, and said so.
+    const moved = compareStack(
+      "s",
+      tree([old]),
+      tree([vol("data", "urn:pulumi:s::p::a:b:New$docker:index/volume:Volume::data")]),
+    );
+    expect(moved.resources.map((r) => r.action).sort()).toEqual(["create", "delete"]);
+    expect(moved.flags.map((f) => f.text)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/`data` moves to a new URN without an alias/)]),
+    );
+  });
+
+  it("keeps secrets, key material, HTML and the checkout's path out of an error it reports", () => {
+    const message =
+      "Error in /tmp/wt/base/infra/x.ts: bad value mock-password-for-db-1a2b3c4d <b>x</b> `y`\n-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----";
+    expect(scrub(message, "/tmp/wt/base")).toBe(
+      "Error in <checkout>/infra/x.ts: bad value [secret] &lt;b&gt;x&lt;/b&gt; 'y' [secret]".replace(
+        "<checkout>",
+        "&lt;checkout&gt;",
+      ),
+    );
   });
 
   it("finds Docker paths: containers on one network, published ports", () => {
@@ -312,7 +401,7 @@ describe("the change model", () => {
     expect(text).toEqual(
       expect.arrayContaining([
         "stateful: Volume `db-0-data` would be replaced — its data is lost",
-        "stateful: (no component): 1 stateful member — `db` replaced (changed: spec)",
+        "stateful: (no component): stateful member `db` replaced (changed: spec.volumeClaimTemplates)",
         "protection: `db` (StatefulSet) loses `protect`",
         "protection: `db` (StatefulSet) loses `retainOnDelete`",
         "protection: `db` is protected: `pulumi up` refuses to replace it until protection is removed",
