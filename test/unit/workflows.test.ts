@@ -209,7 +209,7 @@ describe("GitHub Actions workflows", () => {
       expect(counts).toEqual({
         "ci.yml": 2,
         "config-diff-comment.yml": 0,
-        "config-diff.yml": 3,
+        "config-diff.yml": 4,
         "deploy.yml": 8,
         "preview.yml": 5,
       });
