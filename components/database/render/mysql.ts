@@ -487,7 +487,9 @@ function galeraStart(s: MysqlRenderSpec, server: string): string[] {
     '  if [ "$ordinal" -eq 0 ]; then',
     "    args+=(--wsrep-new-cluster)",
     "  else",
-    `    deadline=$((SECONDS + \${HA_BACKEND_JOIN_WAIT_SECONDS:-${JOIN_WAIT_SECONDS}}))`,
+    // bash's SECONDS counts whole seconds from a whole-second start, so the first tick may come
+    // at once: one more, and the wait is never shorter than asked.
+    `    deadline=$((SECONDS + 1 + \${HA_BACKEND_JOIN_WAIT_SECONDS:-${JOIN_WAIT_SECONDS}}))`,
     `    until [ "$(${synced})" = 4 ]; do`,
     '      if [ "$SECONDS" -ge "$deadline" ]; then',
     '        echo "ha-backend: ${members[$((ordinal - 1))]} is not Synced; joining anyway" >&2',
