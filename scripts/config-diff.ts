@@ -22,7 +22,7 @@
  * stack files.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createTwoFilesPatch } from "diff";
@@ -39,13 +39,14 @@ import {
   type Action,
   type TreeResource,
 } from "./diff-model";
-import { readTree } from "./synth";
+import { SECRET_MARKER } from "./mock-engine";
+import { isStackName, stacksWithFiles } from "./stack-file";
+import { pathSegment, readTree, safeName } from "./synth";
 
 /** GitHub's comment limit is 65,536 characters; stay well under it. */
 export const COMMENT_LIMIT = 60_000;
 /** The first line of every report: the comment poster finds its own comment by it. */
 export const REPORT_MARKER = "<!-- ha-backend-config-diff -->";
-const SECRET = "[secret]";
 /** Properties that carry a workload's settings outside its files: command line and environment. */
 const SETTINGS =
   /^(command|entrypoints|envs)(\[|$)|^spec\.template\.spec\.(initContainers|containers)\[[^\]]*\]\.(args|command|env)(\[|\.|$)/;
@@ -118,7 +119,7 @@ const FLAG_TITLES: Record<FlagKind, string> = {
 /** How a value shows in a property diff: short, one line, secrets as words. */
 function show(v: unknown): string {
   if (v === undefined) return "(none)";
-  if (v === SECRET) return "secret";
+  if (v === SECRET_MARKER) return "secret";
   if (typeof v === "string") {
     if (v.includes("\n")) return `(text, ${v.split("\n").length} lines)`;
     const s = JSON.stringify(v);
@@ -315,8 +316,7 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
     diffValues(a.inputs, b.inputs, "", inputs);
     // A secret inside an input changed: the masked text is the same, the value is not.
     for (const top of Object.keys(b.inputs)) {
-      const where = `${key}${/^[A-Za-z_][A-Za-z0-9_]*$/.test(top) ? `.${top}` : `[${JSON.stringify(top)}]`}`;
-      const labels = changedIn(headSecrets.properties[where]);
+      const labels = changedIn(headSecrets.properties[`${key}${pathSegment(top)}`]);
       if (labels.length > 0)
         inputs.push({ path: top, note: `secret changed (${labels.map(labelText).join(", ")})` });
     }
@@ -527,7 +527,7 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
     if (category === "other" || changes.length === 0) continue;
     const what = changes
       .slice(0, 3)
-      .map((p) => `\`${p.path}\` ${p.note ?? `${p.before ?? "(none)"} → ${p.after ?? "(none)"}`}`)
+      .map((p) => `\`${p.path}\` ${p.before ?? "(none)"} → ${p.after ?? "(none)"}`)
       .join("; ");
     const id = `${category} settings changed: ${what}${changes.length > 3 ? ` (and ${changes.length - 3} more)` : ""}`;
     settings.set(id, [...(settings.get(id) ?? []), `\`${c.name}\``]);
@@ -553,7 +553,7 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
   if (base !== undefined && head !== undefined) {
     diffValues(baseOutputs, headOutputs, "", outputs);
     for (const k of Object.keys(headOutputs)) {
-      const labels = changedIn(headSecrets.properties[`outputs.${k}`]);
+      const labels = changedIn(headSecrets.properties[`outputs${pathSegment(k)}`]);
       if (labels.length > 0) outputs.push({ path: k, note: "secret changed" });
     }
   }
@@ -579,7 +579,7 @@ function ownerKeyOf(path: string, resources: readonly TreeResource[]): string | 
   const folder = path.split("/")[1];
   const r = resources.find(
     (x) =>
-      x.name.replace(/[^A-Za-z0-9._-]/g, "_") === folder &&
+      safeName(x.name) === folder &&
       (x.type === "docker:index/container:Container" || /:(ConfigMap|Secret)$/.test(x.type)),
   );
   return r === undefined ? undefined : keyOf(r);
@@ -777,15 +777,6 @@ function git(args: string[], cwd: string): string {
   return r.stdout.trim();
 }
 
-function stacksIn(root: string): string[] {
-  const dir = join(root, "stacks");
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .map((f) => /^Pulumi\.([a-z0-9][a-z0-9-]*)\.yaml$/.exec(f)?.[1])
-    .filter((s): s is string => s !== undefined)
-    .sort();
-}
-
 /** Runs this checkout's synth for `root`'s program in a child process; resolves with the tree or the error. */
 function synthIn(
   repo: string,
@@ -911,7 +902,12 @@ export async function configDiff(opts: DiffOptions): Promise<{ diffs: StackDiff[
     };
     const baseRoot = checkout(baseSha, "base");
     const headRoot = headSha === undefined ? repo : checkout(headSha, "head");
-    const known = [...new Set([...stacksIn(baseRoot), ...stacksIn(headRoot)])].sort();
+    const known = [
+      ...new Set([
+        ...stacksWithFiles(join(baseRoot, "stacks")),
+        ...stacksWithFiles(join(headRoot, "stacks")),
+      ]),
+    ].sort();
     const stacks = opts.stacks?.length ? [...opts.stacks] : known;
     const unknown = stacks.filter((x) => !known.includes(x));
     if (unknown.length > 0) {
@@ -973,7 +969,7 @@ async function main(argv: string[]): Promise<void> {
     if (a === "--base" && argv[i + 1] !== undefined) base = argv[++i];
     else if (a === "--head" && argv[i + 1] !== undefined) head = argv[++i];
     else if (a === "--out" && argv[i + 1] !== undefined) out = argv[++i];
-    else if (/^[a-z0-9][a-z0-9-]*$/.test(a)) stacks.push(a);
+    else if (isStackName(a)) stacks.push(a);
     else usage();
   }
   if (base === undefined) usage();

@@ -88,20 +88,23 @@ export interface ProgramRun {
 
 /** A short, stable hash of plain data (object keys sorted). */
 export function fingerprintOf(v: unknown): string {
-  const sort = (x: unknown): unknown =>
-    Array.isArray(x)
-      ? x.map(sort)
-      : typeof x === "object" && x !== null
-        ? Object.fromEntries(
-            Object.keys(x)
-              .sort()
-              .map((k) => [k, sort((x as Record<string, unknown>)[k])]),
-          )
-        : x;
   return createHash("sha256")
-    .update(JSON.stringify(sort(v)))
+    .update(JSON.stringify(sortKeys(v)))
     .digest("hex")
     .slice(0, 12);
+}
+
+/** A copy of plain data with object keys sorted at every level (lists keep their order). */
+export function sortKeys(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(sortKeys);
+  if (typeof x === "object" && x !== null) {
+    return Object.fromEntries(
+      Object.keys(x)
+        .sort()
+        .map((k) => [k, sortKeys((x as Record<string, unknown>)[k])]),
+    );
+  }
+  return x;
 }
 
 export interface RunOptions {

@@ -4,7 +4,7 @@
  * tests) cannot decrypt secure values: they get a placeholder that stays marked secret.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { OFFLINE_TLS_CERTIFICATE, OFFLINE_TLS_KEY } from "./offline-tls";
@@ -24,9 +24,23 @@ export interface StackFile {
   readonly secretSources: { value: string; label: string; fingerprint: string }[];
 }
 
+/** Stack names: lowercase letters, digits and '-' (`<topology>-<env>`). */
+export function isStackName(s: string): boolean {
+  return /^[a-z0-9][a-z0-9-]*$/.test(s);
+}
+
+/** The stacks with a file in `dir` (`Pulumi.<stack>.yaml`), sorted; none if there is no such folder. */
+export function stacksWithFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
+    .filter((s): s is string => s !== undefined && isStackName(s))
+    .sort();
+}
+
 /** The path of a stack's config file; stack names are `<topology>-<env>`. */
 export function stackFilePath(stack: string, dir: string = STACKS_DIR): string {
-  if (!/^[a-z0-9][a-z0-9-]*$/.test(stack)) {
+  if (!isStackName(stack)) {
     throw new Error(`stack must be a name such as ecommerce-dev, but ${JSON.stringify(stack)} was provided.`);
   }
   return join(dir, `Pulumi.${stack}.yaml`);

@@ -30,6 +30,7 @@ import {
   isWrappedSecret,
   runProgramWithMocks,
   SECRET_MARKER,
+  sortKeys,
   type ProgramRun,
   type RecordedResource,
   type SecretSource,
@@ -43,18 +44,7 @@ const PATHS_ANNOTATION = "ha-backend/file-paths";
 
 /** JSON with object keys sorted at every level, two-space indent, trailing newline. */
 export function stableJson(v: unknown): string {
-  const sort = (x: unknown): unknown => {
-    if (Array.isArray(x)) return x.map(sort);
-    if (typeof x === "object" && x !== null) {
-      return Object.fromEntries(
-        Object.keys(x)
-          .sort()
-          .map((k) => [k, sort((x as Record<string, unknown>)[k])]),
-      );
-    }
-    return x;
-  };
-  return `${JSON.stringify(sort(v), null, 2)}\n`;
+  return `${JSON.stringify(sortKeys(v), null, 2)}\n`;
 }
 
 function byTypeAndName(a: RecordedResource, b: RecordedResource): number {
@@ -68,7 +58,8 @@ function shortType(type: string): string {
   return type.split(":").pop()?.toLowerCase() ?? type;
 }
 
-function safeName(s: string): string {
+/** A resource name as a folder name in the tree (`files/<name>/…`). */
+export function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]/g, "_");
 }
 
@@ -128,7 +119,6 @@ class Masker {
     this.sortedAlternate = bySize(alternateSources);
   }
 
-  /** A copy of `a` with secrets masked (see the class). */
   /**
    * Paths of plain (not secret) values that hold a secret or text derived from one: the engine
    * would store them in the clear. Listed in secrets.json (`inClear`) so a test can hold the
@@ -136,6 +126,7 @@ class Masker {
    */
   readonly inClear: string[] = [];
 
+  /** A copy of `a` with secrets masked (see the class); `where` is its path, for `inClear`. */
   mask(a: unknown, b: unknown, found: Set<string>, inSecret = false, where = ""): unknown {
     if (isWrappedSecret(a)) {
       return this.mask(a.value, isWrappedSecret(b) ? b.value : undefined, found, true, where);
@@ -224,7 +215,7 @@ export function maskDifferences(a: string, b: string): string {
 }
 
 /** A JSON path segment: `.key`, or `["key"]` when the key is not a plain name. */
-function pathSegment(key: string): string {
+export function pathSegment(key: string): string {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
 }
 
@@ -244,14 +235,15 @@ export function renderSynthTree(run: ProgramRun, alternate: ProgramRun, root = "
   const resources = [...run.resources].sort(byTypeAndName);
   const byUrn = new Map(resources.map((r) => [r.urn, r]));
   const masked = resources.map((r) => {
+    const key = `${r.type}::${r.name}`;
     const b = other.get(r.urn)?.inputs ?? {};
     const inputs: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(r.inputs)) {
       const found = new Set<string>();
-      inputs[k] = masker.mask(v, b[k], found, false, `${r.type}::${r.name}${pathSegment(k)}`);
-      use(`${r.type}::${r.name}${pathSegment(k)}`, found);
+      const where = `${key}${pathSegment(k)}`;
+      inputs[k] = masker.mask(v, b[k], found, false, where);
+      use(where, found);
     }
-    const key = `${r.type}::${r.name}`;
     const outs = run.componentOutputs.get(key);
     const found = new Set<string>();
     const outputs =
@@ -294,7 +286,7 @@ export function renderSynthTree(run: ProgramRun, alternate: ProgramRun, root = "
       const [field] = property.split(/[.[]/);
       const labels = uses.get(`${r.type}::${r.name}${pathSegment(field)}`);
       if (labels !== undefined && content.includes(SECRET_MARKER)) {
-        const original = originalText(resources.find((x) => x.urn === r.urn)?.inputs, property);
+        const original = originalText(byUrn.get(r.urn)?.inputs, property);
         fileUses.set(
           path,
           new Set([...labels].filter((l) => original === undefined || sourceIn(run, l, original))),

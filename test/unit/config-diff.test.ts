@@ -40,11 +40,18 @@ function writeStack(stack: string, doc: StackDoc): void {
   writeFileSync(join(repo, "stacks", `Pulumi.${stack}.yaml`), stringify(doc));
 }
 
+/** Edits a stack file's config in place. */
+function editStack(stack: string, edit: (config: StackDoc["config"]) => void): void {
+  const doc = readStack(stack);
+  edit(doc.config);
+  writeStack(stack, doc);
+}
+
 /** Asks for a new value of a generated secret, as the README's rotation procedure does. */
 function rotate(stack: string, secret: string): void {
-  const doc = readStack(stack);
-  doc.config["ha-backend:credentialRotation"] = { [secret]: "2027-01" };
-  writeStack(stack, doc);
+  editStack(stack, (config) => {
+    config["ha-backend:credentialRotation"] = { [secret]: "2027-01" };
+  });
 }
 
 /** Checks out a fresh branch at the base commit, applies `edit`, commits it. */
@@ -95,12 +102,12 @@ beforeAll(() => {
 
 describe("npm run diff on fixture commits", () => {
   it("an app-only change: the app servers are recreated, nothing stateful, no config or secret flag", async () => {
-    commitCase("app-only", () => {
-      const doc = readStack("ecommerce-dev");
-      const app = doc.config["ha-backend:app"] as { env?: Record<string, string> };
-      app.env = { ...(app.env ?? {}), FEATURE_CHECKOUT_V2: "on" };
-      writeStack("ecommerce-dev", doc);
-    });
+    commitCase("app-only", () =>
+      editStack("ecommerce-dev", (config) => {
+        const app = config["ha-backend:app"] as { env?: Record<string, string> };
+        app.env = { ...(app.env ?? {}), FEATURE_CHECKOUT_V2: "on" };
+      }),
+    );
     const { diffs, comment } = await diffOf(["ecommerce-dev"]);
     const [d] = diffs;
     expect(d.status).toBe("changed");
@@ -120,12 +127,11 @@ describe("npm run diff on fixture commits", () => {
   });
 
   it("a Redis memory change: shows the config line and flags a restart of the Redis members", async () => {
-    commitCase("redis-memory", () => {
-      const doc = readStack("ecommerce-dev");
-      const cache = doc.config["ha-backend:cache"] as { redis: Record<string, unknown> };
-      cache.redis.maxmemory = "96mb";
-      writeStack("ecommerce-dev", doc);
-    });
+    commitCase("redis-memory", () =>
+      editStack("ecommerce-dev", (config) => {
+        (config["ha-backend:cache"] as { redis: Record<string, unknown> }).redis.maxmemory = "96mb";
+      }),
+    );
     const { diffs, comment } = await diffOf(["ecommerce-dev"]);
     const [d] = diffs;
     const conf = d.files.filter((f) => f.path.endsWith("/redis.conf"));
@@ -151,12 +157,11 @@ describe("npm run diff on fixture commits", () => {
   });
 
   it("a memcached memory change: a cache setting on the command line is flagged as cache config", async () => {
-    commitCase("memcached-memory", () => {
-      const doc = readStack("blog-dev");
-      const cache = doc.config["ha-backend:cache"] as { memcached: Record<string, unknown> };
-      cache.memcached.memoryMb = 128;
-      writeStack("blog-dev", doc);
-    });
+    commitCase("memcached-memory", () =>
+      editStack("blog-dev", (config) => {
+        (config["ha-backend:cache"] as { memcached: Record<string, unknown> }).memcached.memoryMb = 128;
+      }),
+    );
     const { diffs, comment } = await diffOf(["blog-dev"]);
     const [d] = diffs;
     const config = flagsOf(d, "config").join("\n");
@@ -168,14 +173,14 @@ describe("npm run diff on fixture commits", () => {
   });
 
   it("a Patroni timing change: flags the failover budget, old -> new seconds", async () => {
-    commitCase("patroni-timing", () => {
-      const doc = readStack("blogpg-dev");
-      doc.config["ha-backend:database"] = {
-        engine: "postgresql",
-        postgresql: { ttl: 30, loopWait: 10, retryTimeout: 10 },
-      };
-      writeStack("blogpg-dev", doc);
-    });
+    commitCase("patroni-timing", () =>
+      editStack("blogpg-dev", (config) => {
+        config["ha-backend:database"] = {
+          engine: "postgresql",
+          postgresql: { ttl: 30, loopWait: 10, retryTimeout: 10 },
+        };
+      }),
+    );
     const { diffs, comment } = await diffOf(["blogpg-dev"]);
     const [d] = diffs;
     const budget = flagsOf(d, "budget");
@@ -225,10 +230,9 @@ describe("npm run diff on fixture commits", () => {
   it("a change large enough to trim: the summary stays, the comment fits, the full report has it all", async () => {
     commitCase("large", () => {
       for (const stack of ["ecommerce-prod", "blog-prod"]) {
-        const doc = readStack(stack);
-        const k8s = doc.config["ha-backend:kubernetes"] as Record<string, unknown>;
-        k8s.namespace = `${stack}-moved`;
-        writeStack(stack, doc);
+        editStack(stack, (config) => {
+          (config["ha-backend:kubernetes"] as Record<string, unknown>).namespace = `${stack}-moved`;
+        });
       }
     });
     const { diffs, comment, full } = await diffOf(["ecommerce-prod", "blog-prod"]);
