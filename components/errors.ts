@@ -45,6 +45,26 @@ export function invalidArg(
   );
 }
 
+/**
+ * Checks a value that is only passed through to resources, with `check` (which throws the
+ * component's own error): a plain string now, before any resource exists; an Output or Promise
+ * (another stack's output, a CI build's tag) once it resolves, with the same message, so the
+ * update fails at preview (a known value) or up. Returns what to pass on: the plain value itself,
+ * or an Output that carries the check, so the failure is that of the resources that use it. A
+ * caller that drops the result still fails the program (Pulumi's Node runtime fails on an
+ * unhandled rejection), only not at a resource.
+ */
+export function checkInput(value: pulumi.Input<string>, check: (v: string) => void): pulumi.Input<string> {
+  if (typeof value === "string") {
+    check(value);
+    return value;
+  }
+  return pulumi.output(value).apply((v) => {
+    check(v);
+    return v;
+  });
+}
+
 /** Upper bounds no single member of this project needs: beyond them a quantity is a typo (Gi for Mi). */
 export const MAX_CPU_CORES = 64;
 export const MAX_MEMORY_MB = 512 * 1024;
@@ -54,6 +74,8 @@ export const MIN_CPU_CORES = 0.01;
 /**
  * CPU and memory as Kubernetes quantities, each reported on its own field, within sane bounds:
  * at least `minMemoryMb` (what the daemon needs to start and hold its data, said in `needs`).
+ * Each field is checked as {@link checkInput} does (a plain string now, an Output when it
+ * resolves); returns the spec to pass on, `resources` itself when both are plain.
  */
 export function checkResources(
   kind: string,
@@ -63,58 +85,49 @@ export function checkResources(
     minMemoryMb: 16,
     needs: "a process needs to start",
   },
-): void {
-  if (resources === undefined) return;
-  if (!isCpuQuantity(resources.cpu)) {
-    invalidArg(
-      kind,
-      name,
-      "resources.cpu",
-      "be a CPU quantity such as 250m or 1",
-      resources.cpu,
-      "Fix the quantity.",
-    );
-  }
-  const cores = cpuCores(resources.cpu);
-  if (cores < MIN_CPU_CORES || cores > MAX_CPU_CORES) {
-    invalidArg(
-      kind,
-      name,
-      "resources.cpu",
-      `be from 10m to ${MAX_CPU_CORES} cores`,
-      resources.cpu,
-      "Use e.g. 250m or 2.",
-    );
-  }
-  if (!isMemoryQuantity(resources.memory)) {
-    invalidArg(
-      kind,
-      name,
-      "resources.memory",
-      "be a memory quantity such as 256Mi or 1Gi",
-      resources.memory,
-      "Fix the quantity.",
-    );
-  }
-  const mb = memoryBytes(resources.memory) / 1024 ** 2;
-  if (mb > MAX_MEMORY_MB) {
-    invalidArg(
-      kind,
-      name,
-      "resources.memory",
-      "be at most 512Gi",
-      resources.memory,
-      "Check the unit (Mi, Gi).",
-    );
-  }
-  if (mb < floor.minMemoryMb) {
-    invalidArg(
-      kind,
-      name,
-      "resources.memory",
-      `be at least ${floor.minMemoryMb}Mi (${floor.needs})`,
-      resources.memory,
-      `Raise it to ${floor.minMemoryMb}Mi or more.`,
-    );
-  }
+): ResourceSpec | undefined {
+  if (resources === undefined) return undefined;
+  const cpu = checkInput(resources.cpu, (q) => {
+    if (!isCpuQuantity(q)) {
+      invalidArg(kind, name, "resources.cpu", "be a CPU quantity such as 250m or 1", q, "Fix the quantity.");
+    }
+    const cores = cpuCores(q);
+    if (cores < MIN_CPU_CORES || cores > MAX_CPU_CORES) {
+      invalidArg(
+        kind,
+        name,
+        "resources.cpu",
+        `be from 10m to ${MAX_CPU_CORES} cores`,
+        q,
+        "Use e.g. 250m or 2.",
+      );
+    }
+  });
+  const memory = checkInput(resources.memory, (q) => {
+    if (!isMemoryQuantity(q)) {
+      invalidArg(
+        kind,
+        name,
+        "resources.memory",
+        "be a memory quantity such as 256Mi or 1Gi",
+        q,
+        "Fix the quantity.",
+      );
+    }
+    const mb = memoryBytes(q) / 1024 ** 2;
+    if (mb > MAX_MEMORY_MB) {
+      invalidArg(kind, name, "resources.memory", "be at most 512Gi", q, "Check the unit (Mi, Gi).");
+    }
+    if (mb < floor.minMemoryMb) {
+      invalidArg(
+        kind,
+        name,
+        "resources.memory",
+        `be at least ${floor.minMemoryMb}Mi (${floor.needs})`,
+        q,
+        `Raise it to ${floor.minMemoryMb}Mi or more.`,
+      );
+    }
+  });
+  return cpu === resources.cpu && memory === resources.memory ? resources : { cpu, memory };
 }

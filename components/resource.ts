@@ -1,14 +1,21 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { invalidArg } from "./errors";
 
-/** Every component's type token is `ha-backend:<module>:<Class>`; releases before 0.2 used `ha:`. */
+/**
+ * Every component's type token is `ha-backend:index:<Class>`, the form Pulumi's component provider
+ * host and its schema use (`pulumi package add`). Earlier releases used `ha:<module>:<Class>`
+ * (before 0.2) and then `ha-backend:<module>:<Class>`.
+ */
 export const TYPE_PACKAGE = "ha-backend";
-const LEGACY_PACKAGE = "ha";
+const LEGACY_TOKENS = (module: string, cls: string) => [
+  `ha:${module}:${cls}`,
+  `${TYPE_PACKAGE}:${module}:${cls}`,
+];
 
 /**
- * A component's type token, and its options with an alias from the token stacks created before
- * the rename carry (`ha:<module>:<Class>`), so they update in place: the engine matches the old
- * URNs of the component and, through it, of every child.
+ * A component's type token, and its options with aliases from the tokens that stacks created by
+ * earlier releases carry, so they update in place: the engine matches the old URNs of the
+ * component and, through it, of every child.
  */
 export function componentToken(
   module: string,
@@ -16,8 +23,11 @@ export function componentToken(
   opts: pulumi.ComponentResourceOptions | undefined,
 ): [string, pulumi.ComponentResourceOptions] {
   return [
-    `${TYPE_PACKAGE}:${module}:${cls}`,
-    { ...opts, aliases: [...(opts?.aliases ?? []), { type: `${LEGACY_PACKAGE}:${module}:${cls}` }] },
+    `${TYPE_PACKAGE}:index:${cls}`,
+    {
+      ...opts,
+      aliases: [...(opts?.aliases ?? []), ...LEGACY_TOKENS(module, cls).map((type) => ({ type }))],
+    },
   ];
 }
 

@@ -332,7 +332,9 @@ export function compareStack(stack: string, base: Tree | undefined, head: Tree |
             b,
             inputs.map((p) => p.path.replace(/\[[+-]\]$/, "")),
           )
-        : "update";
+        : renamed.length > 0
+          ? "alias"
+          : "update";
     resources.push({ key, type: r.type, name: r.name, action, properties });
   }
 
@@ -618,6 +620,7 @@ const ACTION_WORDS: Record<Action, string> = {
   create: "➕ create",
   delete: "➖ delete",
   update: "✏️ update",
+  alias: "🔗 new URN (alias)",
   restart: "🔁 rolling restart",
   replace: "♻️ replace",
 };

@@ -69,7 +69,8 @@ const K8S_IMMUTABLE: Record<string, string[]> = {
   Service: ["spec.clusterIP", "spec.clusterIPs"],
 };
 
-export type Action = "create" | "delete" | "update" | "replace" | "restart";
+/** `alias`: only the URN changed, matched by an alias: the engine renames it in state, nothing else. */
+export type Action = "create" | "delete" | "update" | "replace" | "restart" | "alias";
 
 /** The kind of a Kubernetes type token, e.g. `kubernetes:apps/v1:StatefulSet` -> `StatefulSet`. */
 export function kindOf(type: string): string {
@@ -145,15 +146,42 @@ export function isVolume(r: TreeResource): boolean {
   return r.type === "docker:index/volume:Volume" || kindOf(r.type) === "PersistentVolumeClaim";
 }
 
-/** The tier a component belongs to, from its type token (`ha-backend:database:PostgresCluster`). */
+/** Component classes by the tier they run, for tokens of the `ha-backend:index:<Class>` form. */
+const CLASS_CATEGORY: Readonly<Record<string, "database" | "cache" | "locks" | "platform">> = {
+  MysqlCluster: "database",
+  PostgresCluster: "database",
+  ShardedMysql: "database",
+  ShardedPostgres: "database",
+  RedisCache: "cache",
+  Memcached: "cache",
+  EtcdCluster: "locks",
+  LockService: "locks",
+  DockerPlatform: "platform",
+  KubernetesPlatform: "platform",
+};
+
+/** Releases before the `index` tokens named the tier in the module (`ha-backend:database:PostgresCluster`). */
+const MODULE_CATEGORY: Readonly<Record<string, "database" | "cache" | "locks" | "platform">> = {
+  database: "database",
+  cache: "cache",
+  coordination: "locks",
+  platform: "platform",
+};
+
+/** What a component token names: one of ours (with its tier, when it has one) or not. */
+function componentKind(type: string): "database" | "cache" | "locks" | "platform" | "other" | undefined {
+  const [pkg, module, cls] = type.split(":");
+  if (pkg !== "ha-backend" && pkg !== "ha") return undefined;
+  return (module === "index" ? CLASS_CATEGORY[cls ?? ""] : MODULE_CATEGORY[module ?? ""]) ?? "other";
+}
+
+/**
+ * The tier a component belongs to, from its type token: `ha-backend:index:PostgresCluster`, or a
+ * base side's older `ha-backend:database:PostgresCluster`.
+ */
 export function categoryOf(componentType: string | undefined): "database" | "cache" | "locks" | "other" {
-  if (componentType === undefined) return "other";
-  const [pkg, module] = componentType.split(":");
-  if (pkg !== "ha-backend") return "other";
-  if (module === "database") return "database";
-  if (module === "cache") return "cache";
-  if (module === "coordination") return "locks";
-  return "other";
+  const kind = componentType === undefined ? undefined : componentKind(componentType);
+  return kind === undefined || kind === "platform" ? "other" : kind;
 }
 
 /** The nearest ancestor component (not a platform) of a resource, by `type::name`. */
@@ -163,7 +191,7 @@ export function owningComponent(
 ): TreeResource | undefined {
   let r = byKey.get(key);
   for (let i = 0; r !== undefined && i < 64; i++) {
-    if (!r.custom && r.type.startsWith("ha-backend:") && !r.type.startsWith("ha-backend:platform:")) return r;
+    if (!r.custom && ![undefined, "platform"].includes(componentKind(r.type))) return r;
     r = r.parent === null ? undefined : byKey.get(r.parent);
   }
   return undefined;

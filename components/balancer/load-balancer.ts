@@ -128,6 +128,8 @@ export interface LoadBalancerArgs extends NamingArgs {
 
 /** Arguments after defaults and validation. */
 export interface ResolvedLoadBalancerArgs {
+  /** The members' resources to deploy with, Outputs carrying their check (see `checkResources`). */
+  readonly resources?: ResourceSpec;
   readonly replicas: number;
   readonly algorithm: Algorithm;
   readonly httpPort: number;
@@ -267,11 +269,11 @@ export function resolveLoadBalancerArgs(name: string, args: LoadBalancerArgs): R
     wholeIn(name, "rateLimit.perSecond", args.rateLimit.perSecond, 1, 1_000_000, "Use e.g. 50.");
     wholeIn(name, "rateLimit.burst", args.rateLimit.burst, 0, 1_000_000, "Use e.g. 100.");
   }
-  checkResources("LoadBalancer", name, args.resources, {
+  const resources = checkResources("LoadBalancer", name, args.resources, {
     minMemoryMb: 32,
     needs: "nginx or HAProxy needs for its workers and buffers",
   });
-  return r;
+  return { ...r, resources };
 }
 
 /** A backend group with its outputs resolved. */
@@ -511,7 +513,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         ? { http: PORTS.http, https: PORTS.https, stats: PORTS.stats }
         : { http: PORTS.http, stats: PORTS.stats },
       healthCheck: { httpGet: { path: "/lb-health", port: "stats" }, intervalSeconds: 5 },
-      resources: args.resources,
+      resources: r.resources,
       tier: "edge",
       publicPorts: [
         { target: "http", port: r.httpPort },

@@ -36,7 +36,9 @@ const whole = (n: unknown, min: number, max: number) =>
 export function resolveMemcachedArgs(
   name: string,
   args: MemcachedArgs,
-): Required<Pick<MemcachedArgs, "members">> & Omit<MemcachedRenderSpec, "port" | "listen"> {
+): Required<Pick<MemcachedArgs, "members">> &
+  Pick<MemcachedArgs, "resources"> &
+  Omit<MemcachedRenderSpec, "port" | "listen"> {
   const members = args.members ?? 3;
   if (!whole(members, 1, 32)) fail(name, "members", "be a whole number from 1 to 32", members, "Use 3.");
   const memoryMb = args.memoryMb ?? 64;
@@ -58,11 +60,11 @@ export function resolveMemcachedArgs(
       `Raise it, or lower threads.`,
     );
   }
-  checkResources("Memcached", name, args.resources, {
+  const resources = checkResources("Memcached", name, args.resources, {
     minMemoryMb: memcachedFootprintMb({ memoryMb, maxConnections }),
     needs: `memoryMb ${memoryMb} of items plus tables, buffers and per-connection state`,
   });
-  return { members, memoryMb, maxConnections, threads };
+  return { members, memoryMb, maxConnections, threads, resources };
 }
 
 /**
@@ -89,7 +91,7 @@ export class Memcached extends pulumi.ComponentResource {
         command: ["memcached", ...renderMemcachedArgs({ ...r, port: PORT })],
         ports: { memcached: PORT },
         healthCheck: { tcpPort: "memcached", intervalSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
-        resources: args.resources,
+        resources: r.resources,
         tier: workload,
         allowFrom: args.allowFrom ?? ["app"],
         runAsUser: MEMCACHED_UID,

@@ -71,6 +71,8 @@ export interface RedisCacheArgs extends NamingArgs, DataArgs {
 }
 
 export interface ResolvedRedisCacheArgs {
+  /** The members' resources to deploy with, Outputs carrying their check (see `checkResources`). */
+  readonly resources?: ResourceSpec;
   readonly mode: RedisMode;
   readonly replicas: number;
   readonly sentinels: number;
@@ -182,7 +184,7 @@ export function resolveRedisCacheArgs(name: string, args: RedisCacheArgs): Resol
   const routerReplicas = args.routerReplicas ?? 2;
   if (!whole(routerReplicas, 1, 10))
     fail(name, "routerReplicas", "be from 1 to 10", routerReplicas, "Use 2.");
-  checkResources("RedisCache", name, args.resources, {
+  const resources = checkResources("RedisCache", name, args.resources, {
     // Redis's guidance: leave room for the copy-on-write of a fork (a rewrite, a replica's full
     // sync), i.e. maxmemory at most two thirds of the memory.
     minMemoryMb: Math.ceil(redisSizeMb(maxmemory) * 1.5),
@@ -199,6 +201,7 @@ export function resolveRedisCacheArgs(name: string, args: RedisCacheArgs): Resol
     minReplicasMaxLagSeconds,
     storageGi,
     routerReplicas,
+    resources,
   };
 }
 
@@ -293,7 +296,7 @@ export class RedisCache extends pulumi.ComponentResource {
         ports: { redis: PORTS.redis },
         healthCheck: ping(PORTS.redis, PATHS.redisTemplate),
         volume,
-        resources: args.resources,
+        resources: r.resources,
         tier: workload,
         // Clients that ask Sentinel connect to the primary it names, so they reach members too.
         allowFrom: [sentinelWorkload, routerTier, ...clients],

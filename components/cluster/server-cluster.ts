@@ -25,9 +25,12 @@ export interface ServerClusterArgs extends NamingArgs {
   readonly replicas?: number;
   /**
    * App image, pinned by tag. Without it, a small demo server (official nginx image) answers.
+   * May be an Output (another stack's output, a CI build's tag): a plain value is validated
+   * before anything is created, an Output when it resolves, with the same message. Whether it
+   * is given (not its value) decides between the demo app and a custom image.
    * @default {@link DEMO_APP_IMAGE}
    */
-  readonly image?: string;
+  readonly image?: pulumi.Input<string>;
   /**
    * Port the app listens on.
    * @default 8080
@@ -66,7 +69,11 @@ export interface ServerClusterArgs extends NamingArgs {
    * @deprecated Use `credentials`: files, with `NAME_FILE` in the environment.
    */
   readonly secretEnv?: Record<string, pulumi.Input<string>>;
-  /** CPU and memory per member. @default none (no requests or limits) */
+  /**
+   * CPU and memory per member; either may be an Output (checked when it resolves, with the same
+   * message as a plain value gets before anything is created).
+   * @default none on Docker (no limits); 250m and 256Mi on Kubernetes
+   */
   readonly resources?: ResourceSpec;
   /** Tiers allowed to call the app (the load balancer's tier). @default ["edge"] */
   readonly allowFrom?: string[];
@@ -82,12 +89,14 @@ export interface ServerClusterArgs extends NamingArgs {
 /** Arguments after defaults and validation; what {@link ServerCluster} builds from. */
 export interface ResolvedServerClusterArgs {
   readonly replicas: number;
-  readonly image: string;
+  readonly image: pulumi.Input<string>;
   readonly port: number;
   readonly healthCheckPath: string;
   readonly usesDemoApp: boolean;
   /** Who owns the credential files: see {@link ServerClusterArgs.credentialsOwner}. */
   readonly credentialsOwner: number | undefined;
+  /** The resources to deploy with, Outputs carrying their check (see `checkResources`). */
+  readonly resources: ResourceSpec | undefined;
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -129,7 +138,7 @@ export function resolveServerClusterArgs(name: string, args: ServerClusterArgs):
       "Use e.g. /healthz.",
     );
   }
-  checkResources("ServerCluster", name, args.resources, {
+  const resources = checkResources("ServerCluster", name, args.resources, {
     minMemoryMb: 32,
     needs: "an app server needs to start",
   });
@@ -170,7 +179,7 @@ export function resolveServerClusterArgs(name: string, args: ServerClusterArgs):
       "Use the uid your image runs as, e.g. 1000.",
     );
   }
-  return { replicas, image, port, healthCheckPath, usesDemoApp, credentialsOwner };
+  return { replicas, image, port, healthCheckPath, usesDemoApp, credentialsOwner, resources };
 }
 
 /**
@@ -231,7 +240,7 @@ export class ServerCluster extends pulumi.ComponentResource {
         intervalSeconds: args.healthCheckIntervalSeconds,
         dockerCommand: args.dockerHealthCommand,
       },
-      resources: args.resources,
+      resources: r.resources,
       tier: "app",
       allowFrom: args.allowFrom ?? ["edge"],
       runAsUser: r.usesDemoApp ? DEMO_APP_UID : undefined,

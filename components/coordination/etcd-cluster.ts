@@ -129,7 +129,10 @@ export class EtcdCluster extends pulumi.ComponentResource {
         "Use e.g. 2.",
       );
     }
-    checkResources("EtcdCluster", name, args.resources, { minMemoryMb: 64, needs: "etcd needs to start" });
+    const resources = checkResources("EtcdCluster", name, args.resources, {
+      minMemoryMb: 64,
+      needs: "etcd needs to start",
+    });
     const workload = etcdWorkload(name);
     const hosts = args.platform.memberHosts(workload, members);
     const peers = hosts.map((host, i) => ({ name: `${workload}-${i}`, host }));
@@ -170,7 +173,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
         writablePaths: [],
         defaultResources: { cpu: "100m", memory: "256Mi" },
         volume: { mountPath: DATA_DIR, sizeGi: storageGi, protect: dataProtection(args, opts) },
-        resources: args.resources,
+        resources,
         tier: workload,
         allowFrom: args.allowFrom,
       },

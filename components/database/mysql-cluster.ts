@@ -99,6 +99,8 @@ export interface MysqlClusterArgs extends NamingArgs, DataArgs {
 }
 
 export interface ResolvedMysqlClusterArgs {
+  /** The members' resources to deploy with, Outputs carrying their check (see `checkResources`). */
+  readonly resources?: ResourceSpec;
   readonly engine: MysqlEngine;
   readonly mode: MysqlMode;
   readonly members: number;
@@ -219,7 +221,7 @@ export function resolveMysqlClusterArgs(name: string, args: MysqlClusterArgs): R
   if (!Number.isInteger(routerReplicas) || routerReplicas < 1) {
     fail(name, "routerReplicas", "be a whole number of at least 1", routerReplicas, "Use 2.");
   }
-  checkResources("MysqlCluster", name, args.resources, {
+  const resources = checkResources("MysqlCluster", name, args.resources, {
     minMemoryMb: Number(bufferPool.slice(0, -1)) * (bufferPool.endsWith("G") ? 1024 : 1) + 256,
     needs: `innodb_buffer_pool_size ${bufferPool} plus 256Mi for the server, its connections and Galera`,
   });
@@ -233,6 +235,7 @@ export function resolveMysqlClusterArgs(name: string, args: MysqlClusterArgs): R
     storageGi,
     bufferPool,
     routerReplicas,
+    resources,
   };
 }
 
@@ -348,7 +351,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
           startPeriodSeconds: 120,
         },
         volume: { mountPath: PATHS.dataDir, sizeGi: r.storageGi, protect },
-        resources: args.resources,
+        resources: r.resources,
         tier,
         allowFrom: [routerTier],
         // After a full outage Galera restores its primary component only once the nodes see each other.

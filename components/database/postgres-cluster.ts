@@ -103,7 +103,10 @@ export interface PostgresClusterArgs extends NamingArgs, DataArgs {
   readonly user: string;
   /**
    * A prebuilt image (pinned tag) with PostgreSQL 15 at /usr/lib/postgresql/15/bin, Patroni at
-   * /usr/bin/patroni and the postgres user as uid 999. @default built from {@link PATRONI_IMAGE_CONTEXT}
+   * /usr/bin/patroni and the postgres user as uid 999. A plain string, not an Input: it decides
+   * which image resource is built (none when given; unset, {@link PATRONI_IMAGE} is built), and
+   * the members and the settings task share one pull keyed by it.
+   * @default built from {@link PATRONI_IMAGE_CONTEXT}
    */
   readonly image?: string;
   /**
@@ -115,6 +118,11 @@ export interface PostgresClusterArgs extends NamingArgs, DataArgs {
   readonly etcdMembers?: number;
   /** Data volume per member in GiB. @default 10 */
   readonly storageGi?: number;
+  /**
+   * CPU and memory per PostgreSQL member; either may be an Output (checked when it resolves,
+   * with the same message as a plain value gets before anything is created).
+   * @default none on Docker (no limits); 500m and 1Gi on Kubernetes
+   */
   readonly resources?: ResourceSpec;
   /** PostgreSQL shared_buffers. @default "128MB" */
   readonly sharedBuffers?: string;
@@ -138,6 +146,8 @@ export interface ResolvedPostgresClusterArgs {
   readonly sharedBuffers: string;
   readonly maxConnections: number;
   readonly routerReplicas: number;
+  /** The members' resources to deploy with, Outputs carrying their check (see `checkResources`). */
+  readonly resources: ResourceSpec | undefined;
 }
 
 /** The generated secrets of cluster `name`, as `credentialRotation` names them. */
@@ -292,7 +302,7 @@ export function resolvePostgresClusterArgs(
   const routerReplicas = args.routerReplicas ?? 2;
   if (!Number.isInteger(routerReplicas) || routerReplicas < 1)
     fail(name, "routerReplicas", "be a whole number of at least 1", routerReplicas, "Use 2.");
-  checkResources("PostgresCluster", name, args.resources, {
+  const resources = checkResources("PostgresCluster", name, args.resources, {
     // PostgreSQL's docs: more than 40% of memory for shared_buffers is unlikely to work better,
     // and the rest is the backends', the page cache's and Patroni's.
     minMemoryMb: Math.max(256, Math.ceil(postgresSizeMb(sharedBuffers) / 0.4)),
@@ -310,6 +320,7 @@ export function resolvePostgresClusterArgs(
     sharedBuffers,
     maxConnections,
     routerReplicas,
+    resources,
   };
 }
 
@@ -453,7 +464,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
           startPeriodSeconds: 60,
         },
         volume: { mountPath: PATHS.volume, sizeGi: r.storageGi, protect },
-        resources: args.resources,
+        resources: r.resources,
         tier: workload,
         allowFrom: [routerTier, settingsTier],
         runAsUser: POSTGRES_UID,

@@ -180,6 +180,15 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     return nets;
   }
 
+  /**
+   * The Docker networks a member of `tier` deployed now would join: those of every service
+   * declared so far that admits `tier`. A container started outside this program (another
+   * stack's workers) on these networks reaches what the tier reaches, and nothing else.
+   */
+  public networksOf(tier: string): pulumi.Output<string[]> {
+    return pulumi.all(this.byName(this.clientNetworks.get(tier) ?? []).map((net) => net.name));
+  }
+
   /** Networks without repeats (a tier that admits itself is its own client), sorted by name. */
   private byName(nets: readonly docker.Network[]): docker.Network[] {
     const named = new Map([...this.networks].map(([suffix, net]) => [net, suffix]));
@@ -187,10 +196,31 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   }
 
   /**
-   * One pull (or one local build) per image, shared by every workload that uses it; pulled
-   * images are kept locally for fast re-creates. Built images are never pushed.
+   * One pull (or one local build) per image reference, shared by every workload and task that
+   * uses it and named after it; pulled images are kept locally for fast re-creates. Built images
+   * are never pushed.
+   *
+   * A reference that is an Output (another stack's output, a CI build) is not known when the
+   * resource must be named, so `owner` (the workload; a task's image is always plain) gets a pull
+   * of its own, `<prefix>-workload-<owner>-image`. Its name stays put when the tag changes (the
+   * pull is replaced, and the members with it), and it can never collide with a reference's
+   * name, which starts `<prefix>-image-` (named `<prefix>-image-<owner>`, a workload `redis-7`
+   * would clash with another's `redis:7`). Two workloads given the same Output pull the same
+   * image twice, which is harmless: with `keepLocally`, neither pull's delete removes the image
+   * from the engine. `validateWorkloadSpec` only lets a plain reference be built.
    */
-  private image(ref: string, build: ImageBuild | undefined): pulumi.Output<string> {
+  private image(
+    ref: pulumi.Input<string>,
+    build: ImageBuild | undefined,
+    owner: string,
+  ): pulumi.Output<string> {
+    if (typeof ref !== "string") {
+      return new docker.RemoteImage(
+        `${this.prefix}-workload-${owner}-image`,
+        { name: ref, keepLocally: true },
+        { parent: this, provider: this.provider, protect: false },
+      ).imageId;
+    }
     let img = this.images.get(ref);
     if (img === undefined) {
       const resourceName = `${this.prefix}-image-${ref.replace(/[^a-zA-Z0-9.-]/g, "-")}`;
@@ -234,7 +264,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       name,
       {
         name: `${this.prefix}-${name}`,
-        image: this.image(spec.image, spec.build),
+        image: this.image(spec.image, spec.build, name),
         entrypoints: [...spec.command],
         envs: dockerEnv(spec, {}),
         user: spec.runAsUser !== undefined ? String(spec.runAsUser) : undefined,
@@ -274,8 +304,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     });
   }
 
-  deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
-    validateWorkloadSpec(name, spec);
+  deploy(name: string, given: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
+    // An Output image comes back carrying its check: every use below is of this spec.
+    const spec = validateWorkloadSpec(name, given);
     if (spec.apiAccess !== undefined) {
       throw new Error(
         `DockerPlatform: workload "${name}" asks for apiAccess, but Docker has no API for members. ` +
@@ -298,7 +329,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       }
     }
     const parent = opts?.parent ?? this;
-    const image = this.image(spec.image, spec.build);
+    const image = this.image(spec.image, spec.build, name);
     const published = (spec.publicPorts ?? []).length > 0;
     const serverSide = allowFrom.map((client) => {
       const suffix = `${spec.tier}-from-${client}`;
@@ -392,8 +423,8 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             retries: health.failureThreshold,
             startPeriod: `${health.startPeriodSeconds}s`,
           },
-          memory: spec.resources ? dockerMemoryMb(spec.resources.memory) : undefined,
-          cpus: spec.resources ? String(cpuCores(spec.resources.cpu)) : undefined,
+          memory: spec.resources && pulumi.output(spec.resources.memory).apply(dockerMemoryMb),
+          cpus: spec.resources && pulumi.output(spec.resources.cpu).apply((q) => String(cpuCores(q))),
           // Labels are shown by `docker inspect` to anyone on the host: names and digests only.
           labels: digest.apply((d) => [
             { label: "ha-backend.config-digest", value: d },

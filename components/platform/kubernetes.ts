@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import {
+  builtImageTag,
   configDigest,
   dockerBuild,
   fileKey,
@@ -15,6 +16,7 @@ import {
 } from "./spec";
 import type {
   HealthCheck,
+  ImageBuild,
   MemberAddress,
   Platform,
   PlatformStateStore,
@@ -167,6 +169,13 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   public readonly memberNetworks: readonly string[];
   /** The namespace name, as an output so every object waits for the namespace to exist. */
   public readonly namespace: pulumi.Output<string>;
+  /**
+   * The labels that make a pod a member of `tier` for the NetworkPolicies: a pod in
+   * {@link namespace} with them (another stack's workers) reaches what the tier reaches.
+   */
+  public labelsOf(tier: string): Record<string, string> {
+    return { [TIER]: tier };
+  }
   private readonly args: KubernetesPlatformArgs;
   private readonly domain: string;
   /** Keys the config digest on pod templates (see `configDigest`). */
@@ -338,10 +347,13 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     };
   }
 
-  /** A built image, pushed to the registry; pods pull it by digest once the push has one. */
+  /**
+   * A built image, pushed to the registry; pods pull it by digest once the push has one. `image`
+   * is the plain tag (see {@link builtImageTag}): it keys the one build and names the pushed image.
+   */
   private builtImage(
     name: string,
-    spec: Pick<WorkloadSpec, "image" | "build">,
+    spec: { readonly image: string; readonly build?: ImageBuild },
     parent: pulumi.Resource,
   ): pulumi.Output<string> {
     // One build and push per image, shared by every workload and task that runs it.
@@ -481,10 +493,13 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     return job.metadata.name;
   }
 
-  deploy(name: string, spec: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
-    validateWorkloadSpec(name, spec);
+  deploy(name: string, given: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
+    // An Output image comes back carrying its check: every use below is of this spec.
+    const spec = validateWorkloadSpec(name, given);
     const parent = opts?.parent ?? this;
-    const image = spec.build ? this.builtImage(name, spec, parent) : spec.image;
+    const image = spec.build
+      ? this.builtImage(name, { image: builtImageTag(name, spec.image), build: spec.build }, parent)
+      : spec.image;
     const ns = this.args.namespace;
     const selector = { [NAME]: name, [PART_OF]: "ha-backend" };
     const labels = { ...selector, [TIER]: spec.tier, "app.kubernetes.io/managed-by": "pulumi" };

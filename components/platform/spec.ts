@@ -1,6 +1,7 @@
 import { createHash, createHmac } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
 import type { HealthCheck, ImageBuild, TaskSpec, WorkloadSpec } from "./types";
-import { invalidArg } from "../errors";
+import { checkInput, invalidArg } from "../errors";
 
 /** Kubernetes object names and port names double as DNS labels: keep both platforms to that rule. */
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -134,9 +135,11 @@ export function validateTaskSpec(name: string, spec: TaskSpec): void {
 
 /**
  * Checks a workload spec before a platform creates anything for it. Both platforms call this,
- * so a spec that works on Docker cannot fail later on Kubernetes for a naming rule.
+ * so a spec that works on Docker cannot fail later on Kubernetes for a naming rule. An Output
+ * `image` is checked when it resolves (see {@link checkInput}): deploy the returned spec, which
+ * is `spec` itself when the image is a plain string and otherwise carries that check.
  */
-export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
+export function validateWorkloadSpec(name: string, spec: WorkloadSpec): WorkloadSpec {
   if (!DNS_LABEL.test(name) || name.length > 52) {
     // 52: StatefulSet pods append "-<ordinal>" and a controller hash label to a 63-character limit.
     fail(
@@ -150,15 +153,17 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
   if (!Number.isInteger(spec.replicas) || spec.replicas < 1) {
     fail(name, "replicas", "be a whole number of at least 1", spec.replicas, "Set replicas to 1 or more.");
   }
-  if (spec.image.trim() === "" || !spec.image.includes(":") || spec.image.endsWith(":latest")) {
-    fail(
-      name,
-      "image",
-      "be pinned by a tag other than latest (name:tag)",
-      spec.image,
-      "Give the image with an explicit version tag, e.g. nginx:1.28.0-alpine.",
-    );
-  }
+  const image = checkInput(spec.image, (ref) => {
+    if (ref.trim() === "" || !ref.includes(":") || ref.endsWith(":latest")) {
+      fail(
+        name,
+        "image",
+        "be pinned by a tag other than latest (name:tag)",
+        ref,
+        "Give the image with an explicit version tag, e.g. nginx:1.28.0-alpine.",
+      );
+    }
+  });
   if (!DNS_LABEL.test(spec.tier)) {
     fail(
       name,
@@ -320,6 +325,7 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       "Resolve it, e.g. path.join(__dirname, 'image').",
     );
   }
+  if (spec.build !== undefined) builtImageTag(name, spec.image);
   for (const rule of spec.apiAccess ?? []) {
     const words = [...rule.resources, ...rule.verbs];
     if (rule.resources.length === 0 || rule.verbs.length === 0 || words.some((w) => !/^[a-z]+$/.test(w))) {
@@ -332,6 +338,24 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): void {
       );
     }
   }
+  return image === spec.image ? spec : { ...spec, image };
+}
+
+/**
+ * The tag of an image a platform builds (`build` set): `image` itself, which must be a plain
+ * string, since it decides which image resource is built and names it (one build per tag).
+ */
+export function builtImageTag(name: string, image: pulumi.Input<string>): string {
+  if (typeof image !== "string") {
+    fail(
+      name,
+      "image",
+      "be a plain string when build is set (it names the image that is built)",
+      pulumi.Output.isInstance(image) ? "an Output" : "a Promise",
+      "Give the tag to build as a string, or drop build and pass a prebuilt image.",
+    );
+  }
+  return image;
 }
 
 function validateHealthCheck(name: string, h: HealthCheck, ports: Readonly<Record<string, number>>): void {

@@ -14,8 +14,13 @@ export interface WorkloadSpec {
   readonly kind: "stateless" | "stateful";
   /** Number of members; at least 1. */
   readonly replicas: number;
-  /** Container image, pinned by tag (`nginx:1.28.0-alpine`). */
-  readonly image: string;
+  /**
+   * Container image, pinned by tag (`nginx:1.28.0-alpine`). May be an Output (another stack's
+   * output, a CI build's tag): a plain value is validated before anything is created, an Output
+   * when it resolves, with the same message. With `build` it must be a plain string (it decides
+   * which image resource is built, and names it).
+   */
+  readonly image: pulumi.Input<string>;
   /** Replaces the image's entrypoint. */
   readonly command?: readonly string[];
   /** Arguments to the entrypoint. */
@@ -69,7 +74,8 @@ export interface WorkloadSpec {
   readonly memberEnv?: Readonly<Record<string, string>>;
   /**
    * Build `image` from this context instead of pulling it (check `Platform.canBuildImages`
-   * first). Docker: built on the engine. Kubernetes: built and pushed to the platform's registry.
+   * first); `image` must then be a plain string. Docker: built on the engine. Kubernetes: built
+   * and pushed to the platform's registry.
    */
   readonly build?: ImageBuild;
   /**
@@ -218,12 +224,17 @@ export interface VolumeSpec {
   readonly protect?: boolean;
 }
 
-/** Requests equal limits for memory (no overcommit surprises); CPU is a request with a limit. */
+/**
+ * CPU and memory per member. Kubernetes: memory's request equals its limit (no overcommit
+ * surprises), CPU is a request without a limit (a limit only throttles). Docker: both are caps
+ * (`memory`, `cpus`). Either may be an Output: components check them with `checkResources`, a
+ * plain value before anything is created, an Output when it resolves, with the same message.
+ */
 export interface ResourceSpec {
   /** Kubernetes quantity, e.g. `250m` or `1`. */
-  readonly cpu: string;
+  readonly cpu: pulumi.Input<string>;
   /** Kubernetes quantity, e.g. `256Mi`. */
-  readonly memory: string;
+  readonly memory: pulumi.Input<string>;
 }
 
 /** A port published to clients outside the platform. */

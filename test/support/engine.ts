@@ -106,7 +106,8 @@ export async function expectRejectedBeforeAnyResource(build: () => void, message
   const recorded = await registeredBeforeRejection(build, message);
   // A KubernetesPlatform made in `build` registers its namespace, default-deny policy and
   // digest key when it is constructed: those are the platform's, not the rejected component's.
-  const platformOwn = (r: RecordedResource) => (r.parent ?? "").startsWith("ha-backend:platform:");
+  const platformOwn = (r: RecordedResource) =>
+    /^ha-backend:index:(Docker|Kubernetes)Platform::/.test(r.parent ?? "");
   expect(recorded.filter((r) => r.custom && !platformOwn(r))).toEqual([]);
 }
 

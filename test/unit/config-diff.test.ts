@@ -331,7 +331,7 @@ describe("the change model", () => {
       tree([vol("data", "urn:pulumi:s::p::a:b:New$docker:index/volume:Volume::data", [old.urn])]),
     );
     expect(aliased.resources.map((r) => [r.name, r.action, r.properties[0]?.path])).toEqual([
-      ["data", "update", "(urn)"],
+      ["data", "alias", "(urn)"],
     ]);
     expect(aliased.flags).toEqual([]);
     // The same move without the alias: deleted and created again, and said so.

@@ -22,7 +22,7 @@ function holdsData(r: RecordedResource): boolean {
   if (r.type !== "kubernetes:apps/v1:StatefulSet") return false;
   return ((plain(r).spec?.volumeClaimTemplates ?? []) as unknown[]).length > 0;
 }
-const DB_COMPONENTS = /^ha-backend:database:(MysqlCluster|PostgresCluster)::/;
+const DB_COMPONENTS = /^ha-backend:index:(MysqlCluster|PostgresCluster)::/;
 /** Credentials written once, at bootstrap, into a database's data (the REST API's is a config value). */
 function storedInData(r: RecordedResource): boolean {
   return (
@@ -97,18 +97,37 @@ describe.each(stackNames())("stack %s, as the engine sees it", (stack) => {
     }
   });
 
-  it("updates stacks made with the ha: type tokens in place: every URN has its old one as an alias", () => {
+  it("updates stacks made with earlier type tokens (ha:<module>:, ha-backend:<module>:) in place: every URN has both old ones as aliases", () => {
+    // Written out here, not read from the source: the modules each class had before the
+    // `ha-backend:index:` tokens.
+    const modules: Record<string, string> = {
+      LoadBalancer: "balancer",
+      Memcached: "cache",
+      RedisCache: "cache",
+      ServerCluster: "cluster",
+      EtcdCluster: "coordination",
+      LockService: "coordination",
+      MysqlCluster: "database",
+      PostgresCluster: "database",
+      ShardedMysql: "database",
+      ShardedPostgres: "database",
+      DockerPlatform: "platform",
+      KubernetesPlatform: "platform",
+    };
     const index = byUrn(run);
-    const missing = run.resources
-      .filter((r) => r.urn.split("::")[2].includes("ha-backend:"))
-      .filter((r) => {
-        const old = r.urn.replace(
-          /ha-backend:(?=(balancer|cache|cluster|coordination|database|platform):)/g,
-          "ha:",
-        );
-        return !aliasUrns(r, index).includes(old);
-      })
-      .map((r) => r.urn);
+    const ours = run.resources.filter((r) => r.urn.split("::")[2].includes("ha-backend:index:"));
+    expect(ours.length).toBeGreaterThan(10);
+    const missing = ours.flatMap((r) =>
+      ["ha", "ha-backend"]
+        .map((pkg) =>
+          r.urn.replace(
+            /ha-backend:index:([A-Za-z]+)/g,
+            (_, cls: string) => `${pkg}:${modules[cls] ?? "?"}:${cls}`,
+          ),
+        )
+        .filter((old) => !aliasUrns(r, index).includes(old))
+        .map((old) => `${r.urn} lacks ${old}`),
+    );
     expect(missing).toEqual([]);
   });
 

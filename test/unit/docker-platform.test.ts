@@ -9,6 +9,7 @@ import {
   registeredBeforeRejection,
   runComponents,
 } from "../support/engine";
+import { runFailingProgram } from "../support/output-failures";
 import { DB, WEB } from "../support/workloads";
 
 const CONTAINER = "docker:index/container:Container";
@@ -503,5 +504,81 @@ describe("DockerPlatform", () => {
         });
       }),
     ).rejects.toThrow('DockerPlatform: workload "pg" asks for apiAccess, but Docker has no API for members.');
+  });
+});
+
+describe("DockerPlatform with an image or resources from another stack (Outputs)", () => {
+  const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
+  const UNPINNED =
+    'Workload "web": image must be pinned by a tag other than latest (name:tag), but "app:latest" was ' +
+    "provided. Give the image with an explicit version tag, e.g. nginx:1.28.0-alpine.";
+
+  it("pulls an Output image once per workload that names it, runs it, and keeps plain images pulled once per reference", async () => {
+    // GIVEN two workloads whose image comes from another stack, and one with a plain image
+    const run = await runComponents(() => {
+      const platform = new DockerPlatform("docker", { prefix: "shop-dev" });
+      platform.deploy("web", { ...web, image: pulumi.output("registry.example/app:1.2.3") });
+      platform.deploy("worker", { ...service("jobs"), image: pulumi.output("registry.example/app:1.2.3") });
+      platform.deploy("cache", service("cache"));
+    });
+    // THEN each Output image has its own pull, named after its workload; the plain one its reference's
+    expect(
+      ofType(run, REMOTE_IMAGE)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([
+      "shop-dev-image-redis-7.4.2-alpine",
+      "shop-dev-workload-web-image",
+      "shop-dev-workload-worker-image",
+    ]);
+    expect(plain(one(run, REMOTE_IMAGE, "shop-dev-workload-web-image"))).toEqual({
+      name: "registry.example/app:1.2.3",
+      keepLocally: true,
+    });
+    // AND every member runs the pulled image (the mock's image id names the reference)
+    for (const member of ["web-0", "web-1", "worker-0"]) {
+      expect(plain(one(run, CONTAINER, member)).image).toBe("sha256:mock-registry.example/app:1.2.3");
+    }
+    expect(plain(one(run, CONTAINER, "cache-0")).image).toBe("sha256:mock-redis:7.4.2-alpine");
+  });
+
+  it("converts memory and CPU given as Outputs to Docker's megabytes and CPU count", async () => {
+    const run = await runComponents(() => {
+      new DockerPlatform("docker", { prefix: "p" }).deploy("web", {
+        ...web,
+        resources: { cpu: pulumi.output("1500m"), memory: pulumi.output("1Gi") },
+      });
+    });
+    expect(plain(one(run, CONTAINER, "web-0"))).toMatchObject({ memory: 1024, cpus: "1.5" });
+  });
+
+  it("rejects a plain latest image synchronously, before creating anything", async () => {
+    const run = await runComponents(() => {
+      const platform = new DockerPlatform("docker", { prefix: "p" });
+      expect(() => platform.deploy("web", { ...web, image: "app:latest" })).toThrow(UNPINNED);
+    });
+    expect(run.resources.filter((r) => r.custom)).toEqual([]);
+  });
+
+  it("fails the program with the same message when an Output image resolves to latest, creating no member", () => {
+    const end = runFailingProgram("docker-latest-image");
+    // deploy returned (nothing was known to be wrong yet); the resolved value failed the update.
+    expect(end.thrown).toBeUndefined();
+    expect(end.unhandled).toEqual([expect.stringContaining(UNPINNED)]);
+    expect(end.registered.filter((r) => !r.startsWith(NETWORK))).toEqual([]);
+  });
+
+  it("refuses to build an Output image, before creating anything", async () => {
+    await expect(
+      runComponents(() => {
+        new DockerPlatform("docker", { prefix: "p" }).deploy("pg", {
+          ...db,
+          image: pulumi.output("ha-backend-patroni:test"),
+          build: { context: "/src/image" },
+        });
+      }),
+    ).rejects.toThrow(
+      'Workload "pg": image must be a plain string when build is set (it names the image that is built), but "an Output" was provided.',
+    );
   });
 });

@@ -1,7 +1,16 @@
 import { createHash } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
 import type { TaskSpec, WorkloadSpec } from "../../components/platform/types";
-import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
+import {
+  expectRejectedBeforeAnyResource,
+  isWrappedSecret,
+  ofType,
+  one,
+  plain,
+  runComponents,
+} from "../support/engine";
+import { runFailingProgram } from "../support/output-failures";
 import { DB, WEB } from "../support/workloads";
 
 const T = {
@@ -578,5 +587,59 @@ describe("KubernetesPlatform", () => {
       expect(base.value).not.toBe(createHash("sha256").update("key-one").digest("hex"));
       expect(base.value).toMatch(/^[0-9a-f]{64}$/);
     });
+  });
+});
+
+describe("KubernetesPlatform with an image or resources from another stack (Outputs)", () => {
+  const UNPINNED =
+    'Workload "web": image must be pinned by a tag other than latest (name:tag), but "app:latest" was ' +
+    "provided. Give the image with an explicit version tag, e.g. nginx:1.28.0-alpine.";
+
+  it("runs an Output image as given, and sizes the pods by Output requests and limits", async () => {
+    const run = await runComponents(
+      deploy([
+        "web",
+        {
+          ...web,
+          image: pulumi.output("registry.example/app:1.2.3"),
+          resources: { cpu: pulumi.output("1500m"), memory: pulumi.output("1Gi") },
+        },
+      ]),
+    );
+    const c = plain(one(run, T.deployment, "web-deployment")).spec.template.spec.containers[0];
+    expect(c.image).toBe("registry.example/app:1.2.3");
+    expect(c.resources).toEqual({ requests: { cpu: "1500m", memory: "1Gi" }, limits: { memory: "1Gi" } });
+  });
+
+  it("rejects a plain latest image synchronously, before creating the workload's objects", async () => {
+    const run = await runComponents(() => {
+      const platform = new KubernetesPlatform("k8s", { namespace: "shop" });
+      expect(() => platform.deploy("web", { ...web, image: "app:latest" })).toThrow(UNPINNED);
+    });
+    expect(run.resources.filter((r) => r.name.startsWith("web-"))).toEqual([]);
+  });
+
+  it("fails the program with the same message when an Output image resolves to latest, creating no pod", () => {
+    const end = runFailingProgram("kubernetes-latest-image");
+    expect(end.thrown).toBeUndefined();
+    expect(end.unhandled).toEqual([expect.stringContaining(UNPINNED)]);
+    expect(end.registered).not.toContain(`${T.deployment}::web-deployment`);
+  });
+
+  it("builds only a plain image tag, and says so before creating anything", async () => {
+    const message =
+      'Workload "pg": image must be a plain string when build is set (it names the image that is built), but ' +
+      '"an Output" was provided. Give the tag to build as a string, or drop build and pass a prebuilt image.';
+    await expectRejectedBeforeAnyResource(() => {
+      const platform = new KubernetesPlatform("k8s", {
+        namespace: "shop",
+        imageRegistry: "registry.example.com/team",
+      });
+      platform.deploy("pg", {
+        ...db,
+        image: pulumi.output("postgres:15.8"),
+        build: { context: "/src/image" },
+      });
+    }, message);
   });
 });

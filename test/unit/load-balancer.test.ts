@@ -55,9 +55,7 @@ function shopOn(
 describe("LoadBalancer on Docker", () => {
   it("runs two nginx replicas on the edge, publishing HTTP and HTTPS on the first", async () => {
     const run = await runComponents(() => shopOn(new DockerPlatform("docker", { prefix: "dev" }), true));
-    const lbs = ofType(run, CONTAINER).filter(
-      (c) => c.parent === "ha-backend:balancer:LoadBalancer::shop-lb",
-    );
+    const lbs = ofType(run, CONTAINER).filter((c) => c.parent === "ha-backend:index:LoadBalancer::shop-lb");
     expect(lbs.map((c) => c.name).sort()).toEqual(["shop-lb-nginx-0", "shop-lb-nginx-1"]);
     const first = plain(one(run, CONTAINER, "shop-lb-nginx-0"));
     expect(first.image).toBe(`sha256:mock-${NGINX_IMAGE}`);

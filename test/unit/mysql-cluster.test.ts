@@ -122,7 +122,7 @@ describe("ShardedMysql", () => {
       };
     });
     expect(
-      ofType(run, "ha-backend:database:MysqlCluster")
+      ofType(run, "ha-backend:index:MysqlCluster")
         .map((c) => c.name)
         .sort(),
     ).toEqual(["orders-0", "orders-1", "orders-2"]);

@@ -15,7 +15,7 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
     const run = await runStack(stack);
     expect(run.outputs.topology).toBe(topology);
     expect(run.outputs.platform).toBe(platform);
-    expect(one(run, "ha-backend:cluster:ServerCluster", app)).toBeDefined();
+    expect(one(run, "ha-backend:index:ServerCluster", app)).toBeDefined();
     // The session key is generated, and the stack never outputs it.
     expect(one(run, "random:index/randomPassword:RandomPassword", `${app}-session-key`)).toBeDefined();
     expect(JSON.stringify(run.outputs)).not.toContain("mock-password");

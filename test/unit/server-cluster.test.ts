@@ -1,3 +1,4 @@
+import * as pulumi from "@pulumi/pulumi";
 import {
   DEMO_APP_IMAGE,
   resolveServerClusterArgs,
@@ -8,6 +9,7 @@ import { DockerPlatform } from "../../components/platform/docker";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
 import type { Platform } from "../../components/platform/types";
 import { isWrappedSecret, ofType, one, plain, runComponents } from "../support/engine";
+import { runFailingProgram } from "../support/output-failures";
 
 const fakePlatform = {
   kind: "docker",
@@ -122,7 +124,7 @@ describe("ServerCluster on Docker", () => {
         .sort(),
     ).toEqual(["shop-app-0", "shop-app-1", "shop-app-2"]);
     const c = one(run, "docker:index/container:Container", "shop-app-2");
-    expect(c.parent).toBe("ha-backend:cluster:ServerCluster::shop");
+    expect(c.parent).toBe("ha-backend:index:ServerCluster::shop");
     const inputs = plain(c);
     expect(inputs.entrypoints).toEqual([
       "nginx",
@@ -222,5 +224,42 @@ describe("ServerCluster on Kubernetes", () => {
       readOnly: true,
     });
     expect(ofType(run, "kubernetes:core/v1:Secret").map((r) => r.name)).not.toContain("shop-app-env");
+  });
+});
+
+describe("ServerCluster with an image or resources from another stack (Outputs)", () => {
+  it("treats an Output image as a custom image: no demo config, root-owned credentials", () => {
+    const r = resolveServerClusterArgs("shop", {
+      platform: fakePlatform,
+      image: pulumi.output("registry.example/shop:1.2.3"),
+    });
+    expect(r.usesDemoApp).toBe(false);
+    expect(r.credentialsOwner).toBeUndefined();
+  });
+
+  it("runs an Output image with Output resources on Docker", async () => {
+    const run = await runComponents(() => {
+      new ServerCluster("shop", {
+        platform: new DockerPlatform("docker", { prefix: "dev" }),
+        image: pulumi.output("registry.example/shop:1.2.3"),
+        resources: { cpu: pulumi.output("500m"), memory: pulumi.output("512Mi") },
+      });
+    });
+    const c = plain(one(run, "docker:index/container:Container", "shop-app-0"));
+    expect(c).toMatchObject({ image: "sha256:mock-registry.example/shop:1.2.3", memory: 512, cpus: "0.5" });
+    // A custom image: no demo-app entrypoint or config file.
+    expect(c.entrypoints).toBeUndefined();
+    expect(c.uploads).toEqual([]);
+  });
+
+  it("fails the program with the plain value's message when an Output memory resolves below the floor", () => {
+    const end = runFailingProgram("server-cluster-tiny-memory");
+    expect(end.thrown).toBeUndefined();
+    expect(end.unhandled).toEqual([
+      expect.stringContaining(
+        'ServerCluster "shop": resources.memory must be at least 32Mi (an app server needs to start), but "8Mi" was provided. Raise it to 32Mi or more.',
+      ),
+    ]);
+    expect(end.registered.filter((r) => r.startsWith("docker:index/container:Container::"))).toEqual([]);
   });
 });

@@ -38,7 +38,7 @@ describe.each(STACKS)("synth %s", (stack) => {
     expect(resources.length).toBeGreaterThan(5);
     const components = resources
       // ha-backend's own components (the platforms aside).
-      .filter((r) => r.type.startsWith("ha-backend:") && !r.type.startsWith("ha-backend:platform:"))
+      .filter((r) => r.type.startsWith("ha-backend:index:") && !r.type.endsWith("Platform"))
       .map((r) => `${r.type}::${r.name}`);
     expect(components.length).toBeGreaterThanOrEqual(2);
     const workloads = resources.filter(
