@@ -142,3 +142,4 @@ export {
   type EtcdLockClientOptions,
   type HeldLock,
 } from "./coordination/lock-client";
+export { Backend, resolveBackendArgs, type BackendArgs } from "../infra/backend";

@@ -1206,6 +1206,11 @@ export interface StackConfigSource {
   readonly stack?: string;
   /** The time certificates are checked against. @default now */
   readonly now?: Date;
+  /**
+   * Keys given as values that arrive later (the Backend component's `tlsKey` as a secret Output):
+   * they count as set, and the caller checks their content when they resolve.
+   */
+  readonly pendingKeys?: readonly ("tlsKey" | "tlsCertificate")[];
 }
 
 /**
@@ -1221,10 +1226,12 @@ export function parseStackConfig(
   const opts = typeof from === "string" ? { source: from, secretKeys: legacySecretKeys } : from;
   const source = opts.source ?? "stack config";
   const secretKeys = opts.secretKeys ?? [];
+  const pending = opts.pendingKeys ?? [];
   parsingSecretKeys = secretKeys;
   let result: ReturnType<typeof StackConfigSchema.safeParse>;
   try {
-    result = StackConfigSchema.safeParse(raw, { reportInput: true });
+    const present = Object.fromEntries(pending.map((k) => [k, "(pending)"]));
+    result = StackConfigSchema.safeParse({ ...raw, ...present }, { reportInput: true });
   } finally {
     parsingSecretKeys = [];
   }
@@ -1235,8 +1242,13 @@ export function parseStackConfig(
   // problem is reported in one round.
   const tlsMode = (raw.balancer as { tls?: unknown } | undefined)?.tls;
   const cert = raw.tlsCertificate;
-  const key = raw.tlsKey;
-  if (tlsMode === "provided" && typeof cert === "string" && (key === undefined || typeof key === "string")) {
+  const key = pending.includes("tlsKey") ? undefined : raw.tlsKey;
+  if (
+    tlsMode === "provided" &&
+    !pending.includes("tlsCertificate") &&
+    typeof cert === "string" &&
+    (key === undefined || typeof key === "string")
+  ) {
     const check = checkTlsMaterial(cert, key, opts.now ?? new Date());
     // A certificate stored with --secret is not even described (its subject, its dates).
     problems.push(
@@ -1249,7 +1261,12 @@ export function parseStackConfig(
     );
     warnings.push(...check.warnings.map((w) => `${NAMESPACE}:tlsCertificate: ${w}`));
   }
-  if (result.success && result.data.tlsKey !== undefined && !secretKeys.includes("tlsKey")) {
+  if (
+    result.success &&
+    raw.tlsKey !== undefined &&
+    !pending.includes("tlsKey") &&
+    !secretKeys.includes("tlsKey")
+  ) {
     // A key stored in plain text sits unencrypted in the stack file and in every clone of it.
     problems.push(
       `${NAMESPACE}:tlsKey must be stored as a secret, but a plain value was provided. ` +
@@ -1257,7 +1274,9 @@ export function parseStackConfig(
     );
   }
   if (problems.length > 0 || !result.success) throw new StackConfigError(problems, source);
-  return { ...result.data, secretKeys: [...secretKeys].sort(), warnings };
+  const data = { ...result.data };
+  for (const k of pending) delete data[k];
+  return { ...data, secretKeys: [...secretKeys].sort(), warnings };
 }
 
 /**

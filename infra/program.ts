@@ -15,22 +15,35 @@ type PlatformChoice = Pick<TopologyContext, "platform" | "publicPorts" | "tlsHos
  * The engine or cluster the stack names, as an explicit provider; none when it names none (the
  * default provider then follows DOCKER_HOST or the kubeconfig's current context).
  */
-function targetProvider(config: StackConfig): pulumi.ProviderResource | undefined {
+function targetProvider(
+  config: StackConfig,
+  parent: pulumi.Resource | undefined,
+): pulumi.ProviderResource | undefined {
   if (config.platform === "docker") {
     const host = config.docker?.host;
     // A value stored with --secret stays secret in the provider's state too.
     const keep = (v: string) => (config.secretKeys.includes("docker") ? pulumi.secret(v) : v);
-    return host === undefined ? undefined : new docker.Provider("docker-host", { host: keep(host) });
+    return host === undefined
+      ? undefined
+      : new docker.Provider("docker-host", { host: keep(host) }, { parent });
   }
   const k = config.kubernetes;
   if (k?.context === undefined && k?.kubeconfig === undefined) return undefined;
   const keep = (v: string | undefined) =>
     v !== undefined && config.secretKeys.includes("kubernetes") ? pulumi.secret(v) : v;
-  return new k8s.Provider("kubernetes-cluster", { context: keep(k.context), kubeconfig: keep(k.kubeconfig) });
+  return new k8s.Provider(
+    "kubernetes-cluster",
+    { context: keep(k.context), kubeconfig: keep(k.kubeconfig) },
+    { parent },
+  );
 }
 
-function platformFor(config: StackConfig, stack: string): PlatformChoice {
-  const provider = targetProvider(config);
+function platformFor(
+  config: StackConfig,
+  stack: string,
+  parent: pulumi.Resource | undefined,
+): PlatformChoice {
+  const provider = targetProvider(config, parent);
   switch (config.platform) {
     case "docker": {
       const publicHost = dockerPublicHost(config.docker?.host);
@@ -38,7 +51,7 @@ function platformFor(config: StackConfig, stack: string): PlatformChoice {
         platform: new DockerPlatform(
           "docker",
           { prefix: stack, publicHost, bindAddress: config.docker?.bindAddress },
-          { provider },
+          { provider, parent },
         ),
         // Free host ports on a developer machine; the balancer listens on them.
         publicPorts: { http: config.docker?.publicPort ?? 8080, https: config.docker?.httpsPort ?? 8443 },
@@ -59,7 +72,7 @@ function platformFor(config: StackConfig, stack: string): PlatformChoice {
             apiServerCidrs: config.kubernetes?.apiServerCidrs,
             serviceTimeoutMinutes: config.kubernetes?.serviceTimeoutMinutes,
           },
-          { provider },
+          { provider, parent },
         ),
         publicPorts: { http: 80, https: 443 },
         tlsHostNames: [`${stack}.local`],
@@ -84,6 +97,39 @@ function buildTopology(ctx: TopologyContext): TopologyOutputs {
   }
 }
 
+/** The app tier's name on every platform (ServerCluster's workloads). */
+const APP_TIER = "app";
+
+/**
+ * How a workload deployed outside this program (another stack's workers) joins the app tier,
+ * so it reaches what the app servers reach: Docker networks, or a namespace and pod labels.
+ */
+function appAccess(platform: TopologyContext["platform"]): TopologyOutputs {
+  if (platform instanceof DockerPlatform) return { appNetworks: platform.networksOf(APP_TIER) };
+  if (platform instanceof KubernetesPlatform) {
+    return { appNamespace: platform.namespace, appPodLabels: pulumi.output(platform.labelsOf(APP_TIER)) };
+  }
+  return {};
+}
+
+/** What {@link buildBackend} creates under, besides the validated settings. */
+export type BackendPlacement = Pick<TopologyContext, "parent" | "providedTls">;
+
+/**
+ * The backend a validated config describes: the platform (named after `stack`: the Docker prefix,
+ * the default namespace), the topology, and the outputs a stack exports. Validation (config
+ * schema and preflight) is the caller's, before this creates anything.
+ */
+export function buildBackend(
+  config: StackConfig,
+  stack: string,
+  placement: BackendPlacement = {},
+): TopologyOutputs {
+  const choice = platformFor(config, stack, placement.parent);
+  const outputs = buildTopology({ config, ...choice, ...placement });
+  return { ...outputs, ...appAccess(choice.platform) };
+}
+
 /**
  * The whole program: read and validate config (throws before any resource exists), pick the
  * platform, build the topology, return the stack outputs.
@@ -97,6 +143,5 @@ export function defineStack(): Record<string, unknown> {
   if (problems.length > 0) {
     throw new StackConfigError(problems, `stack config of stack "${stack}" (stacks/Pulumi.${stack}.yaml)`);
   }
-  const outputs = buildTopology({ config, ...platformFor(config, stack) });
-  return { topology: config.topology, platform: config.platform, ...outputs };
+  return { topology: config.topology, platform: config.platform, ...buildBackend(config, stack) };
 }

@@ -74,7 +74,7 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
   const engine = cacheEngine(ctx.config);
   switch (engine) {
     case "redis": {
-      const redis = new RedisCache(name, redisArgs(ctx));
+      const redis = new RedisCache(name, redisArgs(ctx), { parent: ctx.parent });
       return {
         ...redis.appEnv(),
         outputs: {
@@ -87,7 +87,7 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
       };
     }
     case "memcached": {
-      const pool = new Memcached(name, memcachedArgs(ctx));
+      const pool = new Memcached(name, memcachedArgs(ctx), { parent: ctx.parent });
       return {
         env: pool.appEnv(),
         credentials: {},
@@ -106,6 +106,6 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
 /** The lock service, when locks.enabled (default: on for the shop, off for the blog). */
 export function lockService(ctx: TopologyContext, name: string): AppService {
   if (!locksEnabled(ctx.config)) return NONE;
-  const service = new LockService(name, lockArgs(ctx));
+  const service = new LockService(name, lockArgs(ctx), { parent: ctx.parent });
   return { ...service.appEnv(), outputs: { lockEndpoints: service.endpoints } };
 }

@@ -27,6 +27,13 @@ export interface TopologyContext {
   readonly publicPorts: { readonly http: number; readonly https: number };
   /** Host names the self-signed certificate covers (dev). */
   readonly tlsHostNames: string[];
+  /** The component everything is created under (the Backend component); unset: the stack. */
+  readonly parent?: pulumi.Resource;
+  /** balancer.tls: provided, from args rather than the stack's config (the Backend component). */
+  readonly providedTls?: {
+    readonly certificate: pulumi.Input<string>;
+    readonly privateKey: pulumi.Input<string>;
+  };
 }
 
 /** Stack outputs a topology exports (names are nouns; secrets stay secret). */
@@ -110,10 +117,10 @@ export function databases(
   if (ctx.config.database.engine === "postgresql") {
     const args = postgresArgs(ctx, database, user);
     if (shards === undefined) {
-      const db = new PostgresCluster(name, args);
+      const db = new PostgresCluster(name, args, { parent: ctx.parent });
       return { clusters: [db], failoverBudgetSeconds: db.failoverBudgetSeconds };
     }
-    const sharded = new ShardedPostgres(name, { ...args, shards });
+    const sharded = new ShardedPostgres(name, { ...args, shards }, { parent: ctx.parent });
     return {
       clusters: sharded.shards,
       shardMap: sharded.shardMap,
@@ -122,10 +129,10 @@ export function databases(
   }
   const args = mysqlArgs(ctx, database, user);
   if (shards === undefined) {
-    const db = new MysqlCluster(name, args);
+    const db = new MysqlCluster(name, args, { parent: ctx.parent });
     return { clusters: [db], failoverBudgetSeconds: db.failoverBudgetSeconds };
   }
-  const sharded = new ShardedMysql(name, { ...args, shards });
+  const sharded = new ShardedMysql(name, { ...args, shards }, { parent: ctx.parent });
   return {
     clusters: sharded.shards,
     shardMap: sharded.shardMap,
@@ -178,19 +185,29 @@ function tlsMaterial(ctx: TopologyContext, name: string) {
     case "off":
       return undefined;
     case "self-signed": {
-      const key = new tls.PrivateKey(`${name}-tls-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" });
-      const cert = new tls.SelfSignedCert(`${name}-tls-cert`, {
-        privateKeyPem: key.privateKeyPem,
-        subject: { commonName: ctx.tlsHostNames[0], organization: "ha-backend (self-signed, dev)" },
-        // The remote Docker host's name, when `docker` is stored with --secret, stays secret.
-        dnsNames: hostsSecret(ctx) ? pulumi.secret(ctx.tlsHostNames) : ctx.tlsHostNames,
-        validityPeriodHours: 24 * 365,
-        earlyRenewalHours: 24 * 30,
-        allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
-      });
+      const key = new tls.PrivateKey(
+        `${name}-tls-key`,
+        { algorithm: "ECDSA", ecdsaCurve: "P256" },
+        { parent: ctx.parent },
+      );
+      const cert = new tls.SelfSignedCert(
+        `${name}-tls-cert`,
+        {
+          privateKeyPem: key.privateKeyPem,
+          subject: { commonName: ctx.tlsHostNames[0], organization: "ha-backend (self-signed, dev)" },
+          // The remote Docker host's name, when `docker` is stored with --secret, stays secret.
+          dnsNames: hostsSecret(ctx) ? pulumi.secret(ctx.tlsHostNames) : ctx.tlsHostNames,
+          validityPeriodHours: 24 * 365,
+          earlyRenewalHours: 24 * 30,
+          allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
+        },
+        { parent: ctx.parent },
+      );
       return { certificate: cert.certPem, privateKey: pulumi.secret(key.privateKeyPem) };
     }
     case "provided": {
+      // Given by the caller (the Backend component), else read from the stack's config.
+      if (ctx.providedTls !== undefined) return ctx.providedTls;
       const cfg = new pulumi.Config("ha-backend");
       // A certificate is public, but one stored with --secret stays secret.
       const certificate = ctx.config.secretKeys.includes("tlsCertificate")
@@ -270,18 +287,24 @@ export function webTier(
   credentials: Record<string, pulumi.Input<string>> = {},
 ): TopologyOutputs {
   const { app, balancer } = ctx.config;
-  const sessionKey = generatedSecret(undefined, `${name}-session-key`, {
+  const sessionKey = generatedSecret(ctx.parent, `${name}-session-key`, {
     length: 48,
     rotation: rotationTokens(ctx.config)?.[`${name}-session-key`],
   });
   const args = appArgs(ctx, env, { ...credentials, SESSION_SECRET: sessionKey });
-  const primary = new ServerCluster(name, { ...args, replicas: app.replicas });
+  const primary = new ServerCluster(name, { ...args, replicas: app.replicas }, { parent: ctx.parent });
   const backends: LoadBalancerBackend[] = [{ group: primary, weights: balancer.weights }];
   if (balancer.backups > 0) {
-    const standby = new ServerCluster(`${name}-standby`, { ...args, replicas: balancer.backups });
+    const standby = new ServerCluster(
+      `${name}-standby`,
+      { ...args, replicas: balancer.backups },
+      { parent: ctx.parent },
+    );
     backends.push({ group: standby, backup: true });
   }
-  const lb = new LoadBalancer(`${name}-lb`, balancerArgs(ctx, backends, tlsMaterial(ctx, name)));
+  const lb = new LoadBalancer(`${name}-lb`, balancerArgs(ctx, backends, tlsMaterial(ctx, name)), {
+    parent: ctx.parent,
+  });
   return {
     url: hostsSecret(ctx) ? pulumi.secret(lb.url) : lb.url,
     // Only with TLS on: an undefined stack output is dropped with a warning.

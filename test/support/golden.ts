@@ -9,10 +9,14 @@ import { dirname, join } from "node:path";
 const GOLDEN_DIR = join(__dirname, "..", "render", "golden");
 
 export function expectGolden(name: string, actual: string): void {
-  const path = join(GOLDEN_DIR, name);
+  expectGoldenAt(join(GOLDEN_DIR, name), actual);
+}
+
+/** {@link expectGolden} for a golden file kept elsewhere in the repo (e.g. provider/schema.json). */
+export function expectGoldenAt(path: string, actual: string): void {
   if (process.env.UPDATE_GOLDEN === "1" || !existsSync(path)) {
     if (process.env.CI === "true" && !existsSync(path)) {
-      throw new Error(`golden file ${name} is missing; run UPDATE_GOLDEN=1 npm test locally and commit it`);
+      throw new Error(`golden file ${path} is missing; run UPDATE_GOLDEN=1 npm test locally and commit it`);
     }
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, actual);

@@ -15,6 +15,8 @@ import { DockerPlatform } from "../../components/platform/docker";
 import { KubernetesPlatform } from "../../components/platform/kubernetes";
 import type { WorkloadSpec } from "../../components/platform/types";
 import { runProgramWithMocks, type RecordedResource } from "../../scripts/mock-engine";
+import { OFFLINE_TLS_CERTIFICATE } from "../../scripts/offline-tls";
+import { Backend } from "../../infra/backend";
 
 const latestWeb: WorkloadSpec = {
   kind: "stateless",
@@ -36,6 +38,16 @@ export const FAILING_PROGRAMS = {
     new ServerCluster("shop", {
       platform: new DockerPlatform("docker", { prefix: "p" }),
       resources: { cpu: "250m", memory: pulumi.output("8Mi") },
+    });
+  },
+  "backend-bad-tls-key": () => {
+    new Backend("site", {
+      topology: "blog",
+      platform: "docker",
+      settings: { balancer: { tls: "provided" } },
+      tlsCertificate: OFFLINE_TLS_CERTIFICATE,
+      // As another stack or a secret store hands it over: an Output.
+      tlsKey: pulumi.secret("not a key"),
     });
   },
 } as const;
