@@ -26,6 +26,18 @@ export class InvalidArgumentError extends pulumi.RunError {
  * The project's error sentence for bad component args, thrown before any child resource exists:
  * `<Kind> "<name>": <field> must <rule>, but <value> was provided. <how to fix>`.
  */
+/** The one wording of an invalid argument: key, rule, the value as shown, the fix. */
+function argMessage(
+  kind: string,
+  name: string,
+  field: string,
+  rule: string,
+  shown: string,
+  fix: string,
+): string {
+  return `${kind} "${name}": ${field} must ${rule}, but ${shown} was provided. ${fix}`;
+}
+
 export function invalidArg(
   kind: string,
   name: string,
@@ -35,7 +47,7 @@ export function invalidArg(
   fix: string,
 ): never {
   throw new InvalidArgumentError(
-    `${kind} "${name}": ${field} must ${rule}, but ${value === undefined ? "nothing" : JSON.stringify(value)} was provided. ${fix}`,
+    argMessage(kind, name, field, rule, value === undefined ? "nothing" : JSON.stringify(value), fix),
     kind,
     name,
     field,
@@ -59,8 +71,26 @@ export function checkInput(value: pulumi.Input<string>, check: (v: string) => vo
     check(value);
     return value;
   }
-  return pulumi.output(value).apply((v) => {
-    check(v);
+  const out = pulumi.output(value);
+  return out.apply(async (v) => {
+    try {
+      // An Output may resolve to nothing (another stack's missing output): the check says so.
+      check(v);
+    } catch (e) {
+      // A secret's value never reaches a message.
+      if (e instanceof InvalidArgumentError && (await pulumi.isSecret(out))) {
+        throw new InvalidArgumentError(
+          argMessage(e.kind, e.resourceName, e.field, e.rule, "a secret value (not shown)", e.fix),
+          e.kind,
+          e.resourceName,
+          e.field,
+          e.rule,
+          undefined,
+          e.fix,
+        );
+      }
+      throw e;
+    }
     return v;
   });
 }

@@ -142,4 +142,3 @@ export {
   type EtcdLockClientOptions,
   type HeldLock,
 } from "./coordination/lock-client";
-export { Backend, resolveBackendArgs, type BackendArgs } from "../infra/backend";

@@ -1,11 +1,9 @@
+// The public side of the Backend component (the `ha-backend/backend` entry point): its args and
+// outputs use only Pulumi's types, so a consumer's compiler never reads the config schema's.
 import * as pulumi from "@pulumi/pulumi";
 import { TYPE_PACKAGE } from "../components/resource";
-import { parseStackConfig, StackConfigError, type StackConfig } from "./config";
-import { preflightProblems } from "./preflight";
+import { claimProgram, resolveBackendArgs } from "./backend-args";
 import { buildBackend } from "./program";
-
-/** Stack settings the Backend takes as arguments of its own, not inside `settings`. */
-const OWN_ARGS = ["topology", "platform", "tlsCertificate", "tlsKey"] as const;
 
 /**
  * The settings of one whole ha-backend, as the args of one resource: what a stack file holds
@@ -20,10 +18,17 @@ export interface BackendArgs {
   /**
    * The stack file's other keys, without the `ha-backend:` prefix: `environment`, `app`,
    * `balancer`, `database`, `cache`, `locks`, `docker`, `kubernetes`, `protectData`,
-   * `credentialRotation`. Validated exactly like a stack file, before anything is created.
+   * `credentialRotation`. Plain values, validated exactly like a stack file before anything is
+   * created; to keep one secret, name its key in `secretSettings`.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any JSON value, as in a stack file (the schema's Any)
   settings?: { [key: string]: any };
+  /**
+   * Keys of `settings` to treat as a stack file's `--secret` values (`docker`, `kubernetes`,
+   * `app`, `credentialRotation`): no message shows them, and what follows from them stays secret
+   * (a remote Docker host in `url`; `app.env` as secret environment).
+   */
+  secretSettings?: string[];
   /**
    * Prefix of every Docker container, network and volume name, and the Kubernetes namespace
    * unless `settings.kubernetes.namespace` is set (a stack uses its stack name).
@@ -39,7 +44,8 @@ export interface BackendArgs {
 /**
  * A whole highly available backend in one resource: the e-commerce or blog topology on Docker or
  * Kubernetes, with the same settings and checks as a stack file. The component that other
- * languages get from `pulumi package add`.
+ * languages get from `pulumi package add`. One per program: its resources are named like a
+ * stack's, so deploy two backends as two stacks.
  */
 export class Backend extends pulumi.ComponentResource {
   /** The balancer's HTTP address. */
@@ -58,17 +64,24 @@ export class Backend extends pulumi.ComponentResource {
   public readonly appServiceHost: pulumi.Output<string>;
   /** Docker: the networks a worker container joins to reach what the app servers reach. */
   public readonly appNetworks: pulumi.Output<string[] | undefined>;
-  /** Kubernetes: the namespace a worker pod runs in to reach what the app servers reach. */
+  /** Kubernetes: the namespace of the app servers; a worker pod there with `appPodLabels` reaches what they reach. */
   public readonly appNamespace: pulumi.Output<string | undefined>;
-  /** Every output a stack of these settings exports, except the secret `databaseUrl`. */
+  /** Kubernetes: the labels that admit a pod in `appNamespace` where the app servers are admitted. */
+  public readonly appPodLabels: pulumi.Output<{ [key: string]: string } | undefined>;
+  /**
+   * Every output a stack of these settings exports, except the secret `databaseUrl`. Secret as a
+   * whole when one of them is (`url` of a Docker host named in a secret setting).
+   */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a map of JSON values (the schema's Any)
   public readonly outputs: pulumi.Output<{ [key: string]: any }>;
 
   constructor(name: string, args: BackendArgs, opts?: pulumi.ComponentResourceOptions) {
-    // New in this release: no earlier token to alias.
-    super(`${TYPE_PACKAGE}:index:Backend`, name, {}, opts);
+    // Every check before the Backend itself is registered: bad args create nothing.
     const prefix = args.prefix ?? name;
     const { config, providedTls } = resolveBackendArgs(name, args, prefix);
+    claimProgram(name);
+    // New in this release: no earlier token to alias.
+    super(`${TYPE_PACKAGE}:index:Backend`, name, {}, opts);
     const built = buildBackend(config, prefix, { parent: this, providedTls });
     const { databaseUrl, ...rest } = built;
     const pick = <T>(key: string) => (built[key] ?? pulumi.output(undefined)) as pulumi.Output<T>;
@@ -81,6 +94,7 @@ export class Backend extends pulumi.ComponentResource {
     this.appServiceHost = pick("appServiceHost");
     this.appNetworks = pick("appNetworks");
     this.appNamespace = pick("appNamespace");
+    this.appPodLabels = pick("appPodLabels");
     const all: Record<string, pulumi.Input<unknown>> = {
       topology: config.topology,
       platform: config.platform,
@@ -98,55 +112,8 @@ export class Backend extends pulumi.ComponentResource {
       appServiceHost: this.appServiceHost,
       appNetworks: this.appNetworks,
       appNamespace: this.appNamespace,
+      appPodLabels: this.appPodLabels,
       outputs: this.outputs,
     });
   }
-}
-
-/**
- * The Backend's args as a validated stack config (throws {@link StackConfigError} before anything
- * exists), and the TLS material given as args. A certificate or key that is an Output is checked
- * with the same rules when it resolves.
- */
-export function resolveBackendArgs(
-  name: string,
-  args: BackendArgs,
-  prefix: string,
-): {
-  config: StackConfig;
-  providedTls?: { certificate: pulumi.Input<string>; privateKey: pulumi.Input<string> };
-} {
-  const source = `Backend "${name}" args`;
-  const settings = args.settings ?? {};
-  const misplaced = OWN_ARGS.filter((k) => k in settings).map(
-    (k) =>
-      `settings.${k} must not be set: it is an argument of the Backend itself, but ${
-        k === "tlsKey" ? "a value (not shown)" : JSON.stringify(settings[k])
-      } was provided. Pass ${k} next to settings instead.`,
-  );
-  if (misplaced.length > 0) throw new StackConfigError(misplaced, source);
-  const plainTls = Object.fromEntries(
-    (["tlsCertificate", "tlsKey"] as const).flatMap((k) =>
-      typeof args[k] === "string" ? [[k, args[k]]] : [],
-    ),
-  );
-  const pendingKeys = (["tlsCertificate", "tlsKey"] as const).filter(
-    (k) => args[k] !== undefined && typeof args[k] !== "string",
-  );
-  const raw = { ...settings, topology: args.topology, platform: args.platform, ...plainTls };
-  // The key is a secret whatever the caller passed: no message shows it.
-  const config = parseStackConfig(raw, { source, secretKeys: ["tlsKey"], stack: prefix, pendingKeys });
-  const problems = preflightProblems(config, prefix);
-  if (problems.length > 0) throw new StackConfigError(problems, source);
-  for (const warning of config.warnings) void pulumi.log.warn(warning);
-  if (args.tlsCertificate === undefined || args.tlsKey === undefined) return { config };
-  // Resolved values get the stack file's PEM checks (expiry, key match) before any use: the
-  // same checks as plain strings, on the key's one Output, so a bad pair fails what reads it.
-  const privateKey = pulumi.secret(
-    pulumi.all([args.tlsCertificate, args.tlsKey]).apply(([tlsCertificate, tlsKey]) => {
-      if (pendingKeys.length > 0) resolveBackendArgs(name, { ...args, tlsCertificate, tlsKey }, prefix);
-      return tlsKey;
-    }),
-  );
-  return { config, providedTls: { certificate: args.tlsCertificate, privateKey } };
 }

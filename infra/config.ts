@@ -1138,7 +1138,9 @@ function from(top: string, value: unknown): string {
 function describe(issue: z.core.$ZodIssue, secretKeys: readonly string[]): string[] {
   const key = keyName(issue.path);
   const secret = issue.path.length > 0 && secretKeys.includes(String(issue.path[0]));
-  const given = secret ? REDACTED : (issue as { input?: unknown }).input;
+  const input = (issue as { input?: unknown }).input;
+  // Nothing given is said as such, even under a secret key: there is no value to hide.
+  const given = secret && input !== undefined ? REDACTED : input;
   const sentence = (ruleText: string, fix: string) =>
     `${key} must ${ruleText}, but ${shown(given)} was provided. ${fix}`;
   switch (issue.code) {

@@ -9,13 +9,12 @@
  */
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { mockState } from "./mock-state";
+import { isWrappedSecret, mapSecrets, mockState, SECRET_SIG, SIG_KEY } from "./mock-state";
+
+export { isWrappedSecret };
 
 /** The marker that replaces every secret value in recorded inputs and outputs. */
 export const SECRET_MARKER = "[secret]";
-/** How the RPC layer tags a secret value inside resource inputs. */
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 /** An alias as the program declared it: a whole URN, or the parts that differ from today's. */
 export interface RecordedAlias {
@@ -142,28 +141,6 @@ export interface RunOptions {
    * sets it; tests that look for a value by name leave it off.
    */
   readonly secretsFollowInputs?: boolean;
-}
-
-/** True for the RPC layer's wrapper around a secret input value. */
-export function isWrappedSecret(v: unknown): v is { value: unknown } {
-  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
-}
-
-/**
- * A deep copy of plain JSON-like data: each wrapped secret becomes `onSecret(value)` and every
- * other leaf `onLeaf(leaf)`; objects and lists keep their shape.
- */
-function mapSecrets(
-  v: unknown,
-  onSecret: (value: unknown) => unknown,
-  onLeaf = (leaf: unknown) => leaf,
-): unknown {
-  if (isWrappedSecret(v)) return onSecret(v.value);
-  if (Array.isArray(v)) return v.map((x) => mapSecrets(x, onSecret, onLeaf));
-  if (typeof v === "object" && v !== null) {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mapSecrets(x, onSecret, onLeaf)]));
-  }
-  return onLeaf(v);
 }
 
 /** Every leaf value replaced by the marker; object keys and list lengths stay visible. */

@@ -1,10 +1,37 @@
 /**
  * The mocked engine's answers for the few resources whose outputs programs read (generated
- * passwords and keys, certificates, image ids). No runtime import of the SDK: the example runner
- * (test/support/example-runner.js) uses it with the examples' own installed SDK.
+ * passwords and keys, certificates, image ids), and how the RPC layer wraps a secret. No
+ * runtime import of the SDK: the example runner (test/support/example-runner.js) uses it with
+ * the examples' own installed SDK.
  */
 import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
+
+/** How the RPC layer tags a secret value inside resource inputs. */
+export const SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+/** True for the RPC layer's wrapper around a secret input value. */
+export function isWrappedSecret(v: unknown): v is { value: unknown } {
+  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
+}
+
+/**
+ * A deep copy of plain JSON-like data: each wrapped secret becomes `onSecret(value)` and every
+ * other leaf `onLeaf(leaf)`; objects and lists keep their shape.
+ */
+export function mapSecrets(
+  v: unknown,
+  onSecret: (value: unknown) => unknown,
+  onLeaf = (leaf: unknown) => leaf,
+): unknown {
+  if (isWrappedSecret(v)) return onSecret(v.value);
+  if (Array.isArray(v)) return v.map((x) => mapSecrets(x, onSecret, onLeaf));
+  if (typeof v === "object" && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mapSecrets(x, onSecret, onLeaf)]));
+  }
+  return onLeaf(v);
+}
 
 /** How the mock engine makes generated secrets (see {@link RunOptions}). */
 export interface SecretStyle {

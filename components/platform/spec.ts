@@ -154,7 +154,7 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): Workload
     fail(name, "replicas", "be a whole number of at least 1", spec.replicas, "Set replicas to 1 or more.");
   }
   const image = checkInput(spec.image, (ref) => {
-    if (ref.trim() === "" || !ref.includes(":") || ref.endsWith(":latest")) {
+    if (typeof ref !== "string" || ref.trim() === "" || !ref.includes(":") || ref.endsWith(":latest")) {
       fail(
         name,
         "image",

@@ -4,7 +4,7 @@
  * the component provider serves. Every project is installed by npm into a temporary directory,
  * type-checked with its own strict TypeScript and run with its own SDK under mocks.
  */
-import { readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isWrappedSecret, runStack, unwrapSecrets } from "../support/engine";
 import { expectGoldenAt } from "../support/golden";
@@ -115,13 +115,49 @@ describe("examples/library-consumer (installed from the tarball)", () => {
       process.execPath,
       [
         "-e",
-        'const m = require("ha-backend"); const l = require("ha-backend/lock-client"); console.log(JSON.stringify([require.resolve("ha-backend"), typeof m.ServerCluster, typeof m.Backend, typeof l.EtcdLockClient]))',
+        'const m = require("ha-backend"); const b = require("ha-backend/backend"); const l = require("ha-backend/lock-client"); console.log(JSON.stringify([require.resolve("ha-backend"), typeof m.ServerCluster, typeof b.Backend, typeof l.EtcdLockClient]))',
       ],
       dir,
     );
     const [resolved, ...kinds] = JSON.parse(probe) as string[];
     expect(resolved).toBe(join(dir, "node_modules/ha-backend/dist/components/index.js"));
     expect(kinds).toEqual(["function", "function", "function"]);
+  });
+
+  it("types every entry point for TypeScript with moduleResolution node (Pulumi's templates) as well as node16", () => {
+    writeFileSync(
+      join(dir, "probe.ts"),
+      [
+        'import { ServerCluster, type ServerClusterArgs } from "ha-backend";',
+        'import { Backend, type BackendArgs } from "ha-backend/backend";',
+        'import { EtcdLockClient, type HeldLock } from "ha-backend/lock-client";',
+        "export const kinds: [typeof ServerCluster, typeof Backend, typeof EtcdLockClient] = [ServerCluster, Backend, EtcdLockClient];",
+        "export type Used = [ServerClusterArgs, BackendArgs, HeldLock];",
+        "",
+      ].join("\n"),
+    );
+    const tsc = join(dir, "node_modules", "typescript", "bin", "tsc");
+    for (const [moduleKind, resolution] of [
+      ["commonjs", "node"],
+      ["node16", "node16"],
+    ]) {
+      run(
+        process.execPath,
+        [
+          tsc,
+          "--noEmit",
+          "--strict",
+          "--types",
+          "node",
+          "--module",
+          moduleKind,
+          "--moduleResolution",
+          resolution,
+          "probe.ts",
+        ],
+        dir,
+      );
+    }
   });
 
   it("builds app servers behind HAProxy and Redis with Sentinel on Docker", () => {
@@ -227,11 +263,18 @@ describe("provider/ (pulumi package add): the schema other languages are generat
   let dir: string;
   beforeAll(() => {
     dir = install("provider", PROVIDER_FILES);
-    // The SDK's own analyzer, as the component provider host runs it on GetSchema (no CLI).
+    // provider/index.ts itself, compiled with its own strict tsconfig and run with the host
+    // stubbed: the options it passes are what `pulumi package add` would serve. Then the SDK's
+    // own analyzer on them, as the host runs it on GetSchema (no CLI).
+    run(process.execPath, [join(dir, "node_modules", "typescript", "bin", "tsc"), "-p", dir], dir);
     const script = [
+      'const host = require.resolve("@pulumi/pulumi/provider/experimental", { paths: [process.cwd()] });',
+      "const real = require(host);",
+      "let options;",
+      "require.cache[host].exports = { ...real, componentProviderHost: (o) => { options = o; return Promise.resolve(); } };",
+      'require("./index.js");',
       'const { ComponentProvider } = require(require.resolve("@pulumi/pulumi/provider/experimental/provider", { paths: [process.cwd()] }));',
-      'const { Backend } = require(require.resolve("ha-backend", { paths: [process.cwd()] }));',
-      'new ComponentProvider({ name: "ha-backend", components: [Backend], dirname: process.cwd() })',
+      "new ComponentProvider(options)",
       "  .getSchema().then((s) => process.stdout.write(s), (e) => { console.error(e); process.exit(1); });",
     ].join("\n");
     text = `${JSON.stringify(JSON.parse(run(process.execPath, ["-e", script], dir)), null, 2)}\n`;
@@ -244,12 +287,17 @@ describe("provider/ (pulumi package add): the schema other languages are generat
 
   it("exposes Backend as ha-backend:index:Backend with its settings as plain inputs and the TLS material as Inputs", () => {
     expect(schema.name).toBe("ha-backend");
+    // One version for the package and its provider.
+    const version = (f: string) =>
+      (JSON.parse(readFileSync(join(ROOT, f), "utf8")) as { version: string }).version;
+    expect(version("provider/package.json")).toBe(version("package.json"));
     expect(Object.keys(schema.resources)).toEqual(["ha-backend:index:Backend"]);
     const backend = schema.resources["ha-backend:index:Backend"];
     expect(backend.isComponent).toBe(true);
     expect(backend.requiredInputs).toEqual(["platform", "topology"]);
     const inputs = backend.inputProperties;
     // Values that decide which resources exist are plain (known when the program runs).
+    expect(inputs.secretSettings).toMatchObject({ type: "array", items: { type: "string" }, plain: true });
     for (const k of ["topology", "platform", "prefix"])
       expect([k, inputs[k]]).toMatchObject([k, { type: "string", plain: true }]);
     expect(inputs.settings).toMatchObject({
@@ -268,6 +316,7 @@ describe("provider/ (pulumi package add): the schema other languages are generat
     expect(Object.keys(backend.properties).sort()).toEqual([
       "appNamespace",
       "appNetworks",
+      "appPodLabels",
       "appServiceHost",
       "cacheEngine",
       "databaseEngine",
@@ -280,6 +329,18 @@ describe("provider/ (pulumi package add): the schema other languages are generat
   });
 
   it("the other components stay TypeScript-only: the analyzer refuses their Platform argument", () => {
+    // An entry point that exports every component, next to the installed package.
+    const all = join(dir, "all");
+    mkdirSync(all, { recursive: true });
+    writeFileSync(join(all, "package.json"), JSON.stringify({ name: "ha-backend", version: "0.0.0" }));
+    writeFileSync(join(all, "index.ts"), 'export * from "ha-backend";\n');
+    writeFileSync(
+      join(all, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { strict: true, module: "commonjs", moduleResolution: "node" },
+        files: ["index.ts"],
+      }),
+    );
     const script = [
       'const { Analyzer } = require(require.resolve("@pulumi/pulumi/provider/experimental/analyzer", { paths: [process.cwd()] }));',
       "const out = {};",
@@ -289,7 +350,7 @@ describe("provider/ (pulumi package add): the schema other languages are generat
       "}",
       "process.stdout.write(JSON.stringify(out));",
     ].join("\n");
-    const verdicts = JSON.parse(run(process.execPath, ["-e", script], dir)) as Record<string, string>;
+    const verdicts = JSON.parse(run(process.execPath, ["-e", script], all)) as Record<string, string>;
     for (const [component, verdict] of Object.entries(verdicts)) {
       // If one is ever accepted, expose it in provider/index.ts and update the README's table.
       expect([component, verdict]).toEqual([

@@ -13,20 +13,10 @@ const [dir, main, refsFile] = process.argv.slice(2);
 const pulumi = require(require.resolve("@pulumi/pulumi", { paths: [dir] }));
 // The same fake outputs (generated passwords, keys, image ids) as the repo's own mocked runs.
 require("ts-node").register({ transpileOnly: true, compilerOptions: { module: "commonjs" } });
-const { mockState } = require("../../scripts/mock-state");
+const { mapSecrets, mockState } = require("../../scripts/mock-state");
 const references = refsFile ? JSON.parse(fs.readFileSync(refsFile, "utf8")) : {};
-// The RPC layer's wrapper around a secret value (sdk/nodejs/runtime/rpc.ts).
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-
-function marked(v) {
-  if (v !== null && typeof v === "object" && v[SIG_KEY] === SECRET_SIG)
-    return { "[secret]": marked(v.value) };
-  if (Array.isArray(v)) return v.map(marked);
-  if (v !== null && typeof v === "object")
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, marked(x)]));
-  return v;
-}
+// A secret in recorded inputs, as the RPC layer wraps it, becomes { "[secret]": value }.
+const marked = (v) => mapSecrets(v, (value) => ({ "[secret]": marked(value) }));
 
 async function resolve(v) {
   if (pulumi.Output.isInstance(v)) {

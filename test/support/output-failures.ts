@@ -31,6 +31,17 @@ export const FAILING_PROGRAMS = {
   "docker-latest-image": () => {
     new DockerPlatform("docker", { prefix: "p" }).deploy("web", latestWeb);
   },
+  "docker-secret-latest-image": () => {
+    new DockerPlatform("docker", { prefix: "p" }).deploy("web", {
+      ...latestWeb,
+      image: pulumi.secret("app:latest"),
+    });
+  },
+  "docker-missing-image": () => {
+    // Another stack's output that is not there resolves to nothing.
+    const missing = pulumi.output(undefined as unknown as string);
+    new DockerPlatform("docker", { prefix: "p" }).deploy("web", { ...latestWeb, image: missing });
+  },
   "kubernetes-latest-image": () => {
     new KubernetesPlatform("k8s", { namespace: "shop" }).deploy("web", latestWeb);
   },

@@ -1,7 +1,8 @@
 /**
  * The package as a consumer gets it: `npm pack` of this checkout (which runs `prepare`, a fresh
  * build), installed with npm into a temporary project, type-checked and run there with that
- * project's own SDK. Nothing is read from the source tree but the example projects' files.
+ * project's own SDK. From the source tree only the projects' own files are copied; the runner
+ * takes the mocked engine's fake outputs from scripts/mock-state.ts.
  */
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -3,8 +3,11 @@
  * get from `pulumi package add`). It must build what the stack file builds, under itself, check
  * its args like a stack file before anything exists, and keep its secrets secret.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { Backend, resolveBackendArgs, type BackendArgs } from "../../components";
+import { Backend, type BackendArgs } from "../../infra/backend";
+import { resolveBackendArgs } from "../../infra/backend-args";
 import { readStackFile } from "../../scripts/stack-file";
 import { OFFLINE_TLS_CERTIFICATE, OFFLINE_TLS_KEY } from "../../scripts/offline-tls";
 import { decodeConfigValue } from "../../infra/config";
@@ -89,16 +92,32 @@ describe("Backend", () => {
     );
   });
 
+  it("accepts the settings of the README's Python example", () => {
+    const readme = readFileSync(join(__dirname, "..", "..", "README.md"), "utf8");
+    const block = /```python\n([\s\S]*?ha\.Backend\([\s\S]*?)```/.exec(readme)?.[1] ?? "";
+    const str = (key: string) => new RegExp(`${key}="([^"]*)"`).exec(block)?.[1] ?? "";
+    // The settings dict as JSON: Python's literal differs only by trailing commas here.
+    const dict = /settings=(\{[\s\S]*?\n {4}\}),/.exec(block)?.[1] ?? "";
+    const settings = JSON.parse(dict.replace(/,(\s*[}\]])/g, "$1")) as Record<string, unknown>;
+    expect(Object.keys(settings).length).toBeGreaterThan(3);
+    const { config } = resolveBackendArgs(
+      "shop",
+      { topology: str("topology"), platform: str("platform"), settings },
+      "shop",
+    );
+    expect([config.topology, config.platform]).toEqual(["ecommerce", "docker"]);
+  });
+
   it.each<[string, BackendArgs, string]>([
     [
       "an unknown topology",
       { topology: "shop", platform: "docker" },
-      'ha-backend:topology must be one of ecommerce, blog, but "shop" was provided.',
+      'topology must be one of ecommerce, blog, but "shop" was provided.',
     ],
     [
       "an unknown platform",
       { topology: "blog", platform: "swarm" },
-      'ha-backend:platform must be one of docker, kubernetes, but "swarm" was provided.',
+      'platform must be one of docker, kubernetes, but "swarm" was provided.',
     ],
     [
       "a setting the Backend takes as its own arg",
@@ -108,17 +127,88 @@ describe("Backend", () => {
     [
       "a setting out of range",
       { topology: "blog", platform: "docker", settings: { database: { members: 2, mode: "galera" } } },
-      "ha-backend:database.members",
+      "settings.database.members must be",
+    ],
+    [
+      "a setting given as an Output (settings decide which resources exist)",
+      {
+        topology: "blog",
+        platform: "docker",
+        settings: { docker: { host: pulumi.secret("ssh://ops@build-1") } },
+      },
+      "settings.docker.host must be a plain value known when the program runs (settings decide which resources exist), but an Output (a secret or another resource's output) was provided. Pass plain values; to keep a setting secret, name its key in secretSettings.",
+    ],
+    [
+      "a secret setting that cannot hold a secret",
+      { topology: "blog", platform: "docker", secretSettings: ["database"] },
+      'secretSettings must name only app, credentialRotation, docker, kubernetes, but ["database"] was provided.',
+    ],
+    [
+      "balancer.tls provided without a key",
+      {
+        topology: "blog",
+        platform: "docker",
+        settings: { balancer: { tls: "provided" } },
+        tlsCertificate: OFFLINE_TLS_CERTIFICATE,
+      },
+      "tlsKey must be set when balancer.tls is provided, but nothing was provided. Pass tlsKey (as a secret) next to settings.",
     ],
     [
       "a prefix Docker cannot use",
       { topology: "blog", platform: "docker", prefix: "Blog Site" },
-      "The stack name must be lowercase letters",
+      "prefix (the resource's name unless set) must be lowercase letters",
     ],
   ])("refuses %s before creating anything, naming the key", async (_, args, message) => {
     await expectRejectedBeforeAnyResource(() => {
       new Backend("site", args);
     }, message);
+  });
+
+  it("holds one Backend per program: a second would take the first's URNs", async () => {
+    await expect(
+      runComponents(() => {
+        new Backend("shop", { topology: "blog", platform: "docker" });
+        new Backend("blog", { topology: "blog", platform: "docker" });
+      }),
+    ).rejects.toThrow(
+      /Invalid Backend "blog" \(1 problem\):\n {2}- A program holds one Backend: its resources are named like a stack's, so a second would take the URNs of the first \("shop"\)/,
+    );
+  });
+
+  it("says nothing was provided for a missing value, even under a secret setting", () => {
+    expect(() =>
+      resolveBackendArgs(
+        "site",
+        {
+          topology: "blog",
+          platform: "docker",
+          settings: { docker: { host: "ssh://ops@build-1" } },
+          secretSettings: ["docker"],
+        },
+        "site",
+      ),
+    ).toThrow(
+      "settings.docker.bindAddress must be set when docker.host is a remote engine (unset, ports bind 127.0.0.1 on that host, which no one here can reach), but nothing was provided. Set settings.docker.bindAddress",
+    );
+  });
+
+  it("keeps a setting named in secretSettings secret, and what follows from it (a remote Docker host in url)", async () => {
+    const host = "ssh://ops@build-1.internal";
+    let b: Backend | undefined;
+    const run = await runComponents(() => {
+      b = new Backend("site", {
+        topology: "blog",
+        platform: "docker",
+        settings: { docker: { host, bindAddress: "0.0.0.0" } },
+        secretSettings: ["docker"],
+      });
+      return { url: b.url, outputs: b.outputs };
+    });
+    expect(await pulumi.isSecret(b!.url)).toBe(true);
+    expectSecretsHidden(run, [host, "build-1.internal"]);
+    expect(unwrapSecrets(run.rawOutputs.url)).toBe("http://build-1.internal:8080");
+    // The map of every output is then secret as a whole.
+    expect(await pulumi.isSecret(b!.outputs)).toBe(true);
   });
 
   it("takes the TLS key as an Input (another stack's secret) and keeps it secret in the balancer", async () => {
@@ -148,7 +238,7 @@ describe("Backend", () => {
       tlsCertificate: OFFLINE_TLS_CERTIFICATE,
     };
     expect(() => resolveBackendArgs("site", { ...args, tlsKey: "not a key" }, "site")).toThrow(
-      /Invalid Backend "site" args \(1 problem\):\n {2}- ha-backend:tlsKey must be exactly one PEM private key block/,
+      /Invalid Backend "site" args \(1 problem\):\n {2}- tlsKey must be exactly one PEM private key block/,
     );
     // An Output defers the same call until it resolves (a bad one then fails the deployment).
     const { providedTls } = resolveBackendArgs(
@@ -166,7 +256,7 @@ describe("Backend", () => {
     expect(end.unhandled).toEqual([
       expect.stringMatching(
         // The engine names the property it was serializing: the balancer's key file.
-        /^error serializing property "uploads": .*Invalid Backend "site" args \(1 problem\):\n {2}- ha-backend:tlsKey must be exactly one PEM private key block and nothing else, but a secret value \(not shown\) was provided\./,
+        /^error serializing property "uploads": .*Invalid Backend "site" args \(1 problem\):\n {2}- tlsKey must be exactly one PEM private key block and nothing else, but a secret value \(not shown\) was provided\./,
       ),
     ]);
     expect(end.registered.filter((r) => /::blog-lb-(nginx|haproxy)-\d$/.test(r))).toEqual([]);

@@ -568,6 +568,16 @@ describe("DockerPlatform with an image or resources from another stack (Outputs)
     expect(end.registered.filter((r) => !r.startsWith(NETWORK))).toEqual([]);
   });
 
+  it("never shows a secret Output's value in the message, and names an Output that resolves to nothing", () => {
+    const secret = runFailingProgram("docker-secret-latest-image");
+    expect(secret.unhandled).toEqual([
+      expect.stringContaining(UNPINNED.replace('"app:latest"', "a secret value (not shown)")),
+    ]);
+    expect(JSON.stringify(secret)).not.toContain("app:latest");
+    const missing = runFailingProgram("docker-missing-image");
+    expect(missing.unhandled).toEqual([expect.stringContaining(UNPINNED.replace('"app:latest"', "nothing"))]);
+  });
+
   it("refuses to build an Output image, before creating anything", async () => {
     await expect(
       runComponents(() => {
