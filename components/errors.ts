@@ -22,10 +22,6 @@ export class InvalidArgumentError extends pulumi.RunError {
   }
 }
 
-/**
- * The project's error sentence for bad component args, thrown before any child resource exists:
- * `<Kind> "<name>": <field> must <rule>, but <value> was provided. <how to fix>`.
- */
 /** The one wording of an invalid argument: key, rule, the value as shown, the fix. */
 function argMessage(
   kind: string,
@@ -38,6 +34,10 @@ function argMessage(
   return `${kind} "${name}": ${field} must ${rule}, but ${shown} was provided. ${fix}`;
 }
 
+/**
+ * The project's error sentence for bad component args, thrown before any child resource exists:
+ * `<Kind> "<name>": <field> must <rule>, but <value> was provided. <how to fix>`.
+ */
 export function invalidArg(
   kind: string,
   name: string,

@@ -4,7 +4,13 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { BackendArgs } from "./backend";
-import { NAMESPACE, parseStackConfig, StackConfigError, type StackConfig } from "./config";
+import {
+  NAMESPACE,
+  parseStackConfig,
+  StackConfigError,
+  type StackConfig,
+  type StackConfigSource,
+} from "./config";
 import { preflightProblems } from "./preflight";
 
 /** Stack settings the Backend takes as arguments of its own, not inside `settings`. */
@@ -85,6 +91,14 @@ export function resolveBackendArgs(
   const fail = (problems: string[]): never => {
     throw new StackConfigError(problems.map(inArgsTerms), source);
   };
+  const parse = (raw: Record<string, unknown>, opts: StackConfigSource): StackConfig => {
+    try {
+      return parseStackConfig(raw, opts);
+    } catch (e) {
+      if (e instanceof StackConfigError) fail(e.problems);
+      throw e;
+    }
+  };
   const pending = pendingPath(args.settings, "settings");
   if (pending !== undefined) {
     fail([
@@ -117,30 +131,22 @@ export function resolveBackendArgs(
   // A given key is a secret whatever the caller passed: no message shows it.
   const secretKeys = [...secretSettings, ...(args.tlsKey === undefined ? [] : ["tlsKey"])];
   const from = { source, secretKeys, stack: prefix };
-  let config: StackConfig;
-  try {
-    config = parseStackConfig(raw, { ...from, pendingKeys });
-  } catch (e) {
-    if (e instanceof StackConfigError) fail(e.problems);
-    throw e;
-  }
+  const config = parse(raw, { ...from, pendingKeys });
   const problems = preflightProblems(config, prefix);
   if (problems.length > 0) fail(problems);
   for (const warning of config.warnings) void pulumi.log.warn(inArgsTerms(warning));
   if (args.tlsCertificate === undefined || args.tlsKey === undefined) return { config };
+  const certificate = args.tlsCertificate;
+  // Both plain: checked above.
+  if (pendingKeys.length === 0)
+    return { config, providedTls: { certificate, privateKey: pulumi.secret(args.tlsKey) } };
   // Resolved values get the stack file's PEM checks (expiry, key match) before any use: the
   // key's one Output carries the check, so a bad pair fails the resources that read it.
   const privateKey = pulumi.secret(
-    pulumi.all([args.tlsCertificate, args.tlsKey]).apply(([tlsCertificate, tlsKey]) => {
-      if (pendingKeys.length === 0) return tlsKey;
-      try {
-        parseStackConfig({ ...raw, tlsCertificate, tlsKey }, from);
-      } catch (e) {
-        if (e instanceof StackConfigError) fail(e.problems);
-        throw e;
-      }
+    pulumi.all([certificate, args.tlsKey]).apply(([tlsCertificate, tlsKey]) => {
+      parse({ ...raw, tlsCertificate, tlsKey }, from);
       return tlsKey;
     }),
   );
-  return { config, providedTls: { certificate: args.tlsCertificate, privateKey } };
+  return { config, providedTls: { certificate, privateKey } };
 }

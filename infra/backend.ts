@@ -90,7 +90,7 @@ export class Backend extends pulumi.ComponentResource {
     this.databaseUrl = pulumi.secret(databaseUrl as pulumi.Output<string>);
     this.databaseEngine = pick("databaseEngine");
     this.databaseFailoverBudgetSeconds = pick("databaseFailoverBudgetSeconds");
-    this.cacheEngine = pulumi.output(pick<string | undefined>("cacheEngine")).apply((e) => e ?? "none");
+    this.cacheEngine = pick<string | undefined>("cacheEngine").apply((e) => e ?? "none");
     this.appServiceHost = pick("appServiceHost");
     this.appNetworks = pick("appNetworks");
     this.appNamespace = pick("appNamespace");

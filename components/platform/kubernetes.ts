@@ -169,13 +169,6 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   public readonly memberNetworks: readonly string[];
   /** The namespace name, as an output so every object waits for the namespace to exist. */
   public readonly namespace: pulumi.Output<string>;
-  /**
-   * The labels that make a pod a member of `tier` for the NetworkPolicies: a pod in
-   * {@link namespace} with them (another stack's workers) reaches what the tier reaches.
-   */
-  public labelsOf(tier: string): Record<string, string> {
-    return { [TIER]: tier };
-  }
   private readonly args: KubernetesPlatformArgs;
   private readonly domain: string;
   /** Keys the config digest on pod templates (see `configDigest`). */
@@ -188,6 +181,14 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   private readonly k8sProvider: pulumi.ProviderResource | undefined;
   private readonly dockerProvider: pulumi.ProviderResource | undefined;
   private readonly builtImages = new Map<string, pulumi.Output<string>>();
+
+  /**
+   * The labels that make a pod a member of `tier` for the NetworkPolicies: a pod in
+   * {@link namespace} with them (another stack's workers) reaches what the tier reaches.
+   */
+  public labelsOf(tier: string): Record<string, string> {
+    return { [TIER]: tier };
+  }
 
   constructor(name: string, args: KubernetesPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("platform", "KubernetesPlatform", opts);
@@ -384,7 +385,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const parent = opts?.parent ?? this;
     const image = spec.build ? this.builtImage(name, spec, parent) : spec.image;
     const selector = { [NAME]: name, [PART_OF]: "ha-backend" };
-    const labels = { ...selector, [TIER]: spec.tier, "app.kubernetes.io/managed-by": "pulumi" };
+    const labels = { ...selector, ...this.labelsOf(spec.tier), "app.kubernetes.io/managed-by": "pulumi" };
     const meta = (suffix: string) => ({ name: `${name}${suffix}`, namespace: this.namespace, labels });
     const files = sortedEntries(spec.files);
     const configMap =
@@ -502,7 +503,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       : spec.image;
     const ns = this.args.namespace;
     const selector = { [NAME]: name, [PART_OF]: "ha-backend" };
-    const labels = { ...selector, [TIER]: spec.tier, "app.kubernetes.io/managed-by": "pulumi" };
+    const labels = { ...selector, ...this.labelsOf(spec.tier), "app.kubernetes.io/managed-by": "pulumi" };
     const meta = (suffix: string) => ({ name: `${name}${suffix}`, namespace: this.namespace, labels });
     const ports = sortedEntries(spec.ports);
     const headless = `${name}-headless`;
