@@ -5,8 +5,12 @@ set -euo pipefail
 
 # dnsmasq (the cluster DNS) and iptables (kube-proxy's rules): the Kubernetes routing model of
 # test/live/k8s-routing.live.test.ts, inside a network namespace of its own (unshare/nsenter).
+# Prometheus, promtool, amtool and the exporters: test/render/monitoring and
+# test/live/monitoring (rules tested with promtool, real scrapes of the generated daemons).
 need=(nginx haproxy patroni etcd etcdctl redis-server redis-sentinel mariadbd mariadb-backup memcached openssl wrk
-  dnsmasq iptables iptables-restore nsenter)
+  dnsmasq iptables iptables-restore nsenter prometheus promtool amtool prometheus-alertmanager
+  prometheus-postgres-exporter prometheus-mysqld-exporter prometheus-redis-exporter
+  prometheus-nginx-exporter prometheus-node-exporter prometheus-blackbox-exporter)
 missing=()
 for bin in "${need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("$bin")
@@ -33,5 +37,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   nginx-light haproxy patroni etcd-server etcd-client redis-server redis-sentinel \
   mariadb-server mariadb-backup galera-4 memcached openssl wrk dnsmasq-base iptables util-linux \
-  iproute2 procps shellcheck >/dev/null
+  iproute2 procps shellcheck prometheus prometheus-alertmanager prometheus-postgres-exporter \
+  prometheus-mysqld-exporter prometheus-redis-exporter prometheus-nginx-exporter \
+  prometheus-node-exporter prometheus-blackbox-exporter >/dev/null
 echo "install-test-deps: done"
