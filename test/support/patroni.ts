@@ -106,6 +106,8 @@ export interface LivePatroniClusterOptions {
   readonly maximumLagOnFailover: number;
   /** Basic auth on the REST API's unsafe methods. @default none (the API as rendered without it) */
   readonly restApi?: { readonly username: string; readonly password: string };
+  /** The metrics exporter's `pg_monitor` role, created at bootstrap. @default none */
+  readonly monitor?: { readonly user: string; readonly password: string };
 }
 
 export interface LiveMember {
@@ -247,6 +249,7 @@ export class LivePatroniCluster {
       postBootstrapScript: join(this.dir, "post-bootstrap.sh"),
       appUser: this.app.user,
       appDatabase: this.app.database,
+      ...(this.options.monitor ? { monitorUser: this.options.monitor.user } : {}),
       maxConnections: 100,
       sharedBuffers: "32MB",
       socketDir: home,
@@ -272,7 +275,11 @@ export class LivePatroniCluster {
     writeOwned(
       join(this.dir, "post-bootstrap.sh"),
       // Not executable, like a mounted Secret: Patroni runs it through /bin/sh.
-      renderPostBootstrap({ appUser: this.app.user, appDatabase: this.app.database }, this.app.password),
+      renderPostBootstrap(
+        { appUser: this.app.user, appDatabase: this.app.database, monitorUser: this.options.monitor?.user },
+        this.app.password,
+        this.options.monitor?.password,
+      ),
       0o600,
     );
     startEtcd(this.procs, this.dir, this.etcdHost);
