@@ -4,11 +4,19 @@
  *   import { DockerPlatform, ServerCluster } from "ha-backend";
  */
 export { DockerPlatform, type DockerPlatformArgs } from "./platform/docker";
-export { KubernetesPlatform, PRIVATE_NETWORKS, type KubernetesPlatformArgs } from "./platform/kubernetes";
+export {
+  KubernetesPlatform,
+  PRIVATE_NETWORKS,
+  type KubernetesPlatformArgs,
+  type ScraperSelector,
+} from "./platform/kubernetes";
 export type {
   ApiRule,
   HealthCheck,
   ImageBuild,
+  MetricsPortSpec,
+  MonitorsSpec,
+  SidecarSpec,
   PlatformStateStore,
   MemberAddress,
   Platform,
@@ -142,3 +150,36 @@ export {
   type EtcdLockClientOptions,
   type HeldLock,
 } from "./coordination/lock-client";
+export {
+  Monitoring,
+  MONITORING_IMAGES,
+  type MonitoringArgs,
+  type MonitoringPorts,
+} from "./monitoring/monitoring";
+export { exportersOn, type MetricsArgs } from "./monitoring/exporters";
+export {
+  jobName,
+  type BalancerPlan,
+  type EtcdPlan,
+  type ExporterKind,
+  type MonitoringPlan,
+  type MysqlPlan,
+  type PostgresPlan,
+  type RedisPlan,
+  type ScrapeJob,
+  type ScrapeTarget,
+} from "./monitoring/render/plan";
+export {
+  ALERTS,
+  renderAlertRules,
+  renderRuleFile,
+  type AlertRule,
+  type RuleGroup,
+} from "./monitoring/render/rules";
+export {
+  renderAlertmanagerConfig,
+  renderBlackboxConfig,
+  renderPrometheusConfig,
+} from "./monitoring/render/prometheus";
+export { renderDashboard, renderDashboardJson } from "./monitoring/render/dashboards";
+export { EXPORTER_IMAGES, EXPORTER_PORTS } from "./monitoring/render/exporters";

@@ -381,6 +381,67 @@ const LocksSchema = z.strictObject({
   ttlSeconds: z.int().min(2).max(3600).optional(),
 });
 
+const MonitoringSchema = z.strictObject({
+  /**
+   * An exporter beside every tier (postgres_exporter, mysqld_exporter, redis_exporter,
+   * memcached_exporter, nginx-prometheus-exporter; HAProxy, Patroni and etcd serve their own),
+   * each logged in with its own least-privilege user, on internal ports only. Default: on.
+   */
+  exporters: z.boolean().default(true),
+  /**
+   * Docker: the stack's own Prometheus, Alertmanager, Grafana and blackbox prober, provisioned
+   * with the scrape config, the alert rules and the dashboard, on 127.0.0.1 only. Default: off.
+   */
+  enabled: z.boolean().default(false),
+  /**
+   * Kubernetes: a PodMonitor per job and a PrometheusRule for the cluster's Prometheus Operator.
+   * Default: off (no CRD objects, so a cluster without the operator still works).
+   */
+  prometheusOperator: z.boolean().default(false),
+  /** How often Prometheus scrapes and evaluates; the alerts' `for:` follow it. Default: 15. */
+  scrapeIntervalSeconds: z.int().min(1).max(300).default(15),
+  /** Docker: host ports (on 127.0.0.1) of the UIs. Defaults: 9090, 9093, 3000. */
+  ports: z
+    .strictObject({
+      prometheus: PORT.default(9090),
+      alertmanager: PORT.default(9093),
+      grafana: PORT.default(3000),
+    })
+    .prefault({}),
+  /**
+   * Kubernetes: where the scraping Prometheus runs; the NetworkPolicies admit its pods to the
+   * metrics ports, and nothing else. Default: namespace monitoring, pods labelled
+   * app.kubernetes.io/name: prometheus (the Prometheus Operator's).
+   */
+  scraper: z
+    .strictObject({
+      namespace: z
+        .string()
+        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+        .max(63)
+        .default("monitoring"),
+      podLabels: z
+        .record(z.string().min(1).max(253), z.string().max(63))
+        .default({ "app.kubernetes.io/name": "prometheus" }),
+    })
+    .prefault({}),
+  /**
+   * Kubernetes: labels on the PodMonitors and the PrometheusRule that the operator's Prometheus
+   * selects them by (kube-prometheus-stack: `release: <its release name>`). Default: none.
+   */
+  labels: z.record(z.string().min(1).max(253), z.string().max(63)).default({}),
+  /** Alert thresholds (see docs/runbooks.md). */
+  thresholds: z
+    .strictObject({
+      volumeFullRatio: z.number().gt(0).lt(1).optional(),
+      connectionsRatio: z.number().gt(0).lt(1).optional(),
+      edgeErrorRatio: z.number().gt(0).lt(1).optional(),
+      certificateDays: z.int().min(1).max(365).optional(),
+      mysqlLagSeconds: z.int().min(1).max(86_400).optional(),
+    })
+    .prefault({}),
+});
+
 /** A Docker engine address as `DOCKER_HOST` takes it. */
 function isDockerHost(s: string): boolean {
   if (/^unix:\/\/\/\S+$/.test(s) || /^npipe:\/\/\S+$/.test(s)) return true;
@@ -670,6 +731,42 @@ function cacheIssues(
 }
 
 /**
+ * Monitoring keys that the platform would ignore, or that need the exporters: refused with the
+ * key that does apply.
+ */
+function monitoringIssues(
+  c: { platform: "docker" | "kubernetes"; monitoring: z.infer<typeof MonitoringSchema> },
+  issue: AddIssue,
+): void {
+  const m = c.monitoring;
+  if (m.enabled && c.platform === "kubernetes") {
+    issue(
+      ["monitoring", "enabled"],
+      m.enabled,
+      "only be true on the docker platform (it runs Prometheus, Alertmanager and Grafana containers)",
+      `On Kubernetes set ${NAMESPACE}:monitoring.prometheusOperator: true (your cluster's Prometheus Operator scrapes the stack).`,
+    );
+  }
+  if (m.prometheusOperator && c.platform === "docker") {
+    issue(
+      ["monitoring", "prometheusOperator"],
+      m.prometheusOperator,
+      "only be true on the kubernetes platform (Docker has no Prometheus Operator)",
+      `On Docker set ${NAMESPACE}:monitoring.enabled: true (the stack's own Prometheus, on 127.0.0.1).`,
+    );
+  }
+  if (!m.exporters && (m.enabled || m.prometheusOperator)) {
+    const key = m.enabled ? "enabled" : "prometheusOperator";
+    issue(
+      ["monitoring", "exporters"],
+      m.exporters,
+      `be true when monitoring.${key} is true (there would be nothing to scrape)`,
+      `Remove ${NAMESPACE}:monitoring.exporters: false, or set monitoring.${key}: false.`,
+    );
+  }
+}
+
+/**
  * Settings the chosen topology, engine or platform would ignore: refused, with where they apply,
  * because a setting that silently does nothing is a setting the user believes in.
  */
@@ -826,6 +923,7 @@ export const StackConfigSchema = z
     database: DatabaseSchema.prefault({}),
     cache: CacheSchema.prefault({}),
     locks: LocksSchema.prefault({}),
+    monitoring: MonitoringSchema.prefault({}),
     /** PEM certificate chain for balancer.tls: provided (`pulumi config set ha-backend:tlsCertificate`). */
     tlsCertificate: z.string().optional(),
     /** PEM private key for balancer.tls: provided; must be a secret (`pulumi config set --secret`). */
@@ -897,6 +995,9 @@ export const StackConfigSchema = z
         });
       }
     }
+    monitoringIssues(c, (path, input, message, fix) =>
+      ctx.addIssue({ code: "custom", path, input, message, params: { fix } }),
+    );
     // A platform section that the chosen platform ignores is almost always a copy-paste slip.
     const other = c.platform === "docker" ? "kubernetes" : "docker";
     if (c[other] !== undefined) {

@@ -9,6 +9,7 @@
  * stack key the field came from. So a rule added to a component is checked before `pulumi up`
  * creates anything, without a second copy to keep in step.
  */
+import { MonitoringCollector } from "./topologies/monitoring";
 import { resolveLoadBalancerArgs, type LoadBalancerBackend } from "../components/balancer/load-balancer";
 import { resolveMemcachedArgs } from "../components/cache/memcached";
 import { redisSecretNames, resolveRedisCacheArgs } from "../components/cache/redis-cache";
@@ -124,12 +125,14 @@ function standInPlatform(config: StackConfig): Platform {
   return {
     kind,
     canBuildImages: kind === "docker" || config.kubernetes?.imageRegistry !== undefined,
+    sidecarsShareLoopback: kind === "kubernetes",
     memberNetworks: kind === "kubernetes" ? (config.kubernetes?.podNetworks ?? []) : undefined,
     memberHosts: (name, replicas) => Array.from({ length: replicas }, (_, i) => `${name}-${i}`),
     stateStore: (): PlatformStateStore | undefined =>
       kind === "kubernetes" ? ({} as PlatformStateStore) : undefined,
     deploy: refuse,
     runTask: refuse,
+    monitors: refuse,
   };
 }
 
@@ -187,6 +190,7 @@ export function preflightProblems(config: StackConfig, stack: string): string[] 
   const ctx: TopologyContext = {
     config,
     platform,
+    collector: new MonitoringCollector(),
     publicPorts:
       config.platform === "docker"
         ? { http: config.docker?.publicPort ?? 8080, https: config.docker?.httpsPort ?? 8443 }

@@ -1,3 +1,4 @@
+import { MonitoringCollector, stackMonitoring } from "./topologies/monitoring";
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -50,7 +51,13 @@ function platformFor(
       return {
         platform: new DockerPlatform(
           "docker",
-          { prefix: stack, publicHost, bindAddress: config.docker?.bindAddress },
+          {
+            prefix: stack,
+            publicHost,
+            bindAddress: config.docker?.bindAddress,
+            // The stack's own Prometheus (monitoring.enabled) is admitted to every metrics port.
+            scraperTier: config.monitoring.enabled ? "monitoring" : undefined,
+          },
           { provider, parent },
         ),
         // Free host ports on a developer machine; the balancer listens on them.
@@ -71,6 +78,8 @@ function platformFor(
             serviceType: config.kubernetes?.serviceType,
             apiServerCidrs: config.kubernetes?.apiServerCidrs,
             serviceTimeoutMinutes: config.kubernetes?.serviceTimeoutMinutes,
+            // The cluster's Prometheus may read the metrics ports, and nothing else may.
+            scraper: config.monitoring.exporters ? config.monitoring.scraper : undefined,
           },
           { provider, parent },
         ),
@@ -126,8 +135,10 @@ export function buildBackend(
   placement: BackendPlacement = {},
 ): TopologyOutputs {
   const choice = platformFor(config, stack, placement.parent);
-  const outputs = buildTopology({ config, ...choice, ...placement });
-  return { ...outputs, ...appAccess(choice.platform) };
+  const ctx: TopologyContext = { config, ...choice, ...placement, collector: new MonitoringCollector() };
+  const outputs = buildTopology(ctx);
+  // Last: on Docker the monitoring's tier joins the networks of everything it scrapes.
+  return { ...outputs, ...stackMonitoring(ctx, stack), ...appAccess(choice.platform) };
 }
 
 /**

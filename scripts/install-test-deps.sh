@@ -15,6 +15,8 @@ missing=()
 for bin in "${need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("$bin")
 done
+# The failover chart (scripts/plot-failover.py) plots with Debian's matplotlib.
+/usr/bin/python3 -c "import matplotlib" >/dev/null 2>&1 || missing+=(python3-matplotlib)
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-test-deps: all daemons present"
   exit 0
@@ -39,5 +41,5 @@ apt-get install -y -qq --no-install-recommends \
   mariadb-server mariadb-backup galera-4 memcached openssl wrk dnsmasq-base iptables util-linux \
   iproute2 procps shellcheck prometheus prometheus-alertmanager prometheus-postgres-exporter \
   prometheus-mysqld-exporter prometheus-redis-exporter prometheus-nginx-exporter \
-  prometheus-node-exporter prometheus-blackbox-exporter >/dev/null
+  prometheus-node-exporter prometheus-blackbox-exporter python3-matplotlib >/dev/null
 echo "install-test-deps: done"

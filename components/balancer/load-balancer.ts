@@ -1,3 +1,11 @@
+import {
+  EXPORTER_PORT_NAMES,
+  exportersOn,
+  nginxExporterSidecar,
+  scrapeJob,
+  type MetricsArgs,
+} from "../monitoring/exporters";
+import type { ScrapeJob } from "../monitoring/render/plan";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
@@ -21,6 +29,8 @@ const CONFIG_PATH: Record<BalancerEngine, string> = {
 const CERT_PATH = "/etc/ha-backend/lb/tls/server.pem";
 /** Ports inside the container: unprivileged, so the balancer never runs as root. */
 const PORTS = { http: 8080, https: 8443, stats: 8404 } as const;
+/** Where the rendered nginx serves stub_status on the stats port. */
+const NGINX_STATUS_PATH = "/nginx_status";
 /**
  * HAProxy's dynamic-cookie key: the config names this variable (`"${…}"`, which HAProxy expands),
  * so the config file never holds the key. HAProxy reads it only from its environment (no
@@ -79,6 +89,11 @@ export interface LoadBalancerBackend {
 
 export interface LoadBalancerArgs extends NamingArgs {
   readonly platform: Platform;
+  /**
+   * Metrics: HAProxy's built-in exporter on the stats port, or nginx-prometheus-exporter beside
+   * each nginx replica (reading stub_status), open to the platform's scraper. @default on
+   */
+  readonly metrics?: MetricsArgs;
   /** `nginx` (passive checks) or `haproxy` (active checks). */
   readonly engine: BalancerEngine;
   /** Primary and backup backends; at least one primary. */
@@ -377,6 +392,13 @@ export class LoadBalancer extends pulumi.ComponentResource {
   public readonly serviceHost: pulumi.Output<string>;
   /** Internal stats/metrics port (never published). */
   public readonly statsPort: pulumi.Output<number>;
+  /** The scrape job of its metrics (none with `metrics.exporters: false`). */
+  public readonly metricsJobs: readonly ScrapeJob[];
+  /**
+   * URLs a prober inside the platform requests through the balancer (its app servers' health
+   * path), over HTTP and, with TLS, HTTPS: the edge probes of the monitoring.
+   */
+  public readonly probeUrls: { readonly http: string; readonly https?: string };
 
   constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("balancer", "LoadBalancer", opts);
@@ -493,6 +515,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
           return k;
         })
       : undefined;
+    const metricsOn = exportersOn(args);
     const spec: WorkloadSpec = {
       kind: "stateless",
       replicas: r.replicas,
@@ -527,8 +550,28 @@ export class LoadBalancer extends pulumi.ComponentResource {
       defaultResources: { cpu: "250m", memory: "128Mi" },
       // Stats and metrics are for the kubelet's probes (node traffic), not for client tiers.
       peerPorts: ["stats"],
+      ...(metricsOn
+        ? engine === "nginx"
+          ? {
+              sidecars: [nginxExporterSidecar(PORTS.stats, NGINX_STATUS_PATH)],
+              metricsPorts: [{ port: EXPORTER_PORT_NAMES.nginx }],
+            }
+          : { metricsPorts: [{ port: "stats" }] }
+        : {}),
     };
     const workload = args.platform.deploy(`${name}-${engine}`, spec, { parent: this });
+    this.metricsJobs = metricsOn
+      ? [
+          engine === "nginx"
+            ? scrapeJob(name, "nginx", workload, EXPORTER_PORT_NAMES.nginx)
+            : scrapeJob(name, "haproxy", workload, "stats"),
+        ]
+      : [];
+    // Inside the platform, through the balancer to an app server's health path.
+    this.probeUrls = {
+      http: `http://${workload.serviceHost}:${PORTS.http}${args.healthCheckPath}`,
+      ...(tls ? { https: `https://${workload.serviceHost}:${PORTS.https}${args.healthCheckPath}` } : {}),
+    };
 
     this.url = pulumi.interpolate`http://${workload.publicAddresses.http}`;
     this.httpsUrl = workload.publicAddresses.https

@@ -1,6 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { checkResources, invalidArg } from "../errors";
 import type { Platform, ResourceSpec } from "../platform/types";
+import {
+  EXPORTER_PORT_NAMES,
+  exportersOn,
+  memcachedExporterSidecar,
+  scrapeJob,
+  type MetricsArgs,
+} from "../monitoring/exporters";
+import type { ScrapeJob } from "../monitoring/render/plan";
 import { memcachedFootprintMb, renderMemcachedArgs, type MemcachedRenderSpec } from "./render/memcached";
 import { componentToken, physicalName, type NamingArgs } from "../resource";
 
@@ -12,6 +20,8 @@ const PORT = 11211;
 
 export interface MemcachedArgs extends NamingArgs {
   readonly platform: Platform;
+  /** Metrics: memcached_exporter beside every member, open to the platform's scraper. @default on */
+  readonly metrics?: MetricsArgs;
   /** Independent nodes; clients spread keys over them by hashing. @default 3 */
   readonly members?: number;
   /** Item memory per node in MiB. @default 64 */
@@ -74,6 +84,8 @@ export function resolveMemcachedArgs(
 export class Memcached extends pulumi.ComponentResource {
   /** `host:11211` of every node, in order: the list clients hash over. */
   public readonly servers: pulumi.Output<string[]>;
+  /** The scrape job of its exporters (none with `metrics.exporters: false`). */
+  public readonly metricsJobs: readonly ScrapeJob[];
 
   constructor(name: string, args: MemcachedArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("cache", "Memcached", opts);
@@ -81,6 +93,7 @@ export class Memcached extends pulumi.ComponentResource {
     name = physicalName("Memcached", name, args);
     const r = resolveMemcachedArgs(name, args);
     const workload = `${name}-memcached`;
+    const metrics = exportersOn(args);
     const deployed = args.platform.deploy(
       workload,
       {
@@ -97,9 +110,16 @@ export class Memcached extends pulumi.ComponentResource {
         runAsUser: MEMCACHED_UID,
         writablePaths: [],
         defaultResources: { cpu: "100m", memory: `${memcachedFootprintMb(r)}Mi` },
+        ...(metrics
+          ? {
+              sidecars: [memcachedExporterSidecar(PORT)],
+              metricsPorts: [{ port: EXPORTER_PORT_NAMES.memcached }],
+            }
+          : {}),
       },
       { parent: this },
     );
+    this.metricsJobs = metrics ? [scrapeJob(name, "memcached", deployed, EXPORTER_PORT_NAMES.memcached)] : [];
     this.servers = pulumi.output(deployed.members.map((m) => `${m.host}:${PORT}`));
     this.registerOutputs({ servers: this.servers });
   }

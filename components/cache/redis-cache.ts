@@ -1,8 +1,17 @@
+import {
+  EXPORTER_PORT_NAMES,
+  exportersOn,
+  redisExporterSidecar,
+  scrapeJob,
+  type MetricsArgs,
+} from "../monitoring/exporters";
+import type { RedisPlan, ScrapeJob } from "../monitoring/render/plan";
 import * as pulumi from "@pulumi/pulumi";
 import { deployRouter, generatedSecret } from "../shared";
 import { checkResources, invalidArg } from "../errors";
 import type { MemberAddress, Platform, ResourceSpec } from "../platform/types";
 import {
+  REDIS_MONITOR_USER,
   renderRedisConf,
   renderRedisPing,
   renderRedisRouter,
@@ -45,6 +54,11 @@ const PATHS = {
 
 export interface RedisCacheArgs extends NamingArgs, DataArgs {
   readonly platform: Platform;
+  /**
+   * Metrics: redis_exporter beside every member and every Sentinel, logged in as an ACL user that
+   * reads INFO (and Sentinel's view) only. @default on
+   */
+  readonly metrics?: MetricsArgs;
   /** `cache` (no persistence, LRU eviction) or `store` (AOF, writes need a replica). @default "cache" */
   readonly mode?: RedisMode;
   /** Replicas of the primary. @default 2 */
@@ -87,7 +101,9 @@ export interface ResolvedRedisCacheArgs {
 
 /** The generated secrets of cache `name`, as `credentialRotation` names them. */
 export function redisSecretNames(name: string): string[] {
-  return ["password", "sentinel-password", "config-command"].map((role) => `${name}-${role}`);
+  return ["password", "sentinel-password", "config-command", "metrics-password"].map(
+    (role) => `${name}-${role}`,
+  );
 }
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
@@ -226,6 +242,10 @@ export class RedisCache extends pulumi.ComponentResource {
   public readonly members: pulumi.Output<MemberAddress[]>;
   /** Worst-case seconds from the primary's death to writes through Sentinel: down-after + 4. */
   public readonly failoverBudgetSeconds: pulumi.Output<number>;
+  /** The scrape jobs of its exporters (none with `metrics.exporters: false`). */
+  public readonly metricsJobs: readonly ScrapeJob[];
+  /** What its alert rules follow (plain data). */
+  public readonly alertPlan: RedisPlan;
 
   constructor(name: string, args: RedisCacheArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("cache", "RedisCache", opts);
@@ -243,6 +263,7 @@ export class RedisCache extends pulumi.ComponentResource {
     const sentinelPassword = secret("sentinel-password");
     // A name nobody can guess: CONFIG renamed to it is Sentinel's alone.
     const configCommand = secret("config-command", 24).apply((s) => `CONFIG_${s}`);
+    const metricsPassword = exportersOn(args) ? secret("metrics-password") : undefined;
 
     const workload = `${name}-redis`;
     const sentinelWorkload = `${name}-sentinel`;
@@ -264,8 +285,13 @@ export class RedisCache extends pulumi.ComponentResource {
       dataDir: PATHS.data,
     };
     const creds = pulumi
-      .all([password, sentinelPassword, configCommand])
-      .apply(([p, sp, cc]) => ({ password: p, sentinelPassword: sp, configCommand: cc }));
+      .all([password, sentinelPassword, configCommand, metricsPassword ?? ""])
+      .apply(([p, sp, cc, mp]) => ({
+        password: p,
+        sentinelPassword: sp,
+        configCommand: cc,
+        ...(metricsPassword ? { monitorPassword: mp } : {}),
+      }));
     const memberEnv = { REDIS_MEMBER: "{name}", REDIS_HOST: "{host}" };
     const volume = { mountPath: PATHS.data, sizeGi: r.storageGi, protect };
     // The password comes from the member's own secret config file, never from its environment.
@@ -306,6 +332,12 @@ export class RedisCache extends pulumi.ComponentResource {
         writablePaths: [],
         // maxmemory plus room for the copy-on-write of a rewrite or a replica's full sync.
         defaultResources: { cpu: "250m", memory: `${redisFootprintMb(r.maxmemory)}Mi` },
+        ...(metricsPassword
+          ? {
+              sidecars: [redisExporterSidecar("redis", REDIS_MONITOR_USER, metricsPassword, PORTS.redis)],
+              metricsPorts: [{ port: EXPORTER_PORT_NAMES.redis }],
+            }
+          : {}),
       },
       { parent: this },
     );
@@ -340,9 +372,30 @@ export class RedisCache extends pulumi.ComponentResource {
         fileOwner: REDIS_UID,
         writablePaths: [],
         defaultResources: { cpu: "100m", memory: "64Mi" },
+        ...(metricsPassword
+          ? {
+              sidecars: [
+                redisExporterSidecar("sentinel", REDIS_MONITOR_USER, metricsPassword, PORTS.sentinel),
+              ],
+              metricsPorts: [{ port: EXPORTER_PORT_NAMES.sentinel }],
+            }
+          : {}),
       },
       { parent: this },
     );
+    this.metricsJobs = metricsPassword
+      ? [
+          scrapeJob(name, "redis", redis, EXPORTER_PORT_NAMES.redis),
+          scrapeJob(name, "sentinel", sentinel, EXPORTER_PORT_NAMES.sentinel),
+        ]
+      : [];
+    this.alertPlan = {
+      component: name,
+      mode: r.mode,
+      replicas: r.replicas,
+      sentinels: r.sentinels,
+      failoverBudgetSeconds: sentinelBudgetSeconds(r.timings),
+    };
 
     const routerConfig = password.apply((p) =>
       renderRedisRouter(

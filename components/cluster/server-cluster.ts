@@ -1,3 +1,4 @@
+import type { ScrapeTarget } from "../monitoring/render/plan";
 import * as pulumi from "@pulumi/pulumi";
 import type { MemberAddress, Platform, ResourceSpec, WorkloadSpec } from "../platform/types";
 import { renderDemoApp } from "./render/demo-app";
@@ -202,6 +203,11 @@ export class ServerCluster extends pulumi.ComponentResource {
   public readonly replicas: pulumi.Output<number>;
   /** Changes when members are re-created; balancers that resolve names at start restart with it. */
   public readonly membersRevision: pulumi.Output<string>;
+  /**
+   * Each member's health URL as the platform's scraper reaches it (Docker; empty on Kubernetes,
+   * where the Deployment's readiness is watched instead): the backend probes of the monitoring.
+   */
+  public readonly healthTargets: readonly ScrapeTarget[];
 
   constructor(name: string, args: ServerClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("cluster", "ServerCluster", opts);
@@ -247,8 +253,17 @@ export class ServerCluster extends pulumi.ComponentResource {
       // The demo app writes only under /tmp; a user's image is not known.
       writablePaths: r.usesDemoApp ? [] : undefined,
       defaultResources: { cpu: "250m", memory: "256Mi" },
+      // The stack's own prober (a platform with a scraper tier: Docker) reads each server's health
+      // path: the backends behind nginx, which keeps no per-server state of its own.
+      ...(args.platform.scraperTier !== undefined
+        ? { metricsPorts: [{ port: "http", path: r.healthCheckPath }] }
+        : {}),
     };
     const workload = args.platform.deploy(`${name}-app`, spec, { parent: this });
+    this.healthTargets = (workload.metrics.http ?? []).map((t) => ({
+      instance: t.instance,
+      address: `http://${t.address}${t.path}`,
+    }));
 
     this.serviceHost = pulumi.output(workload.serviceHost);
     this.discoveryHost = pulumi.output(workload.discoveryHost);

@@ -1,3 +1,5 @@
+import { exportersOn, scrapeJob, type MetricsArgs } from "../monitoring/exporters";
+import type { ScrapeJob } from "../monitoring/render/plan";
 import * as pulumi from "@pulumi/pulumi";
 import { checkResources, invalidArg } from "../errors";
 import type { Platform, ResourceSpec } from "../platform/types";
@@ -37,7 +39,15 @@ export interface EtcdClusterArgs extends NamingArgs, DataArgs {
   readonly resources?: ResourceSpec;
   /** Serve clients over TLS and admit only those with a certificate signed by its CA. @default plain HTTP */
   readonly clientTls?: EtcdClientTls;
+  /**
+   * Metrics: etcd's own /metrics on a port of its own (plain HTTP, read-only, even with client
+   * TLS), open to the platform's scraper. @default on
+   */
+  readonly metrics?: MetricsArgs;
 }
+
+/** etcd's metrics listener (`--listen-metrics-urls`): /metrics and /health only. */
+export const ETCD_METRICS_PORT = 2381;
 
 /** The workload an EtcdCluster of this name deploys (its members are `<workload>-<i>`). */
 export function etcdWorkload(cluster: string): string {
@@ -102,6 +112,8 @@ export class EtcdCluster extends pulumi.ComponentResource {
   /** `http(s)://host:2379` of every member. */
   public readonly clientUrls: pulumi.Output<string[]>;
   public readonly members: pulumi.Output<number>;
+  /** The scrape job of its members' /metrics (none with `metrics.exporters: false`). */
+  public readonly metricsJobs: readonly ScrapeJob[];
 
   constructor(name: string, args: EtcdClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("coordination", "EtcdCluster", opts);
@@ -134,6 +146,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
       needs: "etcd needs to start",
     });
     const workload = etcdWorkload(name);
+    const metrics = exportersOn(args);
     const hosts = args.platform.memberHosts(workload, members);
     const peers = hosts.map((host, i) => ({ name: `${workload}-${i}`, host }));
     const tls = args.clientTls;
@@ -157,16 +170,21 @@ export class EtcdCluster extends pulumi.ComponentResource {
         replicas: members,
         image: ETCD_IMAGE,
         command: ["/usr/local/bin/etcd"],
-        env: etcdEnvironment(name, peers, tls ? ETCD_TLS_PATHS : undefined),
+        env: {
+          ...etcdEnvironment(name, peers, tls ? ETCD_TLS_PATHS : undefined),
+          ...(metrics ? { ETCD_LISTEN_METRICS_URLS: `http://0.0.0.0:${ETCD_METRICS_PORT}` } : {}),
+        },
         memberEnv: etcdMemberEnv(tls !== undefined),
         files: tls ? { [ETCD_TLS_PATHS.ca]: tls.ca, [ETCD_TLS_PATHS.cert]: tls.cert } : undefined,
         secretFiles: tls ? { [ETCD_TLS_PATHS.key]: pulumi.secret(tls.key) } : undefined,
-        ports: { client: CLIENT_PORT, peer: PEER_PORT },
+        ports: { client: CLIENT_PORT, peer: PEER_PORT, ...(metrics ? { metrics: ETCD_METRICS_PORT } : {}) },
+        ...(metrics ? { metricsPorts: [{ port: "metrics" }] } : {}),
         // `endpoint health` needs a quorum: a lone member 0 of three is never ready.
         healthCheck: { exec: health, startPeriodSeconds: 30 },
         startTogether: members > 1,
-        // Raft between members only: clients (and routers) get the client port alone.
-        peerPorts: ["peer"],
+        // Raft between members only: clients (and routers) get the client port alone (and the
+        // metrics port: the scraper's).
+        peerPorts: ["peer", ...(metrics ? ["metrics"] : [])],
         // The image has no user of its own. Kubernetes hands the volume to this one (fsGroup);
         // Docker has no fsGroup, and a fresh volume there is root's, so etcd stays root there.
         runAsUser: args.platform.kind === "kubernetes" ? ETCD_UID : undefined,
@@ -184,6 +202,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
       deployed.members.map((m) => `${tls ? "https" : "http"}://${m.host}:${CLIENT_PORT}`),
     );
     this.members = pulumi.output(members);
+    this.metricsJobs = metrics ? [scrapeJob(name, "etcd", deployed, "metrics")] : [];
     this.registerOutputs({
       clientEndpoints: this.clientEndpoints,
       clientUrls: this.clientUrls,

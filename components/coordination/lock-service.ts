@@ -1,3 +1,5 @@
+import type { MetricsArgs } from "../monitoring/exporters";
+import type { EtcdPlan, ScrapeJob } from "../monitoring/render/plan";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { invalidArg } from "../errors";
@@ -7,6 +9,8 @@ import { componentToken, physicalName, dataProtection, type DataArgs, type Namin
 
 export interface LockServiceArgs extends NamingArgs, DataArgs {
   readonly platform: Platform;
+  /** Metrics: etcd's own /metrics, open to the platform's scraper. @default on */
+  readonly metrics?: MetricsArgs;
   /** etcd members: 3 or 5 in production, 1 for development. @default 3 */
   readonly members?: number;
   /** The lease TTL apps are told to use: how long a crashed holder keeps the lock. @default 10 */
@@ -66,6 +70,11 @@ export class LockService extends pulumi.ComponentResource {
   /** The app's client key (PEM, secret). */
   public readonly clientKey: pulumi.Output<string>;
   public readonly ttlSeconds: pulumi.Output<number>;
+
+  /** The scrape job of its members' /metrics. */
+  public readonly metricsJobs: readonly ScrapeJob[];
+  /** What its alert rules follow (plain data). */
+  public readonly alertPlan: EtcdPlan;
 
   constructor(name: string, args: LockServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("coordination", "LockService", opts);
@@ -136,9 +145,12 @@ export class LockService extends pulumi.ComponentResource {
         protect: dataProtection(args, opts),
         resources: args.resources,
         clientTls: { ca: ca.certPem, cert: server.cert, key: server.key },
+        metrics: args.metrics,
       },
       opt,
     );
+    this.metricsJobs = etcd.metricsJobs;
+    this.alertPlan = { component: name, members };
     this.endpoints = etcd.clientUrls;
     this.caCert = ca.certPem;
     this.clientCert = client.cert;

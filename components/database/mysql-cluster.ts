@@ -1,3 +1,12 @@
+import {
+  EXPORTER_PORT_NAMES,
+  exporterSources,
+  exportersOn,
+  mysqldExporterSidecar,
+  scrapeJob,
+  type MetricsArgs,
+} from "../monitoring/exporters";
+import type { MysqlPlan, ScrapeJob } from "../monitoring/render/plan";
 import * as pulumi from "@pulumi/pulumi";
 import { deployRouter, generatedSecret } from "../shared";
 import type { MemberAddress, Platform, ResourceSpec } from "../platform/types";
@@ -53,6 +62,9 @@ export function galeraFailoverBudgetSeconds(
 
 const PORT = 3306;
 const ROUTER_PORTS = { rw: 3306, ro: 3307, stats: 8404 } as const;
+/** The exporter's user (PROCESS, REPLICATION CLIENT and, on MariaDB, SLAVE MONITOR). */
+export const MYSQL_MONITOR_USER = "metrics";
+
 const PATHS = {
   dataDir: "/var/lib/mysql",
   myCnf: "/etc/mysql/conf.d/ha-backend.cnf",
@@ -96,6 +108,8 @@ export interface MysqlClusterArgs extends NamingArgs, DataArgs {
   readonly allowFrom?: string[];
   /** Router replicas. @default 2 */
   readonly routerReplicas?: number;
+  /** Metrics: mysqld_exporter beside every member, as a least-privilege user. @default on */
+  readonly metrics?: MetricsArgs;
 }
 
 export interface ResolvedMysqlClusterArgs {
@@ -114,7 +128,7 @@ export interface ResolvedMysqlClusterArgs {
 
 /** The generated secrets of cluster `name`, as `credentialRotation` names them. */
 export function mysqlSecretNames(name: string): string[] {
-  return ["root", "app", "replication", "sst"].map((role) => `${name}-${role}-password`);
+  return ["root", "app", "replication", "sst", "metrics"].map((role) => `${name}-${role}-password`);
 }
 
 function fail(name: string, field: string, rule: string, value: unknown, fix: string): never {
@@ -263,6 +277,10 @@ export class MysqlCluster extends pulumi.ComponentResource {
    * Undefined in replication mode, whose failover is manual.
    */
   public readonly failoverBudgetSeconds: pulumi.Output<number> | undefined;
+  /** The scrape job of its exporters (none with `metrics.exporters: false`). */
+  public readonly metricsJobs: readonly ScrapeJob[];
+  /** What its alert rules follow (plain data). */
+  public readonly alertPlan: MysqlPlan;
 
   constructor(name: string, args: MysqlClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("database", "MysqlCluster", opts);
@@ -280,6 +298,8 @@ export class MysqlCluster extends pulumi.ComponentResource {
     const appPassword = password("app");
     const replPassword = password("replication");
     const sstPassword = password("sst");
+    // The exporter's user is created at bootstrap, like the others.
+    const metricsPassword = exportersOn(args) ? password("metrics") : undefined;
 
     const dbName = `${name}-db`;
     const tier = `${name}-db`;
@@ -302,8 +322,8 @@ export class MysqlCluster extends pulumi.ComponentResource {
     const hosts = args.platform.memberHosts(dbName, r.members);
     const spec = renderSpec(hosts);
     const creds: pulumi.Output<MysqlCredentials> = pulumi
-      .all([rootPassword, appPassword, replPassword, sstPassword])
-      .apply(([root, app, repl, sst]) => ({
+      .all([rootPassword, appPassword, replPassword, sstPassword, metricsPassword ?? ""])
+      .apply(([root, app, repl, sst, metrics]) => ({
         rootPassword: root,
         appUser: args.user,
         appPassword: app,
@@ -312,6 +332,14 @@ export class MysqlCluster extends pulumi.ComponentResource {
         replicationPassword: repl,
         sstUser: "sst",
         sstPassword: sst,
+        ...(metricsPassword
+          ? {
+              monitorUser: MYSQL_MONITOR_USER,
+              monitorPassword: metrics,
+              monitorHost:
+                exporterSources(args.platform) === "loopback" ? ("127.0.0.1" as const) : ("%" as const),
+            }
+          : {}),
       }));
     // The entrypoint reads the file (as the member's user: it runs as `mysql` from the start).
     const rootEnv = r.engine === "mariadb" ? "MARIADB_ROOT_PASSWORD_FILE" : "MYSQL_ROOT_PASSWORD_FILE";
@@ -368,9 +396,22 @@ export class MysqlCluster extends pulumi.ComponentResource {
           "/docker-entrypoint-initdb.d",
         ],
         defaultResources: { cpu: "500m", memory: "1Gi" },
+        ...(metricsPassword
+          ? {
+              sidecars: [mysqldExporterSidecar(MYSQL_MONITOR_USER, metricsPassword, PORT)],
+              metricsPorts: [{ port: EXPORTER_PORT_NAMES.mysqld }],
+            }
+          : {}),
       },
       { parent: this },
     );
+    this.metricsJobs = metricsPassword ? [scrapeJob(name, "mysqld", db, EXPORTER_PORT_NAMES.mysqld)] : [];
+    this.alertPlan = {
+      component: name,
+      members: r.members,
+      mode: r.mode,
+      failoverBudgetSeconds: r.mode === "galera" ? galeraFailoverBudgetSeconds(r.galera, ROUTER_CHECK) : 0,
+    };
 
     this.routerConfig = pulumi.output(
       renderDbRouter({

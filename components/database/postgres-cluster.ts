@@ -1,3 +1,12 @@
+import {
+  EXPORTER_PORT_NAMES,
+  exporterSources,
+  exportersOn,
+  postgresExporterSidecar,
+  scrapeJob,
+  type MetricsArgs,
+} from "../monitoring/exporters";
+import type { EtcdPlan, PostgresPlan, ScrapeJob } from "../monitoring/render/plan";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -59,6 +68,8 @@ const PORTS = { postgresql: 5432, patroni: 8008 } as const;
 const ROUTER_PORTS = { rw: 5432, ro: 5433, stats: 8404 } as const;
 /** The REST API user for changes (Patroni's own default name). */
 const PATRONI_RESTAPI_USER = "patroni";
+/** The exporter's role (pg_monitor). */
+export const PG_MONITOR_USER = "metrics";
 /** The official image's unprivileged `postgres` user. */
 const POSTGRES_UID = 999;
 const PATHS = {
@@ -87,6 +98,8 @@ const RESERVED_USERS = ["postgres", "replicator", "rewind_user"];
 
 export interface PostgresClusterArgs extends NamingArgs, DataArgs {
   readonly platform: Platform;
+  /** Exporters: Patroni's /metrics and postgres_exporter beside every member. @default on */
+  readonly metrics?: MetricsArgs;
   /** PostgreSQL servers: one leader, the rest streaming replicas. @default 3 */
   readonly members?: number;
   /** Patroni's leader lease and loop. @default {@link PATRONI_FAST_TIMINGS} (ttl 10, loop_wait 2, retry_timeout 3) */
@@ -153,7 +166,7 @@ export interface ResolvedPostgresClusterArgs {
 /** The generated secrets of cluster `name`, as `credentialRotation` names them. */
 export function postgresSecretNames(name: string): string[] {
   return [
-    ...["superuser", "replication", "rewind", "app"].map((role) => `${name}-${role}-password`),
+    ...["superuser", "replication", "rewind", "app", "metrics"].map((role) => `${name}-${role}-password`),
     `${name}-restapi-password`,
   ];
 }
@@ -354,6 +367,10 @@ export class PostgresCluster extends pulumi.ComponentResource {
    * synchronous mode, …) to the args, once it succeeded.
    */
   public readonly settingsApplied: pulumi.Output<string>;
+  /** The scrape jobs of its exporters and its DCS (none with `metrics.exporters: false`). */
+  public readonly metricsJobs: readonly ScrapeJob[];
+  /** What its alert rules follow (plain data): the cluster's, and its own etcd's on Docker. */
+  public readonly alertPlan: { readonly postgres: PostgresPlan; readonly etcd?: EtcdPlan };
 
   constructor(name: string, args: PostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("database", "PostgresCluster", opts);
@@ -376,6 +393,8 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const restApiPassword = generatedSecret(this, `${name}-restapi-password`, {
       rotation: args.credentialRotation?.[`${name}-restapi-password`],
     });
+    // The exporter's pg_monitor role is created at bootstrap, like the app's.
+    const metricsPassword = exportersOn(args) ? password("metrics") : undefined;
 
     const workload = `${name}-pg`;
     const routerTier = `${name}-router`;
@@ -383,6 +402,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const settingsTier = `${workload}-admin`;
     const store = args.platform.stateStore(workload);
     let dcs: PatroniRenderSpec["dcs"];
+    let etcd: EtcdCluster | undefined;
     if (r.dcs === "platform" && store !== undefined) {
       dcs = {
         kind: "kubernetes",
@@ -391,9 +411,15 @@ export class PostgresCluster extends pulumi.ComponentResource {
         scopeLabel: store.nameLabel,
       };
     } else {
-      new EtcdCluster(
+      etcd = new EtcdCluster(
         name,
-        { platform: args.platform, members: r.etcdMembers, allowFrom: [workload], protect },
+        {
+          platform: args.platform,
+          members: r.etcdMembers,
+          allowFrom: [workload],
+          protect,
+          metrics: args.metrics,
+        },
         { parent: this },
       );
       dcs = { kind: "etcd3", hosts: etcdClientHosts(args.platform, name, r.etcdMembers) };
@@ -419,6 +445,15 @@ export class PostgresCluster extends pulumi.ComponentResource {
       appDatabase: args.database,
       maxConnections: r.maxConnections,
       sharedBuffers: r.sharedBuffers,
+      ...(metricsPassword
+        ? {
+            monitorUser: PG_MONITOR_USER,
+            monitorFrom:
+              exporterSources(args.platform) === "loopback"
+                ? ["127.0.0.1/32"]
+                : (args.platform.memberNetworks ?? ["samenet"]),
+          }
+        : {}),
     };
     const patroniYml = pulumi
       .all([superuserPassword, replicationPassword, rewindPassword, restApiPassword])
@@ -444,7 +479,11 @@ export class PostgresCluster extends pulumi.ComponentResource {
         memberEnv: patroniMemberEnv(PORTS.postgresql, PORTS.patroni),
         secretFiles: {
           [PATHS.patroniYml]: pulumi.secret(patroniYml),
-          [PATHS.postBootstrap]: pulumi.secret(appPassword.apply((p) => renderPostBootstrap(spec, p))),
+          [PATHS.postBootstrap]: pulumi.secret(
+            pulumi
+              .all([appPassword, metricsPassword ?? ""])
+              .apply(([p, m]) => renderPostBootstrap(spec, p, metricsPassword ? m : undefined)),
+          ),
         },
         ports: { ...PORTS },
         healthCheck: {
@@ -474,9 +513,34 @@ export class PostgresCluster extends pulumi.ComponentResource {
         writablePaths: ["/var/run/postgresql"],
         defaultResources: { cpu: "500m", memory: "1Gi" },
         apiAccess: dcs.kind === "kubernetes" ? PATRONI_API_RULES : undefined,
+        // Patroni's REST API has /metrics of its own; postgres_exporter reads the server.
+        ...(metricsPassword
+          ? {
+              sidecars: [postgresExporterSidecar(PG_MONITOR_USER, metricsPassword, PORTS.postgresql)],
+              metricsPorts: [{ port: "patroni" }, { port: EXPORTER_PORT_NAMES.postgres }],
+            }
+          : {}),
       },
       { parent: this },
     );
+    this.alertPlan = {
+      postgres: {
+        component: name,
+        members: r.members,
+        synchronousMode: r.synchronousMode,
+        loopWaitSeconds: r.timings.loopWait,
+        maximumLagOnFailoverBytes: r.maximumLagOnFailover,
+        failoverBudgetSeconds: failoverBudgetSeconds(r.timings, PG_ROUTER_CHECK),
+      },
+      ...(etcd ? { etcd: { component: name, members: r.etcdMembers } } : {}),
+    };
+    this.metricsJobs = metricsPassword
+      ? [
+          scrapeJob(name, "patroni", db, "patroni"),
+          scrapeJob(name, "postgres", db, EXPORTER_PORT_NAMES.postgres),
+          ...(etcd?.metricsJobs ?? []),
+        ]
+      : [];
 
     // Patroni reads bootstrap.dcs only when the cluster is first created: every later change of
     // the dynamic settings reaches the running cluster through this task (PATCH /config), named

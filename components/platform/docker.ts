@@ -8,6 +8,7 @@ import {
   filesDigest,
   healthWaitSeconds,
   resolveHealthCheck,
+  sidecarValues,
   sortedEntries,
   statefulMemberNames,
   validateTaskSpec,
@@ -18,6 +19,7 @@ import type {
   MemberAddress,
   Platform,
   PlatformStateStore,
+  SidecarSpec,
   TaskSpec,
   Workload,
   WorkloadSpec,
@@ -43,6 +45,11 @@ export interface DockerPlatformArgs {
    * @default "127.0.0.1"
    */
   readonly bindAddress?: string;
+  /**
+   * The tier of the Prometheus that scrapes the stack (`monitoring`): every workload with metrics
+   * ports admits it, so its container joins their networks. Unset: no scraper is admitted.
+   */
+  readonly scraperTier?: string;
 }
 
 /**
@@ -76,9 +83,12 @@ export function dockerPublicHost(host: string | undefined): string {
 export class DockerPlatform extends pulumi.ComponentResource implements Platform {
   public readonly kind = "docker" as const;
   public readonly canBuildImages = true;
+  /** A sidecar is a container of its own on the member's networks. */
+  public readonly sidecarsShareLoopback = false;
   private readonly prefix: string;
   private readonly publicHost: string;
   private readonly bindAddress: string;
+  public readonly scraperTier: string | undefined;
   /**
    * The engine every container, network, volume and image goes to: the platform's own provider
    * (its `provider` option), passed explicitly because workloads are parented under the
@@ -120,6 +130,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     this.prefix = args.prefix;
     this.publicHost = args.publicHost ?? "localhost";
     this.bindAddress = bindAddress;
+    this.scraperTier = args.scraperTier;
     this.provider = this.getProvider("docker:index/container:Container");
     this.registerOutputs({});
   }
@@ -245,6 +256,18 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     return img;
   }
 
+  /** Docker has no Prometheus Operator: the stack's own Prometheus (monitoring.enabled) reads a file. */
+  monitors(name: string): pulumi.Resource[] {
+    return invalidArg(
+      "DockerPlatform",
+      name,
+      "monitors",
+      "be declared only on a platform with the Prometheus Operator",
+      "docker",
+      "Run the stack's own Prometheus (Monitoring with a Docker stack) instead.",
+    );
+  }
+
   /** Docker has no API for members to keep shared state in: stateful tiers bring their own store. */
   stateStore(): PlatformStateStore | undefined {
     return undefined;
@@ -313,7 +336,10 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
           "Check platform.stateStore() first and use an EtcdCluster where it returns undefined.",
       );
     }
-    const allowFrom = [...new Set(spec.allowFrom ?? [])].sort();
+    const scraped = (spec.metricsPorts ?? []).length > 0 && this.scraperTier !== undefined;
+    const allowFrom = [
+      ...new Set([...(spec.allowFrom ?? []), ...(scraped ? [this.scraperTier as string] : [])]),
+    ].sort();
     this.checkTiers("Workload", name, spec.tier, allowFrom);
     for (const client of allowFrom) {
       const earlier = this.deployedTiers.get(client);
@@ -338,10 +364,24 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       if (!known) this.clientNetworks.set(client, [...(this.clientNetworks.get(client) ?? []), net]);
       return net;
     });
+    // Sidecars (exporters) meet their member on one network: the scraper's, where one is admitted,
+    // else one of their own; never the client tiers' networks.
+    const hasSidecars = (spec.sidecars ?? []).length > 0;
+    const sidecarNetworks = !hasSidecars
+      ? []
+      : scraped
+        ? serverSide.filter((net) => net === this.networks.get(`${spec.tier}-from-${this.scraperTier}`))
+        : [
+            this.network(`${spec.tier}-metrics`, {
+              "ha-backend.tier": spec.tier,
+              "ha-backend.metrics": "true",
+            }),
+          ];
     const networks = this.byName([
       ...serverSide,
       ...this.clientSide(name, spec.tier, serverSide.length === 0 && !published),
       ...(published ? [this.network("public", { "ha-backend.tier": "public" })] : []),
+      ...(hasSidecars && !scraped ? sidecarNetworks : []),
     ]);
 
     const files = pulumi.output(spec.files ?? {});
@@ -350,6 +390,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
 
     const members: MemberAddress[] = [];
     const containers: docker.Container[] = [];
+    const sidecars: docker.Container[] = [];
     const names = statefulMemberNames(name, spec.replicas);
     const hosts = this.memberHosts(name, spec.replicas);
     for (let i = 0; i < spec.replicas; i++) {
@@ -410,7 +451,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
               ? (spec.publicPorts ?? []).map((p) => ({
                   internal: spec.ports[p.target],
                   external: p.port,
-                  ip: this.bindAddress,
+                  ip: p.local ? "127.0.0.1" : this.bindAddress,
                 }))
               : [],
           // `pulumi up` returns once every member is healthy, and fails if one never gets there.
@@ -445,6 +486,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         },
       );
       containers.push(container);
+      for (const sc of spec.sidecars ?? []) {
+        sidecars.push(this.sidecar(member, host, sc, sidecarNetworks, spec.tier, name, parent));
+      }
     }
 
     return {
@@ -456,9 +500,83 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       publicAddresses: Object.fromEntries(
         (spec.publicPorts ?? []).map((p) => [p.target, pulumi.output(`${this.publicHost}:${p.port}`)]),
       ),
-      resources: containers,
+      resources: [...containers, ...sidecars],
+      // The members' own containers: a balancer restarts with them, not with an exporter.
       membersRevision: pulumi.all(containers.map((c) => c.id)).apply((ids) => ids.join(",")),
+      metrics: Object.fromEntries(
+        (spec.metricsPorts ?? []).map((m) => {
+          const owner = (spec.sidecars ?? []).find((sc) => m.port in sc.ports);
+          const port = owner ? owner.ports[m.port] : spec.ports[m.port];
+          return [
+            m.port,
+            members.map((mb) => ({
+              instance: mb.name,
+              address: `${owner ? `${mb.host}-${owner.name}` : mb.host}:${port}`,
+              path: m.path ?? "/metrics",
+            })),
+          ];
+        }),
+      ),
     };
+  }
+
+  /**
+   * A member's sidecar: a container of its own, `<member>-<name>` (a container sharing the
+   * member's network namespace loses it when the member restarts), on `networks` (the scraper's,
+   * or the workload's metrics network), reaching the member there by its host name (`{self}`).
+   */
+  private sidecar(
+    member: string,
+    host: string,
+    sc: SidecarSpec,
+    networks: readonly docker.Network[],
+    tier: string,
+    workload: string,
+    parent: pulumi.Resource,
+  ): docker.Container {
+    const sidecarName = `${member}-${sc.name}`;
+    return new docker.Container(
+      sidecarName,
+      {
+        name: `${this.prefix}-${sidecarName}`,
+        hostname: sidecarName,
+        image: this.image(sc.image, undefined, sidecarName),
+        command: sc.args ? sidecarValues([...sc.args], host) : undefined,
+        envs: sortedEntries(sidecarValues(sc.env ?? {}, host)).map(([k, v]) => `${k}=${v}`),
+        user: String(sc.runAsUser),
+        restart: "unless-stopped",
+        mustRun: true,
+        networksAdvanced: networks.map((net) => ({ name: net.name, aliases: [sidecarName] })),
+        uploads: dockerUploads(
+          undefined,
+          Object.fromEntries(
+            Object.entries(sc.secretFiles ?? {}).map(([p, c]) => [
+              p,
+              pulumi.output(c).apply((t) => sidecarValues(t, host)),
+            ]),
+          ),
+          sc.runAsUser,
+        ),
+        memory: sc.resources && pulumi.output(sc.resources.memory).apply(dockerMemoryMb),
+        cpus: sc.resources && pulumi.output(sc.resources.cpu).apply((q) => String(cpuCores(q))),
+        // Not `ha-backend.workload`: what reads that label (a task, `docker ps --filter`) means
+        // the members themselves.
+        labels: [
+          { label: "ha-backend.sidecar", value: sc.name },
+          { label: "ha-backend.sidecar-of", value: member },
+          { label: "ha-backend.stack", value: this.prefix },
+          { label: "ha-backend.tier", value: tier },
+          { label: "ha-backend.workload-of", value: workload },
+        ],
+      },
+      {
+        parent,
+        provider: this.provider,
+        protect: false,
+        deleteBeforeReplace: true,
+        dependsOn: [...networks],
+      },
+    );
   }
 }
 

@@ -9,6 +9,7 @@ import {
   fileKey,
   healthWaitSeconds,
   resolveHealthCheck,
+  sidecarValues,
   sortedEntries,
   statefulMemberNames,
   validateTaskSpec,
@@ -18,8 +19,10 @@ import type {
   HealthCheck,
   ImageBuild,
   MemberAddress,
+  MonitorsSpec,
   Platform,
   PlatformStateStore,
+  SidecarSpec,
   TaskSpec,
   Workload,
   WorkloadSpec,
@@ -69,7 +72,24 @@ export interface KubernetesPlatformArgs {
    * rule of workloads that use the API. @default anywhere (0.0.0.0/0), on ports 443 and 6443
    */
   readonly apiServerCidrs?: readonly string[];
+  /**
+   * The Prometheus that scrapes the stack (the Prometheus Operator's, typically): its namespace
+   * and pod labels. Every workload's NetworkPolicy admits these pods to its metrics ports, and
+   * nothing else. Unset: no scraper is admitted (the metrics ports stay closed).
+   */
+  readonly scraper?: ScraperSelector;
 }
+
+/** Where the scraping Prometheus runs on a cluster. */
+export interface ScraperSelector {
+  /** e.g. `monitoring` */
+  readonly namespace: string;
+  /** e.g. `{ "app.kubernetes.io/name": "prometheus" }` */
+  readonly podLabels: Readonly<Record<string, string>>;
+}
+
+/** CPU and memory of an exporter sidecar that sets none: exporters are small. */
+export const SIDECAR_DEFAULT_RESOURCES = { cpu: "50m", memory: "64Mi" } as const;
 
 export const PUBLIC_SERVICE_TYPES = ["LoadBalancer", "NodePort", "ClusterIP"] as const;
 export type PublicServiceType = (typeof PUBLIC_SERVICE_TYPES)[number];
@@ -165,6 +185,8 @@ export function validateKubernetesPlatformArgs(name: string, args: KubernetesPla
  */
 export class KubernetesPlatform extends pulumi.ComponentResource implements Platform {
   public readonly kind = "kubernetes" as const;
+  /** Sidecars run in the member's pod. */
+  public readonly sidecarsShareLoopback = true;
   public readonly canBuildImages: boolean;
   public readonly memberNetworks: readonly string[];
   /** The namespace name, as an output so every object waits for the namespace to exist. */
@@ -232,6 +254,61 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       ).result,
     );
     this.registerOutputs({ namespace: this.namespace });
+  }
+
+  /**
+   * The Prometheus Operator's objects: a PodMonitor per job (pods of the job's workload, its named
+   * port, relabelled so `job`, `ha_component` and `instance` (the pod's name) are the labels the
+   * rules and dashboards use on every platform) and one PrometheusRule with every rule group.
+   */
+  monitors(name: string, spec: MonitorsSpec, opts?: pulumi.ComponentResourceOptions): pulumi.Resource[] {
+    const parent = opts?.parent ?? this;
+    const labels = { [PART_OF]: "ha-backend", "app.kubernetes.io/managed-by": "pulumi", ...spec.labels };
+    const interval = `${spec.scrapeIntervalSeconds}s`;
+    const monitors = [...spec.jobs]
+      .sort((a, b) => compareStrings(a.job, b.job))
+      .map(
+        (j) =>
+          new k8s.apiextensions.CustomResource(
+            `${j.job}-podmonitor`,
+            {
+              apiVersion: "monitoring.coreos.com/v1",
+              kind: "PodMonitor",
+              metadata: { name: j.job, namespace: this.namespace, labels },
+              spec: {
+                selector: { matchLabels: { [NAME]: j.workload, [PART_OF]: "ha-backend" } },
+                podMetricsEndpoints: [
+                  {
+                    port: j.port,
+                    path: j.path,
+                    interval,
+                    relabelings: [
+                      { action: "replace", targetLabel: "job", replacement: j.job },
+                      { action: "replace", targetLabel: "ha_component", replacement: j.component },
+                      {
+                        action: "replace",
+                        sourceLabels: ["__meta_kubernetes_pod_name"],
+                        targetLabel: "instance",
+                      },
+                    ],
+                  },
+                ],
+              },
+            },
+            this.childOpts(parent),
+          ),
+      );
+    const rule = new k8s.apiextensions.CustomResource(
+      `${name}-rules`,
+      {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "PrometheusRule",
+        metadata: { name: `${name}-rules`, namespace: this.namespace, labels },
+        spec: { groups: spec.ruleGroups },
+      },
+      this.childOpts(parent),
+    );
+    return [...monitors, rule];
   }
 
   /**
@@ -530,7 +607,14 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           );
     const secret = this.envSecret(name, spec.secretEnv, meta("-env"), parent);
 
-    const fileSecret = this.fileSecret(name, spec.secretFiles, meta("-secret-files"), parent);
+    // The sidecars' credential files live in the workload's Secret too; each container mounts its own.
+    const allSecretFiles: Record<string, pulumi.Input<string>> = { ...spec.secretFiles };
+    for (const sc of spec.sidecars ?? []) {
+      for (const [path, content] of Object.entries(sc.secretFiles ?? {})) {
+        allSecretFiles[path] = pulumi.output(content).apply((t) => sidecarValues(t, "127.0.0.1"));
+      }
+    }
+    const fileSecret = this.fileSecret(name, allSecretFiles, meta("-secret-files"), parent);
 
     const memberVar = "HA_BACKEND_MEMBER";
     const env: Inputs.EnvVar[] = [
@@ -615,7 +699,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const podSpec: Inputs.PodSpec = {
       serviceAccountName: access.length > 0 ? name : undefined,
       automountServiceAccountToken: access.length > 0,
-      containers: [container],
+      containers: [container, ...(spec.sidecars ?? []).map(sidecarContainer)],
       volumes,
       securityContext: {
         seccompProfile: { type: "RuntimeDefault" },
@@ -670,12 +754,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     // Everything a pod reads at start: a change to any of them changes the pod template, which
     // rolls the pods (subPath mounts and env never refresh in a running pod).
     const digest = pulumi
-      .all([
-        this.digestKey,
-        files,
-        pulumi.output(spec.secretFiles ?? {}),
-        pulumi.output(spec.secretEnv ?? {}),
-      ])
+      .all([this.digestKey, files, pulumi.output(allSecretFiles), pulumi.output(spec.secretEnv ?? {})])
       .apply(([key, f, sf, se]) => configDigest(key, { files: f, secretFiles: sf, secretEnv: se }));
     const template = {
       metadata: {
@@ -802,6 +881,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         spec: networkPolicySpec(spec, selector, {
           serviceType: this.args.serviceType ?? "LoadBalancer",
           apiServerCidrs: this.args.apiServerCidrs ?? ["0.0.0.0/0"],
+          scraper: this.args.scraper,
         }),
       },
       this.childOpts(parent),
@@ -860,8 +940,54 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       resources: [owner],
       // Kubernetes members are found by Service/DNS at run time; nothing to restart a balancer for.
       membersRevision: pulumi.output(""),
+      // The scraper discovers the pods (PodMonitor): no static targets.
+      metrics: {},
     };
   }
+}
+
+/**
+ * An exporter beside the member in its pod: it reaches the member over the pod's loopback
+ * (`{self}`), reads only its own credential files, and runs under the restricted profile with a
+ * read-only root and memory request = limit.
+ */
+function sidecarContainer(sc: SidecarSpec): Inputs.Container {
+  const resources = sc.resources ?? SIDECAR_DEFAULT_RESOURCES;
+  return {
+    name: sc.name,
+    image: sc.image,
+    args: sc.args ? sidecarValues([...sc.args], "127.0.0.1") : undefined,
+    ports: sortedEntries(sc.ports).map(([portName, port]) => ({
+      name: portName,
+      containerPort: port,
+      protocol: "TCP",
+    })),
+    env: sortedEntries(sidecarValues(sc.env ?? {}, "127.0.0.1")).map(([k, v]) => ({ name: k, value: v })),
+    volumeMounts: secretFileMounts(sc.secretFiles),
+    resources: {
+      requests: { cpu: resources.cpu, memory: resources.memory },
+      limits: { memory: resources.memory },
+    },
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      runAsNonRoot: true,
+      runAsUser: sc.runAsUser,
+      runAsGroup: sc.runAsUser,
+      readOnlyRootFilesystem: true,
+    },
+  };
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The port numbers of a workload's metrics ports (its own or its sidecars'), sorted. */
+function metricsPortNumbers(spec: WorkloadSpec): number[] {
+  const all: Record<string, number> = { ...spec.ports };
+  for (const sc of spec.sidecars ?? []) Object.assign(all, sc.ports);
+  return [...new Set((spec.metricsPorts ?? []).map((m) => all[m.port]))].sort((a, b) => a - b);
 }
 
 /**
@@ -921,7 +1047,11 @@ function probe(
 export function networkPolicySpec(
   spec: WorkloadSpec,
   selector: Record<string, string>,
-  edge: { readonly serviceType: PublicServiceType; readonly apiServerCidrs: readonly string[] },
+  edge: {
+    readonly serviceType: PublicServiceType;
+    readonly apiServerCidrs: readonly string[];
+    readonly scraper?: ScraperSelector;
+  },
 ): k8s.types.input.networking.v1.NetworkPolicySpec {
   const peerOnly = new Set(spec.peerPorts ?? []);
   const clientPorts = sortedEntries(spec.ports)
@@ -944,6 +1074,19 @@ export function networkPolicySpec(
         edge.serviceType === "ClusterIP" ? { namespaceSelector: {} } : { ipBlock: { cidr: "0.0.0.0/0" } },
       ],
       ports: (spec.publicPorts ?? []).map((p) => ({ port: spec.ports[p.target], protocol: "TCP" })),
+    });
+  }
+  const metricsPorts = metricsPortNumbers(spec);
+  if (edge.scraper !== undefined && metricsPorts.length > 0) {
+    ingress.push({
+      // The scraper, and only on the metrics ports.
+      from: [
+        {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": edge.scraper.namespace } },
+          podSelector: { matchLabels: { ...edge.scraper.podLabels } },
+        },
+      ],
+      ports: metricsPorts.map((port) => ({ port, protocol: "TCP" })),
     });
   }
   const egress: k8s.types.input.networking.v1.NetworkPolicyEgressRule[] = [

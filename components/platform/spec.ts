@@ -338,7 +338,94 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): Workload
       );
     }
   }
+  validateSidecars(name, spec);
   return image === spec.image ? spec : { ...spec, image };
+}
+
+/**
+ * Sidecars: DNS-label names, pinned images, ports named uniquely across the pod (a scraper finds a
+ * port by its name), an unprivileged user; metrics ports that name a port of the pod.
+ */
+function validateSidecars(name: string, spec: WorkloadSpec): void {
+  const podPorts = new Set(Object.keys(spec.ports));
+  const names = new Set<string>();
+  for (const [i, sc] of (spec.sidecars ?? []).entries()) {
+    const at = `sidecars[${i}]`;
+    if (!DNS_LABEL.test(sc.name) || sc.name.length > 15 || names.has(sc.name)) {
+      fail(
+        name,
+        `${at}.name`,
+        "be a unique DNS label of at most 15 characters",
+        sc.name,
+        "Name it e.g. metrics.",
+      );
+    }
+    names.add(sc.name);
+    if (sc.image.trim() === "" || !sc.image.includes(":") || sc.image.endsWith(":latest")) {
+      fail(
+        name,
+        `${at}.image`,
+        "be pinned by a tag other than latest (name:tag)",
+        sc.image,
+        "Give the exporter image with its version tag.",
+      );
+    }
+    if (!Number.isInteger(sc.runAsUser) || sc.runAsUser < 1) {
+      fail(
+        name,
+        `${at}.runAsUser`,
+        "be a numeric user id other than root",
+        sc.runAsUser,
+        "Use the image's own unprivileged uid, e.g. 65534.",
+      );
+    }
+    for (const [portName, port] of Object.entries(sc.ports)) {
+      if (!PORT_NAME.test(portName) || podPorts.has(portName)) {
+        fail(
+          name,
+          `${at}.ports.${portName}`,
+          "have a name of at most 15 characters not used by another port of the pod",
+          portName,
+          "Rename the port, e.g. pg-metrics.",
+        );
+      }
+      if (!isPort(port))
+        fail(
+          name,
+          `${at}.ports.${portName}`,
+          "be a whole number from 1 to 65535",
+          port,
+          "Use a valid TCP port.",
+        );
+      podPorts.add(portName);
+    }
+    validateFiles("Workload", name, { secretFiles: sc.secretFiles });
+  }
+  for (const m of spec.metricsPorts ?? []) {
+    if (!podPorts.has(m.port)) {
+      fail(
+        name,
+        "metricsPorts",
+        "name a port of the workload or of its sidecars",
+        m.port,
+        `Use one of ${[...podPorts].sort().join(", ")}.`,
+      );
+    }
+    if (m.path !== undefined && !/^\/[A-Za-z0-9/_.-]*$/.test(m.path)) {
+      fail(name, "metricsPorts.path", "be an absolute URL path", m.path, "Use e.g. /metrics.");
+    }
+  }
+}
+
+/** `{self}` filled in: the member's address as its sidecars reach it. */
+export function sidecarValues<T extends string | readonly string[] | Readonly<Record<string, string>>>(
+  v: T,
+  self: string,
+): T {
+  const fill = (x: string) => x.split("{self}").join(self);
+  if (typeof v === "string") return fill(v) as T;
+  if (Array.isArray(v)) return v.map(fill) as unknown as T;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x as string)])) as T;
 }
 
 /**

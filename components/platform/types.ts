@@ -106,6 +106,72 @@ export interface WorkloadSpec {
    * (Kubernetes); Docker leaves such members unlimited.
    */
   readonly defaultResources?: ResourceSpec;
+  /**
+   * Containers beside each member, for a metrics exporter (see {@link SidecarSpec}): Kubernetes
+   * runs them in the member's pod, Docker as containers of their own on the member's networks.
+   */
+  readonly sidecars?: readonly SidecarSpec[];
+  /**
+   * The named ports (of the member or of a sidecar) that serve Prometheus metrics, and their
+   * paths. The platform admits its scraper to them (Kubernetes: a NetworkPolicy rule from the
+   * scraper's pods to these ports only; Docker: the scraper's tier joins the workload's
+   * networks) and reports their addresses in {@link Workload.metrics}.
+   */
+  readonly metricsPorts?: readonly MetricsPortSpec[];
+}
+
+/** What {@link Platform.monitors} declares. */
+export interface MonitorsSpec {
+  /** One per job: the workload whose pods serve it, the named port and path, and its labels. */
+  readonly jobs: readonly {
+    readonly job: string;
+    readonly component: string;
+    readonly workload: string;
+    readonly port: string;
+    readonly path: string;
+  }[];
+  /** Rule groups in Prometheus's rule-file shape. */
+  readonly ruleGroups: readonly unknown[];
+  readonly scrapeIntervalSeconds: number;
+  /** Labels the operator's Prometheus selects monitors and rules by (e.g. `release: prometheus`). */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** A port that serves Prometheus metrics. */
+export interface MetricsPortSpec {
+  /** A named port of the workload or of one of its sidecars. */
+  readonly port: string;
+  /** @default "/metrics" */
+  readonly path?: string;
+}
+
+/**
+ * A container beside each member: a metrics exporter, run from its project's own image. On
+ * Kubernetes it shares the member's pod (and so its network namespace: `{self}` is 127.0.0.1); on
+ * Docker it is a container of its own, `<member>-<name>` (`{self}` is the member's host name), on
+ * one network with the member: the scraper's (`<tier>-from-<scraper tier>`) where the platform
+ * admits one, else `<tier>-metrics`; never on the client tiers' networks.
+ */
+export interface SidecarSpec {
+  /** Names the container (`metrics`): a DNS label. */
+  readonly name: string;
+  /** Container image, pinned by tag. */
+  readonly image: string;
+  /** Arguments to the image's entrypoint; `{self}` is the member's address as the sidecar reaches it. */
+  readonly args?: readonly string[];
+  /** Plain environment, never credentials (use `secretFiles`); `{self}` as in `args`. */
+  readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Credential files by absolute path (`{self}` as in `args`): Docker uploads them 0400;
+   * Kubernetes mounts a Secret.
+   */
+  readonly secretFiles?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Named ports the sidecar listens on (`{ metrics: 9187 }`); names unique across the pod. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** Numeric user id to run as (exporters run unprivileged). */
+  readonly runAsUser: number;
+  /** CPU and memory of the sidecar. @default 50m and 64Mi on Kubernetes; unlimited on Docker */
+  readonly resources?: ResourceSpec;
 }
 
 /**
@@ -243,6 +309,11 @@ export interface PublicPort {
   readonly target: string;
   /** Port clients connect to (Docker host port, Kubernetes Service port). */
   readonly port: number;
+  /**
+   * Docker: published on 127.0.0.1 whatever the platform's `bindAddress` (an operator's UI that
+   * must not reach the network). @default false
+   */
+  readonly local?: boolean;
 }
 
 /** One member's stable address. */
@@ -283,6 +354,14 @@ export interface Workload {
    * member names once at start renders it into its config, so it restarts with the members.
    */
   readonly membersRevision: pulumi.Output<string>;
+  /**
+   * Each metrics port's scrape targets, by port name: one per member, named after it, at the
+   * address a scraper on the platform reads it from (Docker: the member's or its sidecar's host
+   * name). Empty on Kubernetes, where the scraper discovers pods (PodMonitor).
+   */
+  readonly metrics: Readonly<
+    Record<string, readonly { readonly instance: string; readonly address: string; readonly path: string }[]>
+  >;
 }
 
 /**
@@ -302,6 +381,12 @@ export interface Platform {
    */
   runTask(name: string, spec: TaskSpec, opts?: pulumi.ComponentResourceOptions): pulumi.Output<string>;
   /**
+   * The objects that tell the platform's own Prometheus what to scrape and which rules to
+   * evaluate (Kubernetes with the Prometheus Operator: a PodMonitor per job and a
+   * PrometheusRule). A platform without such an operator refuses.
+   */
+  monitors(name: string, spec: MonitorsSpec, opts?: pulumi.ComponentResourceOptions): pulumi.Resource[];
+  /**
    * The host names `deploy` will give the members of a stateful workload of this name, known
    * before it exists (a database's config names its peers).
    */
@@ -312,6 +397,17 @@ export interface Platform {
    * tiers it admits (one network per service and client tier): "the same network" says it exactly.
    */
   readonly memberNetworks?: readonly string[];
+  /**
+   * The scraper's tier on this platform, when one is admitted to metrics ports (Docker: the tier
+   * of the Prometheus container, `monitoring`); undefined where the scraper is found otherwise
+   * (Kubernetes: by namespace and pod labels) or where there is none.
+   */
+  readonly scraperTier?: string;
+  /**
+   * Whether a member's sidecars share its loopback (Kubernetes: one pod, one network namespace),
+   * so a server may admit its exporter from 127.0.0.1 only; else they reach it over its networks.
+   */
+  readonly sidecarsShareLoopback: boolean;
   /** Whether `deploy` can build images (`WorkloadSpec.build`); Kubernetes needs a registry. */
   readonly canBuildImages: boolean;
   /**

@@ -3,7 +3,7 @@ import { Memcached, type MemcachedArgs } from "../../components/cache/memcached"
 import { RedisCache, type RedisCacheArgs } from "../../components/cache/redis-cache";
 import { LockService, type LockServiceArgs } from "../../components/coordination/lock-service";
 import { dataProtected, DEFAULT_CACHE_ENGINE, DEFAULT_REDIS_MODE } from "../config";
-import { rotationTokens, type TopologyContext, type TopologyOutputs } from "./web-tier";
+import { metricsArgs, rotationTokens, type TopologyContext, type TopologyOutputs } from "./web-tier";
 
 /** What a backing service hands the app tier, and what the stack exports about it. */
 export interface AppService {
@@ -45,6 +45,7 @@ export function redisArgs(ctx: TopologyContext): RedisCacheArgs {
     protect: dataProtected(ctx.config),
     credentialRotation: rotationTokens(ctx.config),
     resources: cache.resources,
+    metrics: metricsArgs(ctx),
   };
 }
 
@@ -56,6 +57,7 @@ export function memcachedArgs(ctx: TopologyContext): MemcachedArgs {
     memoryMb: cache.memcached?.memoryMb,
     maxConnections: cache.memcached?.maxConnections,
     resources: cache.resources,
+    metrics: metricsArgs(ctx),
   };
 }
 
@@ -66,6 +68,7 @@ export function lockArgs(ctx: TopologyContext): LockServiceArgs {
     members: locks.members ?? (platform === "kubernetes" ? 3 : 1),
     ttlSeconds: locks.ttlSeconds,
     protect: dataProtected(ctx.config),
+    metrics: metricsArgs(ctx),
   };
 }
 
@@ -75,6 +78,8 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
   switch (engine) {
     case "redis": {
       const redis = new RedisCache(name, redisArgs(ctx), { parent: ctx.parent });
+      ctx.collector.add(redis);
+      ctx.collector.redis = redis.alertPlan;
       return {
         ...redis.appEnv(),
         outputs: {
@@ -88,6 +93,8 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
     }
     case "memcached": {
       const pool = new Memcached(name, memcachedArgs(ctx), { parent: ctx.parent });
+      ctx.collector.add(pool);
+      ctx.collector.memcached = { component: name, members: memcachedArgs(ctx).members ?? 3 };
       return {
         env: pool.appEnv(),
         credentials: {},
@@ -107,5 +114,7 @@ export function cacheService(ctx: TopologyContext, name: string): AppService {
 export function lockService(ctx: TopologyContext, name: string): AppService {
   if (!locksEnabled(ctx.config)) return NONE;
   const service = new LockService(name, lockArgs(ctx), { parent: ctx.parent });
+  ctx.collector.add(service);
+  ctx.collector.etcd.push(service.alertPlan);
   return { ...service.appEnv(), outputs: { lockEndpoints: service.endpoints } };
 }

@@ -11,6 +11,7 @@ import { MysqlCluster, type MysqlClusterArgs } from "../../components/database/m
 import { PostgresCluster, type PostgresClusterArgs } from "../../components/database/postgres-cluster";
 import { ShardedMysql, ShardedPostgres, type ShardMap } from "../../components/database/sharding";
 import type { Platform } from "../../components/platform/types";
+import type { MonitoringCollector } from "./monitoring";
 import {
   dataProtected,
   databaseMembers,
@@ -34,6 +35,13 @@ export interface TopologyContext {
     readonly certificate: pulumi.Input<string>;
     readonly privateKey: pulumi.Input<string>;
   };
+  /** Collects the components' scrape jobs and alert settings for the stack's monitoring. */
+  readonly collector: MonitoringCollector;
+}
+
+/** The components' metrics args: exporters as monitoring.exporters says. */
+export function metricsArgs(ctx: Pick<TopologyContext, "config">): { exporters: boolean } {
+  return { exporters: ctx.config.monitoring.exporters };
 }
 
 /** Stack outputs a topology exports (names are nouns; secrets stay secret). */
@@ -74,7 +82,21 @@ export function mysqlArgs(ctx: TopologyContext, database: string, user: string):
     credentialRotation: rotationTokens(ctx.config),
     resources: d.resources,
     routerReplicas: d.routerReplicas,
+    metrics: metricsArgs(ctx),
   };
+}
+
+/** Reports a MySQL-family cluster's jobs and alert settings to the stack's monitoring. */
+function collectMysql(ctx: TopologyContext, db: MysqlCluster): void {
+  ctx.collector.add(db);
+  ctx.collector.mysql.push(db.alertPlan);
+}
+
+/** Reports a PostgreSQL cluster's jobs and alert settings to the stack's monitoring. */
+function collectPostgres(ctx: TopologyContext, db: PostgresCluster): void {
+  ctx.collector.add(db);
+  ctx.collector.postgres.push(db.alertPlan.postgres);
+  if (db.alertPlan.etcd !== undefined) ctx.collector.etcd.push(db.alertPlan.etcd);
 }
 
 /** The settings every cluster of the stack shares, for PostgreSQL (Patroni). */
@@ -100,6 +122,7 @@ export function postgresArgs(ctx: TopologyContext, database: string, user: strin
     sharedBuffers: pg.sharedBuffers,
     maxConnections: pg.maxConnections,
     routerReplicas: d.routerReplicas,
+    metrics: metricsArgs(ctx),
   };
 }
 
@@ -118,9 +141,11 @@ export function databases(
     const args = postgresArgs(ctx, database, user);
     if (shards === undefined) {
       const db = new PostgresCluster(name, args, { parent: ctx.parent });
+      collectPostgres(ctx, db);
       return { clusters: [db], failoverBudgetSeconds: db.failoverBudgetSeconds };
     }
     const sharded = new ShardedPostgres(name, { ...args, shards }, { parent: ctx.parent });
+    for (const shard of sharded.shards) collectPostgres(ctx, shard);
     return {
       clusters: sharded.shards,
       shardMap: sharded.shardMap,
@@ -130,9 +155,11 @@ export function databases(
   const args = mysqlArgs(ctx, database, user);
   if (shards === undefined) {
     const db = new MysqlCluster(name, args, { parent: ctx.parent });
+    collectMysql(ctx, db);
     return { clusters: [db], failoverBudgetSeconds: db.failoverBudgetSeconds };
   }
   const sharded = new ShardedMysql(name, { ...args, shards }, { parent: ctx.parent });
+  for (const shard of sharded.shards) collectMysql(ctx, shard);
   return {
     clusters: sharded.shards,
     shardMap: sharded.shardMap,
@@ -271,6 +298,7 @@ export function balancerArgs(
     health: balancer.health,
     retries: balancer.retries,
     resources: balancer.resources,
+    metrics: metricsArgs(ctx),
   };
 }
 
@@ -294,6 +322,7 @@ export function webTier(
   const args = appArgs(ctx, env, { ...credentials, SESSION_SECRET: sessionKey });
   const primary = new ServerCluster(name, { ...args, replicas: app.replicas }, { parent: ctx.parent });
   const backends: LoadBalancerBackend[] = [{ group: primary, weights: balancer.weights }];
+  const health = [...primary.healthTargets];
   if (balancer.backups > 0) {
     const standby = new ServerCluster(
       `${name}-standby`,
@@ -301,10 +330,24 @@ export function webTier(
       { parent: ctx.parent },
     );
     backends.push({ group: standby, backup: true });
+    health.push(...standby.healthTargets);
   }
   const lb = new LoadBalancer(`${name}-lb`, balancerArgs(ctx, backends, tlsMaterial(ctx, name)), {
     parent: ctx.parent,
   });
+  ctx.collector.add(lb);
+  ctx.collector.web = {
+    balancer: {
+      component: `${name}-lb`,
+      engine: balancer.engine ?? "nginx",
+      backends: app.replicas,
+      backups: balancer.backups,
+      tls: balancer.tls !== "off",
+    },
+    app: { component: name, replicas: app.replicas, deployment: `${name}-app` },
+    edge: lb.probeUrls,
+    backends: health,
+  };
   return {
     url: hostsSecret(ctx) ? pulumi.secret(lb.url) : lb.url,
     // Only with TLS on: an undefined stack output is dropped with a warning.

@@ -6,12 +6,30 @@ import type { BalancerBackend } from "../../components/balancer/render/spec";
 import { failoverBudgetSeconds, PATRONI_FAST_TIMINGS } from "../../components/database/render/patroni";
 import { renderPostgresExporter } from "../../components/monitoring/render/exporters";
 import { jobName, type MonitoringPlan } from "../../components/monitoring/render/plan";
+import { dashboardMetrics, renderDashboard } from "../../components/monitoring/render/dashboards";
 import { renderAlertRules } from "../../components/monitoring/render/rules";
-import { BACKEND_START, BALANCER_START, balancerCommand, FAST_CHECKS, loopbackSpec, markedDownWithin } from "../support/balancer";
-import { binary, httpGet, KILL_MS, ProcessGroup, SLOW_MACHINE_FACTOR, tempDir, waitFor } from "../support/daemons";
+import {
+  BACKEND_START,
+  BALANCER_START,
+  balancerCommand,
+  FAST_CHECKS,
+  loopbackSpec,
+  markedDownWithin,
+} from "../support/balancer";
+import {
+  binary,
+  httpGet,
+  KILL_MS,
+  ProcessGroup,
+  SLOW_MACHINE_FACTOR,
+  tempDir,
+  waitFor,
+} from "../support/daemons";
 import { CLUSTER_START_TIMEOUT_MS, LivePatroniCluster, ROUTER_CHECK, START_CAP_MS } from "../support/patroni";
 import {
   alerts,
+  firing,
+  missingSeries,
   query,
   queryRange,
   ruleMetrics,
@@ -116,57 +134,66 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
   let prom: LivePrometheus;
 
   /** Polls Prometheus until `alertname` fires with `labels`; returns when (epoch ms). */
-  async function firing(alertname: string, labels: Record<string, string>, withinMs: number, because: string): Promise<number> {
-    await waitFor(
-      `${alertname} firing`,
-      async () =>
-        (await alerts(prom)).some(
-          (a) =>
-            a.state === "firing" &&
-            a.labels.alertname === alertname &&
-            Object.entries(labels).every(([k, v]) => a.labels[k] === v),
-        ),
-      { withinMs, intervalMs: 250, because },
-    );
-    return Date.now();
+  async function firingAt(
+    alertname: string,
+    labels: Record<string, string>,
+    withinMs: number,
+    because: string,
+  ): Promise<number> {
+    return (await firing(prom, alertname, labels, { withinMs, because })).firedAt;
   }
 
-  beforeAll(async () => {
-    await cluster.start();
-    // The exporters beside each member, as the platform runs them (password from a file).
-    const passFile = join(dir, "monitor-password");
-    writeFileSync(passFile, MONITOR.password);
-    chmodSync(passFile, 0o600);
-    for (const m of cluster.members) {
-      const e = renderPostgresExporter({
-        pgHost: m.host,
-        pgPort: 5432,
-        user: MONITOR.user,
-        passwordFile: passFile,
-        listenAddress: m.host,
-      });
-      procs.start("env", [...Object.entries(e.env).map(([k, v]) => `${k}=${v}`), binary("prometheus-postgres-exporter"), ...e.args]);
-    }
-    mkdirSync(lbDir, { recursive: true });
-    for (const a of apps) {
-      backends.set(a.name, procs.start(process.execPath, [BACKEND, a.name, a.host, String(a.port), join(dir, "posts.log")]));
-      await waitFor(a.name, async () => (await httpGet(a.host, a.port, "/healthz")).status === 200, BACKEND_START);
-    }
-    procs.start(...balancerCommand("haproxy", lbSpec, lbDir, binary("haproxy")));
-    await waitFor("haproxy stats", async () => (await httpGet(LB_HOST, lbSpec.statsPort, "/lb-health")).status === 200, BALANCER_START);
-    const promDir = join(dir, "prometheus");
-    mkdirSync(promDir, { recursive: true });
-    prom = startPrometheus(procs, promDir, plan, PROM_HOST, PROM_PORT);
-    await waitFor("prometheus ready", async () => (await httpGet(PROM_HOST, PROM_PORT, "/-/ready")).status === 200, {
-      withinMs: START_CAP_MS,
-      because: "Prometheus's start (TSDB, rule files): no timer governs it; a cap for a loaded machine",
-    });
-  }, CLUSTER_START_TIMEOUT_MS + 3 * START_CAP_MS);
+  beforeAll(
+    async () => {
+      await cluster.start();
+      // The exporters beside each member, as the platform runs them (password from a file).
+      const passFile = join(dir, "monitor-password");
+      writeFileSync(passFile, MONITOR.password);
+      chmodSync(passFile, 0o600);
+      for (const m of cluster.members) {
+        const e = renderPostgresExporter({
+          pgHost: m.host,
+          pgPort: 5432,
+          user: MONITOR.user,
+          passwordFile: passFile,
+          listenAddress: m.host,
+        });
+        procs.start("env", [
+          ...Object.entries(e.env).map(([k, v]) => `${k}=${v}`),
+          binary("prometheus-postgres-exporter"),
+          ...e.args,
+        ]);
+      }
+      mkdirSync(lbDir, { recursive: true });
+      for (const a of apps) {
+        backends.set(
+          a.name,
+          procs.start(process.execPath, [BACKEND, a.name, a.host, String(a.port), join(dir, "posts.log")]),
+        );
+        await waitFor(
+          a.name,
+          async () => (await httpGet(a.host, a.port, "/healthz")).status === 200,
+          BACKEND_START,
+        );
+      }
+      procs.start(...balancerCommand("haproxy", lbSpec, lbDir, binary("haproxy")));
+      await waitFor(
+        "haproxy stats",
+        async () => (await httpGet(LB_HOST, lbSpec.statsPort, "/lb-health")).status === 200,
+        BALANCER_START,
+      );
+      prom = await startPrometheus(procs, dir, plan, PROM_HOST, PROM_PORT, START_CAP_MS);
+    },
+    CLUSTER_START_TIMEOUT_MS + 3 * START_CAP_MS,
+  );
 
-  afterAll(async () => {
-    await procs.stopAll(join(dir, "logs"));
-    await cluster.stop();
-  }, 3 * KILL_MS + 30_000);
+  afterAll(
+    async () => {
+      await procs.stopAll(join(dir, "logs"));
+      await cluster.stop();
+    },
+    3 * KILL_MS + 30_000,
+  );
 
   it("every scrape target is up", async () => {
     const expected = plan.jobs.reduce((n, j) => n + j.targets.length, 0);
@@ -189,16 +216,22 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
   it("every metric a generated rule reads exists in the scraped data, for the job it selects", async () => {
     const wanted = ruleMetrics(plan, groups);
     expect(wanted.length).toBeGreaterThan(10);
-    const missing: string[] = [];
-    for (const w of wanted) {
-      const r = await query(prom, `count(${w.metric}{job="${w.job}"})`);
-      if (r.length === 0) missing.push(`${w.metric}{job="${w.job}"} (${w.alert})`);
-    }
+    const missing = await missingSeries(prom, wanted, (w) => w.alert);
     console.log(`monitoring: ${wanted.length - missing.length} of ${wanted.length} rule metrics scraped`);
     expect(missing).toEqual([]);
     // The exporter logged in as the pg_monitor role: replication statistics are visible to it.
     const pgUp = await query(prom, `pg_up{job="orders-postgres"}`);
     expect(pgUp.map((s) => s.value)).toEqual([1, 1, 1]);
+  }, 60_000);
+
+  it("every metric a dashboard panel reads exists in the scraped data, for the job it selects", async () => {
+    const wanted = dashboardMetrics(plan, renderDashboard(plan)).filter((w) => w.job !== "");
+    expect(wanted.length).toBeGreaterThan(10);
+    const missing = await missingSeries(prom, wanted, (w) => w.panel);
+    console.log(
+      `monitoring: ${wanted.length - missing.length} of ${wanted.length} dashboard metrics scraped`,
+    );
+    expect(missing).toEqual([]);
   }, 60_000);
 
   it("a healthy stack fires no alert", async () => {
@@ -215,13 +248,13 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
     await rw.end();
     // The alerts are watched while the load runs, so the times are the alerts', not the load's.
     const bound = SLOW_MACHINE_FACTOR * (BUDGET_S * 1000 + PIPELINE_MS);
-    const changed = firing(
+    const changed = firingAt(
       "PostgresLeaderChanged",
       { ha_component: "orders" },
       LOAD_MARGIN_MS + bound,
       `the kill after ${LOAD_MARGIN_MS} ms of load, then a new leader within the failover budget (${BUDGET_S} s), its timeline scraped and the rule evaluated (${PIPELINE_MS} ms); ${SLOW_MACHINE_FACTOR}x that`,
     );
-    const targetDown = firing(
+    const targetDown = firingAt(
       "ScrapeTargetDown",
       { instance: leader.name, job: "orders-patroni" },
       LOAD_MARGIN_MS + SLOW_MACHINE_FACTOR * (3 * SCRAPE_S * 1000 + PIPELINE_MS),
@@ -231,7 +264,9 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
     const [firedAt, downAt] = await Promise.all([changed, targetDown]);
     expect(run.killedAt).toBeGreaterThan(0);
     expect(run.resumedAt).toBeGreaterThan(0);
-    const activeAt = (await alerts(prom)).find((a) => a.labels.alertname === "PostgresLeaderChanged")?.activeAt;
+    const activeAt = (await alerts(prom)).find(
+      (a) => a.labels.alertname === "PostgresLeaderChanged",
+    )?.activeAt;
     console.log(
       `monitoring: leader ${leader.name} killed; writes resumed after ${run.resumedAt - run.killedAt} ms; ` +
         `PostgresLeaderChanged firing ${firedAt - run.killedAt} ms after the kill (Prometheus's activeAt: ` +
@@ -268,10 +303,14 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
       }),
     );
     const png = CHART_OUT ?? join(dir, "failover-throughput.png");
-    const plot = spawnSync("/usr/bin/python3", [join(__dirname, "..", "..", "scripts", "plot-failover.py"), data, png], {
-      encoding: "utf8",
-      timeout: 60_000,
-    });
+    const plot = spawnSync(
+      "/usr/bin/python3",
+      [join(__dirname, "..", "..", "scripts", "plot-failover.py"), data, png],
+      {
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
     expect(plot.stderr).toBe("");
     expect(plot.status).toBe(0);
     expect(existsSync(png)).toBe(true);
@@ -286,13 +325,15 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
     const down = markedDownWithin("haproxy", lbSpec);
     const rule = groups.flatMap((g) => g.rules).find((r) => r.alert === "BalancerBackendDown")!;
     const forMs = Number(rule.for.replace("s", "")) * 1000;
-    const firedAt = await firing(
+    const firedAt = await firingAt(
       "BalancerBackendDown",
       { server: killed.name },
       down.withinMs + SLOW_MACHINE_FACTOR * (forMs + PIPELINE_MS),
       `${down.because}; then the rule's for: ${forMs} ms and a scrape and evaluation (${PIPELINE_MS} ms), ${SLOW_MACHINE_FACTOR}x`,
     );
-    console.log(`monitoring: app server ${killed.name} killed; BalancerBackendDown firing (as polled) ${firedAt - killedAt} ms after (for: ${rule.for})`);
+    console.log(
+      `monitoring: app server ${killed.name} killed; BalancerBackendDown firing (as polled) ${firedAt - killedAt} ms after (for: ${rule.for})`,
+    );
     // The other server stays up: no "no backend" alert.
     const active = await alerts(prom);
     expect(active.filter((a) => a.labels.alertname === "BalancerNoBackendUp")).toEqual([]);

@@ -66,7 +66,7 @@ describe("alert rules (promtool)", () => {
     // THEN promtool reports the firing case that no longer fires
     const r = check(binary("promtool"), ["test", "rules", tests]);
     expect(r.code).not.toBe(0);
-    expect(r.output).toContain("catalog PostgresReplicationLagHigh fires");
+    expect(r.output).toContain("catalog.postgres PostgresReplicationLagHigh fires");
   });
 
   it("thresholds follow the stack's settings", () => {

@@ -3,9 +3,11 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from "node:path";
 import {
   GALERA_DEFAULT_TIMINGS,
+  MONITOR_MAX_CONNECTIONS,
   renderInitSql,
   renderMyCnf,
   renderReplicaSql,
+  renderSecretCnf,
   renderStartScript,
   RECOVERED_POSITION_NOTE,
   RECOVERY_FAILED_NOTE,
@@ -179,6 +181,88 @@ describe("bootstrap SQL", () => {
     expect(sql).toContain("CREATE USER IF NOT EXISTS 'haproxy_check'@'%';");
     expect(renderInitSql(galera, creds)).toContain("SET SESSION wsrep_on = OFF;\n");
     expect(renderInitSql(mysql84, creds)).toContain("IDENTIFIED WITH caching_sha2_password BY 'p''w';");
+  });
+
+  it("creates no monitor user unless one is given", () => {
+    for (const spec of [replication, galera, mysql84]) {
+      expect(renderInitSql(spec, creds)).not.toContain("'127.0.0.1'");
+      expect(renderInitSql(spec, creds)).not.toContain("MAX_USER_CONNECTIONS");
+    }
+  });
+
+  it("creates the monitor user for loopback only, with read-only privileges and 3 connections", () => {
+    const monitored: MysqlCredentials = { ...creds, monitorUser: "metrics", monitorPassword: "m.pw-1" };
+    const maria = renderInitSql(replication, monitored).split("\n");
+    // GIVEN MariaDB: SLAVE MONITOR too, which 10.11 wants for SHOW SLAVE STATUS
+    expect(maria).toContain(
+      "CREATE USER IF NOT EXISTS 'metrics'@'127.0.0.1' IDENTIFIED BY 'm.pw-1' WITH MAX_USER_CONNECTIONS 3;",
+    );
+    expect(maria).toContain(
+      "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'metrics'@'127.0.0.1';",
+    );
+    // Created with the binary log off, before FLUSH PRIVILEGES, like every other user.
+    expect(maria.indexOf("SET SESSION sql_log_bin = 0;")).toBeLessThan(
+      maria.findIndex((l) => l.includes("'metrics'")),
+    );
+    expect(maria.findIndex((l) => l.includes("'metrics'"))).toBeLessThan(maria.indexOf("FLUSH PRIVILEGES;"));
+    // The account exists for 127.0.0.1 only: never '%' or a name.
+    expect(
+      maria.filter((l) => l.includes("'metrics'@")).every((l) => l.includes("'metrics'@'127.0.0.1'")),
+    ).toBe(true);
+    expect(MONITOR_MAX_CONNECTIONS).toBe(3);
+    // Galera: the same user, created on the bootstrap node (state transfer copies it).
+    expect(renderInitSql(galera, monitored)).toContain(
+      "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'metrics'@'127.0.0.1';\n",
+    );
+    // MySQL 8.4: caching_sha2_password; SHOW REPLICA STATUS needs only REPLICATION CLIENT.
+    const my = renderInitSql(mysql84, monitored);
+    expect(my).toContain(
+      "CREATE USER IF NOT EXISTS 'metrics'@'127.0.0.1' IDENTIFIED WITH caching_sha2_password BY 'm.pw-1' WITH MAX_USER_CONNECTIONS 3;\n",
+    );
+    expect(my).toContain("GRANT PROCESS, REPLICATION CLIENT ON *.* TO 'metrics'@'127.0.0.1';\n");
+    expect(my).not.toContain("SLAVE MONITOR");
+    // Never a write, DDL or admin privilege, and no SELECT (it would read the app's data).
+    expect(maria.filter((l) => l.includes("'metrics'")).join("\n")).not.toMatch(
+      /ALL|SELECT|INSERT|UPDATE|DELETE|CREATE[^ ]|DROP|ALTER|SUPER|RELOAD|SHUTDOWN|GRANT OPTION/,
+    );
+    // Docker: the exporter is a container of its own, at an address not known in advance.
+    expect(renderInitSql(replication, { ...monitored, monitorHost: "%" })).toContain(
+      "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'metrics'@'%';\n",
+    );
+  });
+
+  it.each<[string, Partial<MysqlCredentials>, string]>([
+    [
+      "a user without a password",
+      { monitorUser: "metrics" },
+      "renderInitSql: monitorPassword must be given together with monitorUser, but undefined was provided.",
+    ],
+    [
+      "a password without a user",
+      { monitorPassword: "m.pw-1" },
+      "renderInitSql: monitorUser must be given together with monitorPassword, but undefined was provided.",
+    ],
+    [
+      "a user name with a quote",
+      { monitorUser: "m'x", monitorPassword: "m.pw-1" },
+      `renderInitSql: monitorUser must be an identifier: a lowercase letter or _, then lowercase letters, digits and _ (at most 32 characters), e.g. shop, but "m'x" (character "'" at index 1) was provided.`,
+    ],
+    [
+      "the app user's name (its loopback logins would become the monitor's)",
+      { monitorUser: "shop", monitorPassword: "m.pw-1" },
+      'renderInitSql: monitorUser must not be one of the keywords root, mysql, haproxy_check, shop, replicator, sst, but "shop" was provided.',
+    ],
+    [
+      "a password the exporter's [client] file cannot hold",
+      { monitorUser: "metrics", monitorPassword: "a b#c" },
+      "renderInitSql: monitorPassword must be letters, digits, ., _, ~, +, = and - (1 to 256 characters), but a secret of 5 characters (not shown) was provided.",
+    ],
+  ])("refuses %s", (_, patch, message) => {
+    expect(() => renderInitSql(replication, { ...creds, ...patch })).toThrow(message);
+    // Every renderer that takes the credentials checks them.
+    expect(() => renderSecretCnf(galera, { ...creds, ...patch })).toThrow(
+      message.replace("renderInitSql", "renderSecretCnf"),
+    );
   });
 
   it("attaches replicas by GTID in each dialect", () => {

@@ -286,9 +286,12 @@ export async function waitFor(
   );
 }
 
-/** A throwaway self-signed certificate (EC P-256) at `<dir>/server.pem` and its key at `server.pem.key`. */
-export function selfSignedCert(dir: string, commonName = "localhost"): string {
-  const cert = join(dir, "server.pem");
+/**
+ * A throwaway self-signed certificate (EC P-256) at `<dir>/<file>` and its key at `<file>.key`,
+ * valid for `days` (an edge whose certificate expires within the alert's 14 days would fire it).
+ */
+export function selfSignedCert(dir: string, commonName = "localhost", days = 1, file = "server.pem"): string {
+  const cert = join(dir, file);
   const r = spawnSync(
     "openssl",
     [
@@ -300,7 +303,7 @@ export function selfSignedCert(dir: string, commonName = "localhost"): string {
       "ec_paramgen_curve:P-256",
       "-nodes",
       "-days",
-      "1",
+      String(days),
       "-subj",
       `/CN=${commonName}`,
       "-addext",

@@ -3,13 +3,13 @@
  * prometheus.yml and rule file, and asked over its HTTP API (targets, instant and range queries,
  * alerts). Also: which metrics each generated rule reads, for the "every metric exists" check.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import type { MonitoringPlan } from "../../components/monitoring/render/plan";
 import { renderPrometheusConfig } from "../../components/monitoring/render/prometheus";
 import { renderRuleFile, UP_METRIC, type RuleGroup } from "../../components/monitoring/render/rules";
-import { binary, httpGet, type ProcessGroup } from "./daemons";
+import { binary, httpGet, waitFor, type ProcessGroup, type WaitBound } from "./daemons";
 
 export interface LivePrometheus {
   readonly host: string;
@@ -17,8 +17,20 @@ export interface LivePrometheus {
   readonly process: ChildProcess;
 }
 
-/** Writes the plan's prometheus.yml and rules into `dir` and starts Prometheus on them. */
-export function startPrometheus(procs: ProcessGroup, dir: string, plan: MonitoringPlan, host: string, port: number): LivePrometheus {
+/**
+ * Writes the plan's prometheus.yml and rules into `<parent>/prometheus` and starts Prometheus on
+ * them; resolves once it is ready (bounded by `startCapMs`: no timer governs its start).
+ */
+export async function startPrometheus(
+  procs: ProcessGroup,
+  parent: string,
+  plan: MonitoringPlan,
+  host: string,
+  port: number,
+  startCapMs: number,
+): Promise<LivePrometheus> {
+  const dir = join(parent, "prometheus");
+  mkdirSync(dir, { recursive: true });
   const rules = join(dir, "rules.yml");
   writeFileSync(rules, renderRuleFile(plan));
   const config = join(dir, "prometheus.yml");
@@ -37,6 +49,10 @@ export function startPrometheus(procs: ProcessGroup, dir: string, plan: Monitori
     `--web.listen-address=${host}:${port}`,
     "--storage.tsdb.retention.time=1h",
   ]);
+  await waitFor("prometheus ready", async () => (await httpGet(host, port, "/-/ready")).status === 200, {
+    withinMs: startCapMs,
+    because: "Prometheus's start (TSDB, rule files): no timer governs it; a cap for a loaded machine",
+  });
   return { host, port, process };
 }
 
@@ -111,11 +127,16 @@ export async function alerts(p: LivePrometheus): Promise<ActiveAlert[]> {
  * plan whose kind reports that `<x>_up` for the `__name__` regex of ExporterCannotReachService;
  * `up` and the Kubernetes-only series excepted): what the live test expects to find scraped.
  */
-export function ruleMetrics(plan: MonitoringPlan, groups: readonly RuleGroup[]): { metric: string; job: string; alert: string }[] {
+export function ruleMetrics(
+  plan: MonitoringPlan,
+  groups: readonly RuleGroup[],
+): { metric: string; job: string; alert: string }[] {
   const out = new Map<string, { metric: string; job: string; alert: string }>();
-  const add = (metric: string, job: string, alert: string) => out.set(`${metric} ${job}`, { metric, job, alert });
+  const add = (metric: string, job: string, alert: string) =>
+    out.set(`${metric} ${job}`, { metric, job, alert });
   for (const rule of groups.flatMap((g) => g.rules)) {
-    for (const m of rule.expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="([^"]+)"/g)) add(m[1], m[2], rule.alert);
+    for (const m of rule.expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="([^"]+)"/g))
+      add(m[1], m[2], rule.alert);
     const byName = /\{__name__=~"([^"]+)",job=~"([^"]+)"\}/.exec(rule.expr);
     if (byName) {
       for (const j of plan.jobs) {
@@ -124,6 +145,47 @@ export function ruleMetrics(plan: MonitoringPlan, groups: readonly RuleGroup[]):
       }
     }
   }
-  return [...out.values()].filter((x) => x.metric !== "up").sort((a, b) => `${a.metric} ${a.job}`.localeCompare(`${b.metric} ${b.job}`));
+  return [...out.values()]
+    .filter((x) => x.metric !== "up")
+    .sort((a, b) => `${a.metric} ${a.job}`.localeCompare(`${b.metric} ${b.job}`));
 }
 
+/** The `metric{job="…"}` pairs of `wanted` that have no series in Prometheus now, each with `why`. */
+export async function missingSeries<W extends { readonly metric: string; readonly job: string }>(
+  p: LivePrometheus,
+  wanted: readonly W[],
+  why: (w: W) => string,
+): Promise<string[]> {
+  const missing: string[] = [];
+  for (const w of wanted) {
+    if ((await query(p, `count(${w.metric}{job="${w.job}"})`)).length === 0) {
+      missing.push(`${w.metric}{job="${w.job}"} (${why(w)})`);
+    }
+  }
+  return missing;
+}
+
+/**
+ * Polls Prometheus until `alertname` fires with `labels` (bounded); returns when it was seen
+ * firing (epoch ms) and Prometheus's `activeAt` (when its condition first held).
+ */
+export async function firing(
+  p: LivePrometheus,
+  alertname: string,
+  labels: Record<string, string>,
+  bound: WaitBound,
+): Promise<{ firedAt: number; activeAt: number }> {
+  const matches = async () =>
+    (await alerts(p)).find(
+      (a) =>
+        a.state === "firing" &&
+        a.labels.alertname === alertname &&
+        Object.entries(labels).every(([k, v]) => a.labels[k] === v),
+    );
+  await waitFor(`${alertname} firing`, async () => (await matches()) !== undefined, {
+    intervalMs: 250,
+    ...bound,
+  });
+  const firedAt = Date.now();
+  return { firedAt, activeAt: Date.parse((await matches())?.activeAt ?? "") };
+}

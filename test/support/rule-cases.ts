@@ -40,9 +40,9 @@ interface Ctx {
   readonly evalSeconds: number;
 }
 
-/** The alert's component, as the rule's group names it. */
+/** The alert's component, as the rule's labels name it. */
 function component(c: Ctx): string {
-  return c.group.name;
+  return c.rule.labels.ha_component ?? c.plan.name;
 }
 
 function target(c: Ctx, kind: ExporterKind, member = 0): Record<string, string> {

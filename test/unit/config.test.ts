@@ -51,6 +51,17 @@ describe("parseStackConfig", () => {
       // Engines per topology are filled in where they are used (DEFAULT_CACHE_ENGINE, locks per topology).
       cache: {},
       locks: {},
+      // Exporters on; the stack's own Prometheus (Docker) and the operator's objects off.
+      monitoring: {
+        exporters: true,
+        enabled: false,
+        prometheusOperator: false,
+        scrapeIntervalSeconds: 15,
+        ports: { prometheus: 9090, alertmanager: 9093, grafana: 3000 },
+        scraper: { namespace: "monitoring", podLabels: { "app.kubernetes.io/name": "prometheus" } },
+        labels: {},
+        thresholds: {},
+      },
       secretKeys: [],
       warnings: [],
     });

@@ -154,6 +154,11 @@ const DAEMON_UID: readonly [RegExp, number][] = [
   [/(^|[/:-])haproxy:/, 99],
   // The etcd image has no user of its own: on Docker it runs as root (see EtcdCluster).
   [/\/etcd:/, 0],
+  // The exporters' own images run as nobody, redis_exporter's as its own user.
+  [/(postgres|mysqld|memcached|nginx-prometheus|blackbox)-exporter:/, 65534],
+  [/redis_exporter:/, 59000],
+  [/prom\/(prometheus|alertmanager):/, 65534],
+  [/grafana\/grafana:/, 472],
 ];
 
 describe.each(stackNames())("%s", (stack) => {

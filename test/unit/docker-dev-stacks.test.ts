@@ -76,7 +76,11 @@ const label = (r: RecordedResource, key: string) =>
 
 /** The workload or task a container runs for (its labels say which). */
 const unitOf = (r: RecordedResource) =>
-  label(r, "ha-backend.workload") ?? label(r, "ha-backend.task") ?? `(unlabelled ${r.name})`;
+  label(r, "ha-backend.workload") ??
+  // A member's sidecar (an exporter) belongs to its workload: the same networks.
+  label(r, "ha-backend.workload-of") ??
+  label(r, "ha-backend.task") ??
+  `(unlabelled ${r.name})`;
 
 const networksOf = (r: RecordedResource) =>
   ((plain(r).networksAdvanced ?? []) as { name: string }[]).map((n) => n.name).sort();
@@ -157,11 +161,14 @@ describe.each(variants)("Docker stack %s", (_label, stack, edit) => {
           want: want(container),
         }))
         .filter((r) => JSON.stringify(r.got) !== JSON.stringify(r.want));
+    // A sidecar reads its own files as its own user, not the member's.
+    const owner = (c: RecordedResource) =>
+      label(c, "ha-backend.sidecar") !== undefined ? String(plain(c).user) : owners.get(unitOf(c));
     expect(
       wrong(secret, (c) => ({
         permissions: "0400",
-        owner: owners.get(unitOf(c)),
-        group: owners.get(unitOf(c)),
+        owner: owner(c),
+        group: owner(c),
       })),
     ).toEqual([]);
     const config = uploads.filter(({ upload }) => !isWrappedSecret(upload.content));
@@ -180,11 +187,27 @@ describe.each(variants)("Docker stack %s", (_label, stack, edit) => {
 
   it("puts every member of a workload on the same networks, never on none (Docker's default bridge)", () => {
     const byUnit = new Map<string, Set<string>>();
-    for (const c of containers) {
+    for (const c of containers.filter((x) => label(x, "ha-backend.sidecar") === undefined)) {
       byUnit.set(unitOf(c), (byUnit.get(unitOf(c)) ?? new Set()).add(networksOf(c).join(",")));
     }
     const odd = [...byUnit].filter(([, lists]) => lists.size !== 1 || lists.has(""));
     expect(odd.map(([u, lists]) => [u, [...lists]])).toEqual([]);
+  });
+
+  it("puts each exporter on one network, shared only with its workload's members", () => {
+    const sidecars = containers.filter((x) => label(x, "ha-backend.sidecar") !== undefined);
+    // Every stack runs exporters by default: the check below is never vacuous.
+    expect(sidecars.length).toBeGreaterThan(0);
+    const odd = sidecars.flatMap((sc) => {
+      const nets = networksOf(sc);
+      const others = containers.filter(
+        (c) => c !== sc && unitOf(c) !== unitOf(sc) && networksOf(c).some((n) => nets.includes(n)),
+      );
+      return nets.length === 1 && nets[0].endsWith("-metrics") && others.length === 0
+        ? []
+        : [`${sc.name} on ${nets.join(",")} with ${others.map((c) => c.name).join(",")}`];
+    });
+    expect(odd).toEqual([]);
   });
 
   it("lets two workloads share a network exactly where allowFrom lets one reach the other", () => {

@@ -226,6 +226,8 @@ describe("a config change rolls exactly the pods that read it", () => {
 });
 
 const DNS = ["kube-dns:53", "kube-dns:53/UDP"];
+/** A Galera node's SQL, state-transfer and group ports, and its exporter's (peers reach all). */
+const galera = (db: string) => [3306, 4444, 4567, 4568, 9104].map((p) => `${db}:${p}`);
 /** A router's members, its own three ports (peers on any port) and DNS. */
 const router = (name: string, db: string) => [
   `${db}:3306`,
@@ -237,21 +239,22 @@ const router = (name: string, db: string) => [
 
 /**
  * The intended connections, source → destination:port. A workload reaches its own members (any
- * port) and the cluster DNS; beyond that only what its clients need. Peer ports (etcd 2380,
- * Galera 4444/4567/4568) and the stats port 8404 are for members only; only the balancer's
- * public ports are open to the internet.
+ * port, their exporters' too) and the cluster DNS; beyond that only what its clients need. Peer
+ * ports (etcd 2380, Galera 4444/4567/4568) and the stats port 8404 are for members only; the
+ * scraper reaches the metrics ports and nothing else; only the balancer's public ports are open
+ * to the internet.
  */
 const intended: Record<string, Record<string, string[]>> = {
   "ecommerce-prod": {
-    "cache-redis": ["cache-redis:6379", ...DNS],
+    "cache-redis": ["cache-redis:6379", "cache-redis:9121", ...DNS],
     "cache-router": ["cache-redis:6379", "cache-router:6379", "cache-router:8404", ...DNS],
-    "cache-sentinel": ["cache-redis:6379", "cache-sentinel:26379", ...DNS],
-    "catalog-db": ["catalog-db:3306", "catalog-db:4444", "catalog-db:4567", "catalog-db:4568", ...DNS],
+    "cache-sentinel": ["cache-redis:6379", "cache-sentinel:26379", "cache-sentinel:9122", ...DNS],
+    "catalog-db": [...galera("catalog-db"), ...DNS],
     "catalog-router": router("catalog-router", "catalog-db"),
-    "locks-etcd": ["locks-etcd:2379", "locks-etcd:2380", ...DNS],
-    "orders-0-db": ["orders-0-db:3306", "orders-0-db:4444", "orders-0-db:4567", "orders-0-db:4568", ...DNS],
+    "locks-etcd": ["locks-etcd:2379", "locks-etcd:2380", "locks-etcd:2381", ...DNS],
+    "orders-0-db": [...galera("orders-0-db"), ...DNS],
     "orders-0-router": router("orders-0-router", "orders-0-db"),
-    "orders-1-db": ["orders-1-db:3306", "orders-1-db:4444", "orders-1-db:4567", "orders-1-db:4568", ...DNS],
+    "orders-1-db": [...galera("orders-1-db"), ...DNS],
     "orders-1-router": router("orders-1-router", "orders-1-db"),
     "shop-app": [
       // Sentinel clients connect to the primary Sentinel names, so the app reaches members too.
@@ -273,13 +276,24 @@ const intended: Record<string, Record<string, string[]>> = {
       "shop-lb-nginx:8080",
       "shop-lb-nginx:8404",
       "shop-lb-nginx:8443",
+      "shop-lb-nginx:9113",
       ...DNS,
     ],
     internet: ["shop-lb-nginx:8080", "shop-lb-nginx:8443"],
+    // The scraper: the metrics ports, and nothing else.
+    "monitoring/prometheus": [
+      "cache-redis:9121",
+      "cache-sentinel:9122",
+      "catalog-db:9104",
+      "locks-etcd:2381",
+      "orders-0-db:9104",
+      "orders-1-db:9104",
+      "shop-lb-nginx:9113",
+    ],
   },
   "blog-prod": {
     "blog-app": ["blog-app:8080", "blog-router:3306", "blog-router:3307", "pages-memcached:11211", ...DNS],
-    "blog-db": ["blog-db:3306", "blog-db:4444", "blog-db:4567", "blog-db:4568", ...DNS],
+    "blog-db": [...galera("blog-db"), ...DNS],
     "blog-lb-haproxy": [
       "blog-app:8080",
       "blog-lb-haproxy:8080",
@@ -296,15 +310,48 @@ const intended: Record<string, Record<string, string[]>> = {
       "pages-memcached:11211",
       ...DNS,
     ],
-    "pages-memcached": ["pages-memcached:11211", ...DNS],
+    "pages-memcached": ["pages-memcached:11211", "pages-memcached:9150", ...DNS],
     internet: ["blog-lb-haproxy:8080", "blog-lb-haproxy:8443"],
+    // HAProxy serves its metrics on the stats port.
+    "monitoring/prometheus": ["blog-db:9104", "blog-lb-haproxy:8404", "pages-memcached:9150"],
   },
 };
 
+/**
+ * The scraper the stacks admit by default: the Prometheus Operator's pods (labelled
+ * `app.kubernetes.io/name: prometheus`) in namespace `monitoring`, outside the stack's namespace.
+ */
+const SCRAPER: Manifest[] = [
+  { apiVersion: "v1", kind: "Namespace", metadata: { name: "monitoring" } },
+  {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name: "prometheus", namespace: "monitoring" },
+    spec: {
+      template: {
+        metadata: { labels: { "app.kubernetes.io/name": "prometheus" } },
+        spec: { containers: [{ name: "prometheus", ports: [{ name: "web", containerPort: 9090 }] }] },
+      },
+    },
+  },
+];
+
 describe.each(Object.keys(intended))("the network of %s", (stack) => {
   it("allows exactly the intended connections, in and out", async () => {
-    const matrix = reachabilityMatrix(networkModel(kubernetesManifests(await runStackVariant(stack))));
-    const allowed = allowedBySource(matrix);
+    const matrix = reachabilityMatrix(
+      networkModel([...kubernetesManifests(await runStackVariant(stack)), ...SCRAPER], { namespace: stack }),
+    );
+    // The scraper's namespace has no policy of the stack's: only what it reaches in the stack counts.
+    const allowed = Object.fromEntries(
+      Object.entries(allowedBySource(matrix)).map(([src, dsts]) => [
+        src,
+        dsts.filter(
+          (d) =>
+            !d.startsWith("monitoring/") &&
+            !(src === "monitoring/prometheus" && /^(internet|kube-dns):/.test(d)),
+        ),
+      ]),
+    );
     const want = Object.fromEntries(Object.entries(intended[stack]).map(([k, v]) => [k, [...v].sort()]));
     expect(allowed).toEqual(want);
     // The README shows this table: `HA_BACKEND_WRITE_MATRIX=DIR` writes it there to paste.

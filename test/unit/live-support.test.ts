@@ -67,6 +67,10 @@ describe("live-repeat arguments", () => {
     [["10"], { runs: 10, pattern: undefined, hogCores: 0 }],
     [["5", "patroni", "--hog"], { runs: 5, pattern: "patroni", hogCores: 1 }],
     [["--hog=2", "3"], { runs: 3, pattern: undefined, hogCores: 2 }],
+    [
+      ["1", "--hog", "--except=monitoring-exporters"],
+      { runs: 1, pattern: undefined, hogCores: 1, except: "monitoring-exporters" },
+    ],
   ])("reads %j", (argv, options) => {
     expect(parseArgs(argv)).toEqual(options);
   });
@@ -79,7 +83,7 @@ describe("live-repeat arguments", () => {
   ])("rejects %j with the rule and the usage", (argv, message) => {
     expect(() => parseArgs(argv)).toThrow(message);
     expect(() => parseArgs(argv)).toThrow(
-      /usage: npm run test:live:repeat -- <runs> \[pattern\] \[--hog\[=cores\]\]/,
+      /usage: npm run test:live:repeat -- <runs> \[pattern\] \[--hog\[=cores\]\] \[--except=pattern\]/,
     );
   });
 });

@@ -32,7 +32,11 @@ describe("Memcached", () => {
       "4",
     ]);
     expect(c.volumes).toEqual([]);
-    expect(c.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-pages-memcached-from-app"]);
+    // The app's network, and the one it shares with its exporter only.
+    expect(c.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
+      "dev-pages-memcached-from-app",
+      "dev-pages-memcached-metrics",
+    ]);
     expect(run.outputs).toEqual({
       servers: ["pages-memcached-0:11211", "pages-memcached-1:11211"],
       env: { MEMCACHED_SERVERS: "pages-memcached-0:11211,pages-memcached-1:11211" },

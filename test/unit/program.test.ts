@@ -21,8 +21,8 @@ describe.each(STACKS)("the whole program for %s", (stack) => {
     expect(JSON.stringify(run.outputs)).not.toContain("mock-password");
     if (platform === "docker") {
       // App servers, the standby ones (balancer.backups) and the balancer replicas.
-      const web = ofType(run, "docker:index/container:Container").filter((c) =>
-        /ServerCluster|LoadBalancer/.test(c.parent ?? ""),
+      const web = ofType(run, "docker:index/container:Container").filter(
+        (c) => /ServerCluster|LoadBalancer/.test(c.parent ?? "") && !c.name.endsWith("-metrics"),
       );
       expect(web).toHaveLength(config.app.replicas + config.balancer.backups + config.balancer.replicas);
       // The app receives its database URLs as files the environment names (no secret in env).

@@ -47,14 +47,21 @@ describe("RedisCache on Docker", () => {
         .map((c) => c.name)
         .sort(),
     ).toEqual([
+      // redis_exporter beside every member and every Sentinel.
       "sessions-redis-0",
+      "sessions-redis-0-metrics",
       "sessions-redis-1",
+      "sessions-redis-1-metrics",
       "sessions-redis-2",
+      "sessions-redis-2-metrics",
       "sessions-router-0",
       "sessions-router-1",
       "sessions-sentinel-0",
+      "sessions-sentinel-0-metrics",
       "sessions-sentinel-1",
+      "sessions-sentinel-1-metrics",
       "sessions-sentinel-2",
+      "sessions-sentinel-2-metrics",
     ]);
     const m = plain(one(run, CONTAINER, "sessions-redis-1"));
     expect(m.image).toBe(`sha256:mock-${REDIS_IMAGE}`);
@@ -63,11 +70,13 @@ describe("RedisCache on Docker", () => {
     expect(m.envs).toContain("REDIS_MEMBER=sessions-redis-1");
     expect(m.envs).toContain("REDIS_HOST=sessions-redis-1");
     expect(m.volumes).toEqual([{ volumeName: "dev-sessions-redis-1-data", containerPath: "/data" }]);
-    // Sentinels, the router and the app reach the members (Sentinel clients connect to the primary).
+    // Sentinels, the router and the app reach the members (Sentinel clients connect to the primary);
+    // the exporters meet them on a network of their own.
     expect(m.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
       "dev-sessions-redis-from-app",
       "dev-sessions-redis-from-sessions-router",
       "dev-sessions-redis-from-sessions-sentinel",
+      "dev-sessions-redis-metrics",
     ]);
     expect(run.outputs).toMatchObject({
       sentinels: ["sessions-sentinel-0:26379", "sessions-sentinel-1:26379", "sessions-sentinel-2:26379"],
@@ -97,7 +106,8 @@ describe("RedisCache on Docker", () => {
     const secrets = ofType(run, "random:index/randomPassword:RandomPassword").map(
       (p) => `mock-password-for-${p.name}`,
     );
-    expect(secrets).toHaveLength(3);
+    // The password, Sentinel's, the renamed CONFIG and the exporters' ACL user's.
+    expect(secrets).toHaveLength(4);
     expectSecretsHidden(run, secrets);
     const conf = plain(one(run, CONTAINER, "sessions-redis-0")).uploads[1].content as string;
     expect(conf).toContain("requirepass mock-password-for-sessions-password");
@@ -152,9 +162,14 @@ describe("RedisCache on Kubernetes", () => {
     );
     const secretFiles = one(run, "kubernetes:core/v1:Secret", "pages-sentinel-secret-files");
     expect(isWrappedSecret(secretFiles.inputs.stringData)).toBe(true);
-    const conf = Object.values(plain(secretFiles).stringData as Record<string, string>)[0];
+    const files = plain(secretFiles).stringData as Record<string, string>;
+    const conf = Object.values(files).find((c) => c.includes("sentinel monitor")) as string;
     expect(conf).toContain(
       "sentinel monitor pages pages-redis-0.pages-redis-headless.prod.svc.cluster.local 6379 3",
+    );
+    // The exporter's password file, for the Sentinel beside it in the pod.
+    expect(Object.values(files)).toContain(
+      `${JSON.stringify({ "redis://127.0.0.1:26379": "mock-password-for-pages-metrics-password" })}\n`,
     );
   });
 });

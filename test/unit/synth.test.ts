@@ -144,7 +144,8 @@ describe.each(STACKS)("synth %s", (stack) => {
       expect(
         docker.filter((p) => /^docker\/container-(shop|blog)-app-\d+$/.test(p.replace(".json", ""))),
       ).toHaveLength(config.app.replicas);
-      expect(docker.filter((p) => /^docker\/container-.*-lb-/.test(p))).toHaveLength(
+      // The balancer's replicas (not their exporters, `<member>-metrics`).
+      expect(docker.filter((p) => /^docker\/container-.*-lb-.*-\d+\.json$/.test(p))).toHaveLength(
         config.balancer.replicas,
       );
       expect(docker.some((p) => p.startsWith("docker/network-"))).toBe(true);

@@ -367,6 +367,7 @@ describe("LoadBalancer with TLS", () => {
         publicAddresses: { http: pulumi.output(`${name}:80`), https: pulumi.output(`${name}:443`) },
         resources: [],
         membersRevision: pulumi.output(""),
+        metrics: {},
       };
     };
     return {

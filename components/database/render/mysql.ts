@@ -60,10 +60,41 @@ export interface MysqlCredentials {
   /** Galera SST user (mariabackup). */
   readonly sstUser: string;
   readonly sstPassword: string;
+  /**
+   * The metrics exporter's user (mysqld_exporter beside each member, in its network namespace):
+   * created only for 127.0.0.1, with {@link MONITOR_GRANTS} and {@link MONITOR_MAX_CONNECTIONS}.
+   * Set together with `monitorPassword`. @default none (no monitor user)
+   */
+  readonly monitorUser?: string;
+  /** The monitor user's password; also written into the exporter's `[client]` file. */
+  readonly monitorPassword?: string;
+  /**
+   * Where the monitor user may log in from: `127.0.0.1` where the exporter shares the member's
+   * network namespace (a Kubernetes pod), `%` where it is a container of its own on the member's
+   * networks (Docker, whose container addresses are not known in advance). @default "127.0.0.1"
+   */
+  readonly monitorHost?: "127.0.0.1" | "%";
 }
 
 /** The user the router's health checks log in as: no password, no privileges (SHOW STATUS needs none). */
 export const CHECK_USER = "haproxy_check";
+
+/**
+ * What mysqld_exporter's collectors read (global status and variables, Galera's wsrep_* among
+ * them, and replica status): PROCESS and REPLICATION CLIENT. MariaDB 10.5.9+ wants SLAVE MONITOR
+ * for SHOW SLAVE STATUS: REPLICATION CLIENT (now BINLOG MONITOR) is refused, "you need (at least
+ * one of) the SUPER, SLAVE MONITOR privilege(s)" (checked on 10.11). No SELECT: the collectors
+ * ha-backend turns on produced the same 843 metric names without it (MariaDB 10.11, exporter
+ * 0.14), and `SELECT ON *.*` would let the exporter's password read every table, the app's data
+ * and mysql.user's password hashes among them. No write, DDL or admin privilege.
+ */
+export const MONITOR_GRANTS = {
+  mariadb: "PROCESS, REPLICATION CLIENT, SLAVE MONITOR",
+  mysql: "PROCESS, REPLICATION CLIENT",
+} as const satisfies Record<MysqlEngine, string>;
+
+/** The exporter holds one connection per scrape: a few more and something else logs in with it. */
+export const MONITOR_MAX_CONNECTIONS = 3;
 
 const GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so";
 
@@ -119,6 +150,28 @@ function guardMysqlCredentials(r: string, c: MysqlCredentials): void {
   g.sqlSecret(r, "appPassword", c.appPassword);
   g.sqlSecret(r, "replicationPassword", c.replicationPassword);
   g.secretToken(r, "sstPassword", c.sstPassword);
+  guardMonitorUser(r, c);
+}
+
+/**
+ * The optional monitor user: both fields or neither. Its name must differ from every other user
+ * the bootstrap creates (an account `name@'127.0.0.1'` is more specific than `name@'%'`, so it
+ * would take over that user's logins over loopback), and its password also lands unquoted in the
+ * exporter's `[client]` file, so it takes that file's stricter rule.
+ */
+function guardMonitorUser(r: string, c: MysqlCredentials): void {
+  if (c.monitorUser === undefined && c.monitorPassword === undefined) return;
+  if (c.monitorPassword === undefined) {
+    throw new g.RenderInputError(r, "monitorPassword", "be given together with monitorUser", undefined);
+  }
+  if (c.monitorUser === undefined) {
+    throw new g.RenderInputError(r, "monitorUser", "be given together with monitorPassword", undefined);
+  }
+  g.identifier(r, "monitorUser", c.monitorUser, {
+    maxLength: 32,
+    reserved: ["root", "mysql", CHECK_USER, c.appUser, c.replicationUser, c.sstUser],
+  });
+  g.secretToken(r, "monitorPassword", c.monitorPassword);
 }
 
 /** The start script's paths (bash, some inside double quotes). */
@@ -269,8 +322,29 @@ export function renderInitSql(s: MysqlRenderSpec, c: MysqlCredentials): string {
       `GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO ${sqlString(c.sstUser)}@'localhost';`,
     );
   }
+  if (c.monitorUser !== undefined && c.monitorPassword !== undefined) {
+    lines.push(...monitorUserSql(s.engine, c.monitorUser, c.monitorPassword, c.monitorHost ?? "127.0.0.1"));
+  }
   lines.push("FLUSH PRIVILEGES;");
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The exporter's user, for `host` only: 127.0.0.1 where the exporter shares the member's network
+ * namespace and connects over loopback, so the account cannot be used from any other address
+ * (the server skips name resolution, so `localhost` would mean the socket alone). The connection
+ * limit is a user resource option of CREATE USER in both dialects (MySQL 8 refuses it in GRANT).
+ */
+function monitorUserSql(engine: MysqlEngine, name: string, password: string, host: string): string[] {
+  const account = `${sqlString(name)}@${sqlString(host)}`;
+  const auth =
+    engine === "mysql"
+      ? `IDENTIFIED WITH caching_sha2_password BY ${sqlString(password)}`
+      : `IDENTIFIED BY ${sqlString(password)}`;
+  return [
+    `CREATE USER IF NOT EXISTS ${account} ${auth} WITH MAX_USER_CONNECTIONS ${MONITOR_MAX_CONNECTIONS};`,
+    `GRANT ${MONITOR_GRANTS[engine]} ON *.* TO ${account};`,
+  ];
 }
 
 /** Points a replica at the primary by GTID and starts replicating (run once, on replicas only). */

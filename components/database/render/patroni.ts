@@ -99,11 +99,15 @@ export interface PatroniRenderSpec {
   readonly appUser: string;
   readonly appDatabase: string;
   /**
-   * The metrics exporter's role (`pg_monitor`, no other privilege): it logs in only over loopback
-   * (the exporter runs beside the member) into the `postgres` database.
-   * @default none (no exporter)
+   * The metrics exporter's role (`pg_monitor`, no other privilege): it logs in only from
+   * `monitorFrom` into the `postgres` database. @default none (no exporter)
    */
   readonly monitorUser?: string;
+  /**
+   * pg_hba addresses the exporter connects from: the pod's loopback where it shares the member's
+   * network namespace, else the member's networks. @default ["127.0.0.1/32"]
+   */
+  readonly monitorFrom?: readonly string[];
   readonly maxConnections: number;
   readonly sharedBuffers: string;
   /** Where PostgreSQL puts its socket. @default the image's (/var/run/postgresql) */
@@ -167,6 +171,9 @@ function guardPatroniSpec(r: string, s: PatroniRenderSpec, c: PatroniCredentials
   g.identifier(r, "appUser", s.appUser, { reserved: [...g.PG_HBA_KEYWORDS, ...OWN_ROLES] });
   g.identifier(r, "appDatabase", s.appDatabase, { reserved: g.PG_HBA_KEYWORDS });
   if (s.monitorUser !== undefined) monitorUserName(r, s);
+  if (s.monitorFrom !== undefined) {
+    g.listOf(r, "monitorFrom", s.monitorFrom, 1, 64, (f, n) => g.pgHbaAddress(r, f, n));
+  }
   if (s.socketDir !== undefined) g.filePath(r, "socketDir", s.socketDir);
   g.secretToken(r, "superuserPassword", c.superuserPassword);
   g.secretToken(r, "replicationPassword", c.replicationPassword);
@@ -189,7 +196,9 @@ function pgHba(s: PatroniRenderSpec): string[] {
     ...peers.map((n) => `host all postgres ${n} scram-sha-256`),
     ...peers.map((n) => `host all rewind_user ${n} scram-sha-256`),
     `host ${s.appDatabase} ${s.appUser} all scram-sha-256`,
-    ...(s.monitorUser !== undefined ? [`host postgres ${s.monitorUser} 127.0.0.1/32 scram-sha-256`] : []),
+    ...(s.monitorUser !== undefined
+      ? (s.monitorFrom ?? ["127.0.0.1/32"]).map((n) => `host postgres ${s.monitorUser} ${n} scram-sha-256`)
+      : []),
     "host all all all reject",
   ];
 }
@@ -288,7 +297,12 @@ export function renderPostBootstrap(
   g.identifier(r, "appDatabase", s.appDatabase, { reserved: g.PG_HBA_KEYWORDS });
   g.sqlSecret(r, "appPassword", appPassword);
   if ((s.monitorUser === undefined) !== (monitorPassword === undefined)) {
-    throw new g.RenderInputError(r, "monitorPassword", "be given exactly when monitorUser is", monitorPassword === undefined ? undefined : "(set)");
+    throw new g.RenderInputError(
+      r,
+      "monitorPassword",
+      "be given exactly when monitorUser is",
+      monitorPassword === undefined ? undefined : "(set)",
+    );
   }
   const sql = (p: string) => p.replace(/'/g, "''");
   const monitor: string[] = [];
@@ -296,7 +310,9 @@ export function renderPostBootstrap(
     monitorUserName(r, s);
     g.sqlSecret(r, "monitorPassword", monitorPassword);
     // pg_monitor reads every statistics view and setting, and nothing else.
-    monitor.push(`CREATE ROLE "${s.monitorUser}" LOGIN PASSWORD '${sql(monitorPassword)}' CONNECTION LIMIT 3 IN ROLE pg_monitor;`);
+    monitor.push(
+      `CREATE ROLE "${s.monitorUser}" LOGIN PASSWORD '${sql(monitorPassword)}' CONNECTION LIMIT 3 IN ROLE pg_monitor;`,
+    );
   }
   return [
     "#!/bin/sh",

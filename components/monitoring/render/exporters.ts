@@ -27,6 +27,17 @@ export const EXPORTER_PORTS = {
   node: 9100,
 } as const;
 
+/**
+ * Stands for the watched member's address in a sidecar's arguments and environment: the
+ * platform fills it in (Kubernetes: 127.0.0.1, the pod's loopback; Docker: the member's host).
+ */
+export const SELF = "{self}";
+
+/** A host name, or {@link SELF}. */
+function host(r: string, field: string, v: string): void {
+  if (v !== SELF) g.hostName(r, field, v);
+}
+
 /** A rendered exporter process: arguments and plain environment. */
 export interface ExporterCommand {
   readonly args: readonly string[];
@@ -49,7 +60,7 @@ export function renderPostgresExporter(s: {
   readonly listenAddress?: string;
 }): ExporterCommand {
   const r = "renderPostgresExporter";
-  g.hostName(r, "pgHost", s.pgHost);
+  host(r, "pgHost", s.pgHost);
   g.port(r, "pgPort", s.pgPort);
   g.identifier(r, "user", s.user);
   g.filePath(r, "passwordFile", s.passwordFile);
@@ -68,7 +79,10 @@ export function renderPostgresExporter(s: {
  * mysqld_exporter: reads `[client]` user, password, host and port from `myCnf` (a secret file);
  * global status (Galera's wsrep_* among it), global variables and replica status.
  */
-export function renderMysqldExporter(s: { readonly myCnf: string; readonly listenAddress?: string }): ExporterCommand {
+export function renderMysqldExporter(s: {
+  readonly myCnf: string;
+  readonly listenAddress?: string;
+}): ExporterCommand {
   const r = "renderMysqldExporter";
   g.filePath(r, "myCnf", s.myCnf);
   if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
@@ -94,31 +108,44 @@ export function renderMysqldExporterCnf(s: {
   const r = "renderMysqldExporterCnf";
   g.identifier(r, "user", s.user);
   g.secretToken(r, "password", s.password);
-  g.hostName(r, "host", s.host);
+  host(r, "host", s.host);
   g.port(r, "port", s.port);
-  return ["[client]", `user=${s.user}`, `password=${s.password}`, `host=${s.host}`, `port=${s.port}`, ""].join("\n");
+  return [
+    "[client]",
+    `user=${s.user}`,
+    `password=${s.password}`,
+    `host=${s.host}`,
+    `port=${s.port}`,
+    "",
+  ].join("\n");
 }
 
 /**
  * redis_exporter on a Redis member or a Sentinel: `passwordFile` is its JSON map from the
- * server's URI to the password.
+ * server's URI to the password; with `user`, it logs in as that ACL user (the monitor user
+ * redis.conf and sentinel.conf define, REDIS_MONITOR_USER) instead of the default one.
  */
 export function renderRedisExporter(s: {
   readonly host: string;
   readonly port: number;
   readonly passwordFile: string;
+  /** The ACL user to log in as. @default the default user (requirepass) */
+  readonly user?: string;
   readonly listenAddress?: string;
   /** A Sentinel's exporter listens one port up, beside a member's. */
   readonly listenPort?: number;
 }): ExporterCommand {
   const r = "renderRedisExporter";
-  g.hostName(r, "host", s.host);
+  host(r, "host", s.host);
   g.port(r, "port", s.port);
   g.filePath(r, "passwordFile", s.passwordFile);
+  if (s.user !== undefined) g.identifier(r, "user", s.user);
   if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
+  if (s.listenPort !== undefined) g.port(r, "listenPort", s.listenPort);
   return {
     args: [
       `--redis.addr=${redisUri(s.host, s.port)}`,
+      ...(s.user !== undefined ? [`--redis.user=${s.user}`] : []),
       `--redis.password-file=${s.passwordFile}`,
       // CONFIG GET would need a privilege that also reads the password itself.
       "--include-config-metrics=false",
@@ -144,11 +171,14 @@ export function renderNginxExporter(s: {
   readonly listenAddress?: string;
 }): ExporterCommand {
   const r = "renderNginxExporter";
-  if (!/^http:\/\/[a-z0-9.-]+:[0-9]+\/[a-z_/]*$/.test(s.statusUrl)) {
+  if (!/^http:\/\/([a-z0-9.-]+|\{self\}):[0-9]+\/[a-z_/]*$/.test(s.statusUrl)) {
     throw new g.RenderInputError(r, "statusUrl", "be http://<host>:<port>/<path>", s.statusUrl);
   }
   if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
-  return { args: [`--nginx.scrape-uri=${s.statusUrl}`, listen(s.listenAddress, EXPORTER_PORTS.nginx)], env: {} };
+  return {
+    args: [`--nginx.scrape-uri=${s.statusUrl}`, listen(s.listenAddress, EXPORTER_PORTS.nginx)],
+    env: {},
+  };
 }
 
 /** memcached_exporter on the member beside it. */
@@ -158,7 +188,7 @@ export function renderMemcachedExporter(s: {
   readonly listenAddress?: string;
 }): ExporterCommand {
   const r = "renderMemcachedExporter";
-  g.hostName(r, "host", s.host);
+  host(r, "host", s.host);
   g.port(r, "port", s.port);
   if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
   return {
@@ -171,7 +201,10 @@ export function renderMemcachedExporter(s: {
  * node_exporter reading only file systems, for the data volumes mounted read-only under
  * `<rootfs>/volumes` (Docker): every other collector off.
  */
-export function renderVolumeExporter(s: { readonly rootfs: string; readonly listenAddress?: string }): ExporterCommand {
+export function renderVolumeExporter(s: {
+  readonly rootfs: string;
+  readonly listenAddress?: string;
+}): ExporterCommand {
   const r = "renderVolumeExporter";
   g.filePath(r, "rootfs", s.rootfs);
   if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
@@ -187,9 +220,15 @@ export function renderVolumeExporter(s: { readonly rootfs: string; readonly list
 }
 
 /** blackbox_exporter with the modules of `renderBlackboxConfig`. */
-export function renderBlackboxExporter(s: { readonly configFile: string; readonly listenAddress?: string }): ExporterCommand {
+export function renderBlackboxExporter(s: {
+  readonly configFile: string;
+  readonly listenAddress?: string;
+}): ExporterCommand {
   const r = "renderBlackboxExporter";
   g.filePath(r, "configFile", s.configFile);
   if (s.listenAddress !== undefined) g.ipAddress(r, "listenAddress", s.listenAddress);
-  return { args: [`--config.file=${s.configFile}`, listen(s.listenAddress, EXPORTER_PORTS.blackbox)], env: {} };
+  return {
+    args: [`--config.file=${s.configFile}`, listen(s.listenAddress, EXPORTER_PORTS.blackbox)],
+    env: {},
+  };
 }

@@ -44,6 +44,10 @@ export interface ScrapeJob {
   readonly probeModule?: string;
   /** Probes only: `host:port` of the blackbox exporter that runs the probe. */
   readonly prober?: string;
+  /** The workload whose pods serve it (Kubernetes: the PodMonitor selects them by name). */
+  readonly workload?: string;
+  /** The named port it is read from (Kubernetes: the PodMonitor's endpoint). */
+  readonly port?: string;
 }
 
 /** The name of a component's job of `kind`: what rules and dashboards select on. */

@@ -102,12 +102,15 @@ export function renderAlertRules(plan: MonitoringPlan): RuleGroup[] {
       interval: seconds(plan.scrapeIntervalSeconds),
       rules: targetRules(plan, rules),
     },
-    group(plan, plan.balancer.component, balancerRules(plan, rules)),
-    ...plan.postgres.map((pg) => group(plan, pg.component, postgresRules(pg, rules))),
-    ...plan.mysql.map((my) => group(plan, my.component, mysqlRules(plan, my, rules))),
-    ...(plan.redis ? [group(plan, plan.redis.component, redisRules(plan.redis, rules))] : []),
-    ...plan.etcd.map((e) => group(plan, e.component, etcdRules(e, rules))),
-    ...(plan.volumes ? [group(plan, `${plan.name}-volumes`, volumeRules(plan, rules))] : []),
+    group(plan, plan.balancer.component, "balancer", balancerRules(plan, rules)),
+    ...plan.postgres.map((pg) => group(plan, pg.component, "postgres", postgresRules(pg, rules))),
+    ...plan.mysql.map((my) => group(plan, my.component, "mysql", mysqlRules(plan, my, rules))),
+    ...(plan.redis ? [group(plan, plan.redis.component, "redis", redisRules(plan.redis, rules))] : []),
+    ...plan.etcd.map((e) => group(plan, e.component, "etcd", etcdRules(e, rules))),
+    // Docker: only where node_exporter reads the volumes; Kubernetes: the kubelet always does.
+    ...(plan.volumes && (plan.platform === "kubernetes" || scrapes(plan, plan.name, "volumes"))
+      ? [group(plan, plan.name, "volumes", volumeRules(plan, rules))]
+      : []),
   ];
   return groups.filter((g) => g.rules.length > 0);
 }
@@ -117,10 +120,13 @@ export function renderRuleFile(plan: MonitoringPlan): string {
   return stringify({ groups: renderAlertRules(plan) }, { lineWidth: 0, sortMapEntries: false });
 }
 
-/** A component's group: its rules name the component, so two clusters' rules never look alike. */
-function group(plan: MonitoringPlan, component: string, rules: AlertRule[]): RuleGroup {
+/**
+ * A component's group, `<component>.<area>` (a Patroni cluster and its own etcd share a
+ * component): its rules name the component, so two clusters' rules never look alike.
+ */
+function group(plan: MonitoringPlan, component: string, area: string, rules: AlertRule[]): RuleGroup {
   return {
-    name: component,
+    name: `${component}.${area}`,
     interval: seconds(plan.scrapeIntervalSeconds),
     rules: rules.map((r) => ({ ...r, labels: { ...r.labels, ha_component: component } })),
   };
@@ -215,9 +221,15 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/** Whether the plan scrapes a job of `kind` for `component` (probe-based rules need their prober). */
+function scrapes(plan: MonitoringPlan, component: string, kind: ExporterKind): boolean {
+  return plan.jobs.some((j) => j.job === jobName(component, kind));
+}
+
 function balancerRules(plan: MonitoringPlan, r: RuleBuilder): AlertRule[] {
   const b = plan.balancer;
   const c = b.component;
+  const edgeProbed = scrapes(plan, c, "edge-probe");
   const edge = r.sel(c, "edge-probe");
   const ratio = plan.edgeErrorRatio ?? ALERT_DEFAULTS.edgeErrorRatio;
   const rules: AlertRule[] = [];
@@ -272,7 +284,7 @@ function balancerRules(plan: MonitoringPlan, r: RuleBuilder): AlertRule[] {
         "No pod of the app Deployment is ready: every request through the balancer fails.",
       ),
     );
-  } else {
+  } else if (scrapes(plan, c, "backend-probe")) {
     const probe = r.sel(c, "backend-probe");
     rules.push(
       r.rule(
@@ -293,7 +305,7 @@ function balancerRules(plan: MonitoringPlan, r: RuleBuilder): AlertRule[] {
       ),
     );
   }
-  if (b.engine === "nginx") {
+  if (b.engine === "nginx" && edgeProbed) {
     rules.push(
       r.rule(
         "EdgeHigh5xxRate",
@@ -306,7 +318,7 @@ function balancerRules(plan: MonitoringPlan, r: RuleBuilder): AlertRule[] {
       ),
     );
   }
-  if (b.tls) {
+  if (b.tls && edgeProbed) {
     const days = plan.certificateDays ?? ALERT_DEFAULTS.certificateDays;
     rules.push(
       r.rule(

@@ -1,0 +1,326 @@
+import * as pulumi from "@pulumi/pulumi";
+import { invalidArg } from "../errors";
+import type { Platform, Workload } from "../platform/types";
+import { componentToken } from "../resource";
+import { generatedSecret } from "../shared";
+import { EXPORTER_IMAGES, EXPORTER_PORTS, renderBlackboxExporter } from "./render/exporters";
+import { jobName, type MonitoringPlan, type ScrapeJob, type ScrapeTarget } from "./render/plan";
+import { renderAlertmanagerConfig, renderBlackboxConfig, renderPrometheusConfig } from "./render/prometheus";
+import { renderDashboardJson } from "./render/dashboards";
+import { renderAlertRules, renderRuleFile } from "./render/rules";
+
+/** Pinned images of the stack's own monitoring (Docker). */
+export const MONITORING_IMAGES = {
+  prometheus: "prom/prometheus:v3.5.0",
+  alertmanager: "prom/alertmanager:v0.28.1",
+  grafana: "grafana/grafana:12.1.0",
+} as const;
+
+/** Host ports (on 127.0.0.1) of the stack's own monitoring UIs. */
+export interface MonitoringPorts {
+  /** @default 9090 */
+  readonly prometheus?: number;
+  /** @default 9093 */
+  readonly alertmanager?: number;
+  /** @default 3000 */
+  readonly grafana?: number;
+}
+
+export interface MonitoringArgs {
+  readonly platform: Platform;
+  /**
+   * The stack's tiers, settings and scrape jobs (the components' `metricsJobs`). The probe jobs
+   * (edge, backends) are added here when the stack runs its own prober.
+   */
+  readonly plan: MonitoringPlan;
+  /**
+   * Run the stack's own Prometheus, Alertmanager, Grafana and blackbox prober as workloads
+   * (Docker dev stacks), their UIs published on 127.0.0.1 only. Needs the platform's
+   * `scraperTier`. Unset: none.
+   */
+  readonly stack?: {
+    readonly ports?: MonitoringPorts;
+    /** Where Alertmanager sends alerts (a webhook receiver). @default kept in Alertmanager */
+    readonly alertWebhookUrl?: pulumi.Input<string>;
+    /** The edge's URLs inside the platform, for the probes (LoadBalancer.probeUrls). */
+    readonly edge?: { readonly http: string; readonly https?: string };
+    /** The app servers' health URLs (ServerCluster.healthTargets), probed behind nginx. */
+    readonly backends?: readonly ScrapeTarget[];
+  };
+  /**
+   * Declare the Prometheus Operator's objects (a PodMonitor per job, a PrometheusRule) on the
+   * platform, labelled with `labels` for the operator's selectors. Unset: none, so a cluster
+   * without the operator's CRDs still works.
+   */
+  readonly operator?: { readonly labels?: Readonly<Record<string, string>> };
+}
+
+const PATHS = {
+  prometheusConfig: "/etc/prometheus/prometheus.yml",
+  rules: "/etc/prometheus/rules/ha-backend.yml",
+  alertmanagerConfig: "/etc/alertmanager/alertmanager.yml",
+  blackboxConfig: "/etc/blackbox/blackbox.yml",
+  grafanaDatasource: "/etc/grafana/provisioning/datasources/prometheus.yml",
+  grafanaProvider: "/etc/grafana/provisioning/dashboards/ha-backend.yml",
+  grafanaDashboards: "/etc/ha-backend/dashboards",
+  grafanaPassword: "/etc/ha-backend/grafana/admin-password",
+} as const;
+const PORTS = { prometheus: 9090, alertmanager: 9093, grafana: 3000 } as const;
+const NOBODY = 65534;
+/** The official Grafana image's user. */
+const GRAFANA_UID = 472;
+
+/**
+ * The stack's monitoring: the alert rules generated from its settings, and either the stack's own
+ * Prometheus, Alertmanager, Grafana and prober (Docker) or the Prometheus Operator's objects
+ * (Kubernetes). Create it after every component it watches: on Docker its tier joins their
+ * networks, which are fixed once a container exists.
+ */
+export class Monitoring extends pulumi.ComponentResource {
+  /** The rule file, as Prometheus loads it (the same groups go into a PrometheusRule). */
+  public readonly rules: pulumi.Output<string>;
+  /** Docker: `http://127.0.0.1:<port>` of each UI; undefined without `stack`. */
+  public readonly prometheusUrl: pulumi.Output<string | undefined>;
+  public readonly alertmanagerUrl: pulumi.Output<string | undefined>;
+  public readonly grafanaUrl: pulumi.Output<string | undefined>;
+  /** Grafana's `admin` password (secret); undefined without `stack`. */
+  public readonly grafanaAdminPassword: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
+    const [token, options] = componentToken("monitoring", "Monitoring", opts);
+    super(token, name, {}, options);
+    const platform = args.platform;
+    if (args.stack !== undefined && platform.scraperTier === undefined) {
+      invalidArg(
+        "Monitoring",
+        name,
+        "stack",
+        "run on a platform that admits a scraper tier",
+        platform.kind,
+        'Create the DockerPlatform with scraperTier: "monitoring" (or use operator on Kubernetes).',
+      );
+    }
+    const s = args.stack;
+    const probeJobs: ScrapeJob[] = [];
+    let prober: Workload | undefined;
+    if (s !== undefined) {
+      prober = platform.deploy(
+        `${name}-prober`,
+        {
+          kind: "stateless",
+          replicas: 1,
+          image: EXPORTER_IMAGES.blackbox,
+          args: [...renderBlackboxExporter({ configFile: PATHS.blackboxConfig }).args],
+          files: { [PATHS.blackboxConfig]: renderBlackboxConfig() },
+          ports: { http: EXPORTER_PORTS.blackbox },
+          healthCheck: { httpGet: { path: "/-/healthy", port: "http" } },
+          tier: platform.scraperTier as string,
+          allowFrom: [platform.scraperTier as string],
+          runAsUser: NOBODY,
+          writablePaths: [],
+        },
+        { parent: this },
+      );
+      const proberAddress = `${prober.serviceHost}:${EXPORTER_PORTS.blackbox}`;
+      const component = args.plan.balancer.component;
+      if (s.edge !== undefined) {
+        const edge = s.edge;
+        probeJobs.push({
+          job: jobName(component, "edge-probe"),
+          component,
+          kind: "edge-probe",
+          probeModule: edge.https !== undefined ? "https_edge" : "http_2xx",
+          prober: proberAddress,
+          targets: [{ instance: component, address: edge.https ?? edge.http }],
+        });
+      }
+      if (args.plan.balancer.engine === "nginx" && (s.backends ?? []).length > 0) {
+        probeJobs.push({
+          job: jobName(component, "backend-probe"),
+          component,
+          kind: "backend-probe",
+          probeModule: "http_2xx",
+          prober: proberAddress,
+          targets: [...(s.backends ?? [])],
+        });
+      }
+    }
+    const plan: MonitoringPlan = { ...args.plan, jobs: [...args.plan.jobs, ...probeJobs] };
+    const groups = renderAlertRules(plan);
+    this.rules = pulumi.output(renderRuleFile(plan));
+
+    if (args.operator !== undefined) {
+      platform.monitors(
+        name,
+        {
+          jobs: plan.jobs.flatMap((j) =>
+            j.workload !== undefined && j.port !== undefined
+              ? [
+                  {
+                    job: j.job,
+                    component: j.component,
+                    workload: j.workload,
+                    port: j.port,
+                    path: j.path ?? "/metrics",
+                  },
+                ]
+              : [],
+          ),
+          ruleGroups: groups,
+          scrapeIntervalSeconds: plan.scrapeIntervalSeconds,
+          labels: args.operator.labels ?? {},
+        },
+        { parent: this },
+      );
+    }
+
+    if (s === undefined) {
+      this.prometheusUrl = pulumi.output(undefined);
+      this.alertmanagerUrl = pulumi.output(undefined);
+      this.grafanaUrl = pulumi.output(undefined);
+      this.grafanaAdminPassword = pulumi.output(undefined);
+    } else {
+      const tier = platform.scraperTier as string;
+      const ports = { ...PORTS, ...s.ports };
+      const alertmanager = platform.deploy(
+        `${name}-alertmanager`,
+        {
+          kind: "stateless",
+          replicas: 1,
+          image: MONITORING_IMAGES.alertmanager,
+          args: [`--config.file=${PATHS.alertmanagerConfig}`, "--storage.path=/tmp/alertmanager"],
+          // The webhook URL may carry a token: a secret file whenever one is given.
+          ...(s.alertWebhookUrl !== undefined
+            ? {
+                secretFiles: {
+                  [PATHS.alertmanagerConfig]: pulumi
+                    .output(s.alertWebhookUrl)
+                    .apply((url) => renderAlertmanagerConfig({ webhookUrl: url })),
+                },
+                fileOwner: NOBODY,
+              }
+            : { files: { [PATHS.alertmanagerConfig]: renderAlertmanagerConfig({}) } }),
+          ports: { http: PORTS.alertmanager },
+          healthCheck: { httpGet: { path: "/-/ready", port: "http" } },
+          tier,
+          allowFrom: [tier],
+          publicPorts: [{ target: "http", port: ports.alertmanager, local: true }],
+          runAsUser: NOBODY,
+          writablePaths: [],
+        },
+        { parent: this },
+      );
+      const prometheus = platform.deploy(
+        `${name}-prometheus`,
+        {
+          kind: "stateful",
+          replicas: 1,
+          image: MONITORING_IMAGES.prometheus,
+          args: [
+            `--config.file=${PATHS.prometheusConfig}`,
+            "--storage.tsdb.path=/prometheus",
+            "--storage.tsdb.retention.time=15d",
+          ],
+          files: {
+            [PATHS.prometheusConfig]: renderPrometheusConfig({
+              scrapeIntervalSeconds: plan.scrapeIntervalSeconds,
+              jobs: plan.jobs,
+              ruleFiles: [PATHS.rules],
+              alertmanagers: [`${alertmanager.serviceHost}:${PORTS.alertmanager}`],
+            }),
+            [PATHS.rules]: this.rules,
+          },
+          ports: { http: PORTS.prometheus },
+          healthCheck: { httpGet: { path: "/-/ready", port: "http" } },
+          volume: { mountPath: "/prometheus", sizeGi: 10 },
+          tier,
+          allowFrom: [tier],
+          publicPorts: [{ target: "http", port: ports.prometheus, local: true }],
+          runAsUser: NOBODY,
+          writablePaths: [],
+        },
+        { parent: this },
+      );
+      const grafanaPassword = generatedSecret(this, `${name}-grafana-admin-password`);
+      // The plan's dashboard (rows along the request path), probes included.
+      const dashboards = { [`${plan.topology}.json`]: renderDashboardJson(plan) };
+      platform.deploy(
+        `${name}-grafana`,
+        {
+          kind: "stateless",
+          replicas: 1,
+          image: MONITORING_IMAGES.grafana,
+          env: {
+            GF_SECURITY_ADMIN_PASSWORD__FILE: PATHS.grafanaPassword,
+            GF_USERS_ALLOW_SIGN_UP: "false",
+            GF_AUTH_ANONYMOUS_ENABLED: "false",
+            GF_ANALYTICS_REPORTING_ENABLED: "false",
+            GF_ANALYTICS_CHECK_FOR_UPDATES: "false",
+          },
+          files: {
+            [PATHS.grafanaDatasource]: grafanaDatasource(
+              `http://${prometheus.serviceHost}:${PORTS.prometheus}`,
+            ),
+            [PATHS.grafanaProvider]: grafanaDashboardProvider(PATHS.grafanaDashboards),
+            ...Object.fromEntries(
+              Object.entries(dashboards).map(([file, json]) => [`${PATHS.grafanaDashboards}/${file}`, json]),
+            ),
+          },
+          secretFiles: { [PATHS.grafanaPassword]: grafanaPassword },
+          fileOwner: GRAFANA_UID,
+          ports: { http: PORTS.grafana },
+          healthCheck: { httpGet: { path: "/api/health", port: "http" } },
+          tier,
+          allowFrom: [tier],
+          publicPorts: [{ target: "http", port: ports.grafana, local: true }],
+          runAsUser: GRAFANA_UID,
+        },
+        { parent: this },
+      );
+      this.prometheusUrl = pulumi.output(`http://127.0.0.1:${ports.prometheus}`);
+      this.alertmanagerUrl = pulumi.output(`http://127.0.0.1:${ports.alertmanager}`);
+      this.grafanaUrl = pulumi.output(`http://127.0.0.1:${ports.grafana}`);
+      this.grafanaAdminPassword = pulumi.secret(grafanaPassword);
+    }
+    this.registerOutputs({
+      rules: this.rules,
+      prometheusUrl: this.prometheusUrl,
+      alertmanagerUrl: this.alertmanagerUrl,
+      grafanaUrl: this.grafanaUrl,
+      grafanaAdminPassword: this.grafanaAdminPassword,
+    });
+  }
+}
+
+/** Grafana's provisioned data source: the stack's Prometheus, the default one. */
+function grafanaDatasource(url: string): string {
+  return [
+    "# Generated by ha-backend (components/monitoring/monitoring.ts). Do not edit.",
+    "apiVersion: 1",
+    "datasources:",
+    "  - name: Prometheus",
+    "    type: prometheus",
+    "    uid: prometheus",
+    "    access: proxy",
+    `    url: ${url}`,
+    "    isDefault: true",
+    "    editable: false",
+    "",
+  ].join("\n");
+}
+
+/** Grafana's dashboard provider: the dashboards ha-backend renders, read-only. */
+function grafanaDashboardProvider(dir: string): string {
+  return [
+    "# Generated by ha-backend (components/monitoring/monitoring.ts). Do not edit.",
+    "apiVersion: 1",
+    "providers:",
+    "  - name: ha-backend",
+    "    type: file",
+    "    disableDeletion: true",
+    "    allowUiUpdates: false",
+    "    options:",
+    `      path: ${dir}`,
+    "",
+  ].join("\n");
+}
