@@ -83,7 +83,9 @@ export class Backend extends pulumi.ComponentResource {
     // New in this release: no earlier token to alias.
     super(`${TYPE_PACKAGE}:index:Backend`, name, {}, opts);
     const built = buildBackend(config, prefix, { parent: this, providedTls });
-    const { databaseUrl, ...rest } = built;
+    // Secrets stay out of `outputs`: one secret value would make the whole map secret.
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars -- left out on purpose, see above
+    const { databaseUrl, grafanaAdminPassword, ...rest } = built;
     const pick = <T>(key: string) => (built[key] ?? pulumi.output(undefined)) as pulumi.Output<T>;
     this.url = pick("url");
     this.httpsUrl = pick("httpsUrl");

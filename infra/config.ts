@@ -761,7 +761,7 @@ function monitoringIssues(
       ["monitoring", "exporters"],
       m.exporters,
       `be true when monitoring.${key} is true (there would be nothing to scrape)`,
-      `Remove ${NAMESPACE}:monitoring.exporters: false, or set monitoring.${key}: false.`,
+      `Remove ${NAMESPACE}:monitoring.exporters: false, or set ${NAMESPACE}:monitoring.${key}: false.`,
     );
   }
 }

@@ -161,8 +161,10 @@ export function generatedSecretNames(config: StackConfig, parts = TOPOLOGY_PARTS
     ...clusters.flatMap(config.database.engine === "postgresql" ? postgresSecretNames : mysqlSecretNames),
     ...(cacheEngine(config) === "redis" ? redisSecretNames(parts.cache) : []),
     `${parts.app}-session-key`,
+    ...(config.monitoring.enabled ? ["monitoring-grafana-admin-password"] : []),
   ];
-  return names.sort();
+  // The exporters' users exist only with the exporters.
+  return names.filter((n) => config.monitoring.exporters || !n.endsWith("-metrics-password")).sort();
 }
 
 /** A rotation entry for a secret the stack does not have would rotate nothing. */

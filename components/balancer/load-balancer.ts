@@ -563,8 +563,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
     this.metricsJobs = metricsOn
       ? [
           engine === "nginx"
-            ? scrapeJob(name, "nginx", workload, EXPORTER_PORT_NAMES.nginx)
-            : scrapeJob(name, "haproxy", workload, "stats"),
+            ? scrapeJob(name, "nginx", workload, EXPORTER_PORT_NAMES.nginx, r.replicas)
+            : scrapeJob(name, "haproxy", workload, "stats", r.replicas),
         ]
       : [];
     // Inside the platform, through the balancer to an app server's health path.

@@ -119,7 +119,9 @@ export class Memcached extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.metricsJobs = metrics ? [scrapeJob(name, "memcached", deployed, EXPORTER_PORT_NAMES.memcached)] : [];
+    this.metricsJobs = metrics
+      ? [scrapeJob(name, "memcached", deployed, EXPORTER_PORT_NAMES.memcached, r.members)]
+      : [];
     this.servers = pulumi.output(deployed.members.map((m) => `${m.host}:${PORT}`));
     this.registerOutputs({ servers: this.servers });
   }

@@ -385,8 +385,8 @@ export class RedisCache extends pulumi.ComponentResource {
     );
     this.metricsJobs = metricsPassword
       ? [
-          scrapeJob(name, "redis", redis, EXPORTER_PORT_NAMES.redis),
-          scrapeJob(name, "sentinel", sentinel, EXPORTER_PORT_NAMES.sentinel),
+          scrapeJob(name, "redis", redis, EXPORTER_PORT_NAMES.redis, members),
+          scrapeJob(name, "sentinel", sentinel, EXPORTER_PORT_NAMES.sentinel, r.sentinels),
         ]
       : [];
     this.alertPlan = {

@@ -202,7 +202,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
       deployed.members.map((m) => `${tls ? "https" : "http"}://${m.host}:${CLIENT_PORT}`),
     );
     this.members = pulumi.output(members);
-    this.metricsJobs = metrics ? [scrapeJob(name, "etcd", deployed, "metrics")] : [];
+    this.metricsJobs = metrics ? [scrapeJob(name, "etcd", deployed, "metrics", members)] : [];
     this.registerOutputs({
       clientEndpoints: this.clientEndpoints,
       clientUrls: this.clientUrls,

@@ -405,7 +405,9 @@ export class MysqlCluster extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.metricsJobs = metricsPassword ? [scrapeJob(name, "mysqld", db, EXPORTER_PORT_NAMES.mysqld)] : [];
+    this.metricsJobs = metricsPassword
+      ? [scrapeJob(name, "mysqld", db, EXPORTER_PORT_NAMES.mysqld, r.members)]
+      : [];
     this.alertPlan = {
       component: name,
       members: r.members,

@@ -536,8 +536,8 @@ export class PostgresCluster extends pulumi.ComponentResource {
     };
     this.metricsJobs = metricsPassword
       ? [
-          scrapeJob(name, "patroni", db, "patroni"),
-          scrapeJob(name, "postgres", db, EXPORTER_PORT_NAMES.postgres),
+          scrapeJob(name, "patroni", db, "patroni", r.members),
+          scrapeJob(name, "postgres", db, EXPORTER_PORT_NAMES.postgres, r.members),
           ...(etcd?.metricsJobs ?? []),
         ]
       : [];

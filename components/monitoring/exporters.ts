@@ -151,6 +151,7 @@ export function scrapeJob(
   kind: ExporterKind,
   workload: Workload,
   port: string,
+  members: number,
   path = "/metrics",
 ): ScrapeJob {
   return {
@@ -160,6 +161,7 @@ export function scrapeJob(
     path,
     workload: workload.name,
     port,
+    expected: members,
     targets: (workload.metrics[port] ?? []).map((t) => ({ instance: t.instance, address: t.address })),
   };
 }

@@ -53,6 +53,11 @@ export interface MonitoringArgs {
    * without the operator's CRDs still works.
    */
   readonly operator?: { readonly labels?: Readonly<Record<string, string>> };
+  /**
+   * Rotation tokens by generated secret name (`<name>-grafana-admin-password`): a new token
+   * replaces that secret once.
+   */
+  readonly credentialRotation?: Readonly<Record<string, pulumi.Input<string>>>;
 }
 
 const PATHS = {
@@ -103,7 +108,42 @@ export class Monitoring extends pulumi.ComponentResource {
     const s = args.stack;
     const probeJobs: ScrapeJob[] = [];
     let prober: Workload | undefined;
+    let alertmanager: Workload | undefined;
     if (s !== undefined) {
+      const tier = platform.scraperTier as string;
+      const ports = { ...PORTS, ...s.ports };
+      // First: a tier's members must exist before their clients (Docker fixes a container's
+      // networks when it is created), and the prober and Prometheus are Alertmanager's clients.
+      alertmanager = platform.deploy(
+        `${name}-alertmanager`,
+        {
+          kind: "stateless",
+          replicas: 1,
+          image: MONITORING_IMAGES.alertmanager,
+          args: [`--config.file=${PATHS.alertmanagerConfig}`, "--storage.path=/tmp/alertmanager"],
+          // The webhook URL may carry a token: a secret file whenever one is given.
+          ...(s.alertWebhookUrl !== undefined
+            ? {
+                secretFiles: {
+                  [PATHS.alertmanagerConfig]: pulumi
+                    .output(s.alertWebhookUrl)
+                    .apply((url) => renderAlertmanagerConfig({ webhookUrl: url })),
+                },
+                fileOwner: NOBODY,
+              }
+            : { files: { [PATHS.alertmanagerConfig]: renderAlertmanagerConfig({}) } }),
+          ports: { http: PORTS.alertmanager },
+          healthCheck: { httpGet: { path: "/-/ready", port: "http" } },
+          // A tier of its own that only Prometheus (the scraper's tier) reaches: not on the
+          // networks of what is scraped.
+          tier: `${tier}-alerts`,
+          allowFrom: [tier],
+          publicPorts: [{ target: "http", port: ports.alertmanager, local: true }],
+          runAsUser: NOBODY,
+          writablePaths: [],
+        },
+        { parent: this },
+      );
       prober = platform.deploy(
         `${name}-prober`,
         {
@@ -169,6 +209,7 @@ export class Monitoring extends pulumi.ComponentResource {
           ruleGroups: groups,
           scrapeIntervalSeconds: plan.scrapeIntervalSeconds,
           labels: args.operator.labels ?? {},
+          dashboards: { [`${plan.topology}.json`]: renderDashboardJson(plan) },
         },
         { parent: this },
       );
@@ -182,34 +223,6 @@ export class Monitoring extends pulumi.ComponentResource {
     } else {
       const tier = platform.scraperTier as string;
       const ports = { ...PORTS, ...s.ports };
-      const alertmanager = platform.deploy(
-        `${name}-alertmanager`,
-        {
-          kind: "stateless",
-          replicas: 1,
-          image: MONITORING_IMAGES.alertmanager,
-          args: [`--config.file=${PATHS.alertmanagerConfig}`, "--storage.path=/tmp/alertmanager"],
-          // The webhook URL may carry a token: a secret file whenever one is given.
-          ...(s.alertWebhookUrl !== undefined
-            ? {
-                secretFiles: {
-                  [PATHS.alertmanagerConfig]: pulumi
-                    .output(s.alertWebhookUrl)
-                    .apply((url) => renderAlertmanagerConfig({ webhookUrl: url })),
-                },
-                fileOwner: NOBODY,
-              }
-            : { files: { [PATHS.alertmanagerConfig]: renderAlertmanagerConfig({}) } }),
-          ports: { http: PORTS.alertmanager },
-          healthCheck: { httpGet: { path: "/-/ready", port: "http" } },
-          tier,
-          allowFrom: [tier],
-          publicPorts: [{ target: "http", port: ports.alertmanager, local: true }],
-          runAsUser: NOBODY,
-          writablePaths: [],
-        },
-        { parent: this },
-      );
       const prometheus = platform.deploy(
         `${name}-prometheus`,
         {
@@ -226,7 +239,7 @@ export class Monitoring extends pulumi.ComponentResource {
               scrapeIntervalSeconds: plan.scrapeIntervalSeconds,
               jobs: plan.jobs,
               ruleFiles: [PATHS.rules],
-              alertmanagers: [`${alertmanager.serviceHost}:${PORTS.alertmanager}`],
+              alertmanagers: [`${(alertmanager as Workload).serviceHost}:${PORTS.alertmanager}`],
             }),
             [PATHS.rules]: this.rules,
           },
@@ -234,14 +247,17 @@ export class Monitoring extends pulumi.ComponentResource {
           healthCheck: { httpGet: { path: "/-/ready", port: "http" } },
           volume: { mountPath: "/prometheus", sizeGi: 10 },
           tier,
-          allowFrom: [tier],
+          // Grafana (its own tier) queries it.
+          allowFrom: [`${tier}-ui`],
           publicPorts: [{ target: "http", port: ports.prometheus, local: true }],
           runAsUser: NOBODY,
           writablePaths: [],
         },
         { parent: this },
       );
-      const grafanaPassword = generatedSecret(this, `${name}-grafana-admin-password`);
+      const grafanaPassword = generatedSecret(this, `${name}-grafana-admin-password`, {
+        rotation: args.credentialRotation?.[`${name}-grafana-admin-password`],
+      });
       // The plan's dashboard (rows along the request path), probes included.
       const dashboards = { [`${plan.topology}.json`]: renderDashboardJson(plan) };
       platform.deploy(
@@ -270,8 +286,9 @@ export class Monitoring extends pulumi.ComponentResource {
           fileOwner: GRAFANA_UID,
           ports: { http: PORTS.grafana },
           healthCheck: { httpGet: { path: "/api/health", port: "http" } },
-          tier,
-          allowFrom: [tier],
+          // A tier of its own: it reaches Prometheus, and none of the networks of what is scraped
+          // (Grafana's data sources could otherwise reach the databases).
+          tier: `${tier}-ui`,
           publicPorts: [{ target: "http", port: ports.grafana, local: true }],
           runAsUser: GRAFANA_UID,
         },

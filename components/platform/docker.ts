@@ -364,24 +364,17 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       if (!known) this.clientNetworks.set(client, [...(this.clientNetworks.get(client) ?? []), net]);
       return net;
     });
-    // Sidecars (exporters) meet their member on one network: the scraper's, where one is admitted,
-    // else one of their own; never the client tiers' networks.
-    const hasSidecars = (spec.sidecars ?? []).length > 0;
-    const sidecarNetworks = !hasSidecars
-      ? []
-      : scraped
-        ? serverSide.filter((net) => net === this.networks.get(`${spec.tier}-from-${this.scraperTier}`))
-        : [
-            this.network(`${spec.tier}-metrics`, {
-              "ha-backend.tier": spec.tier,
-              "ha-backend.metrics": "true",
-            }),
-          ];
+    // Sidecars (exporters) run only where a scraper reads them, and meet their member on the
+    // scraper's network alone: never on the client tiers' networks. Without a scraper nothing on
+    // Docker could reach them.
+    const sidecarSpecs = scraped ? (spec.sidecars ?? []) : [];
+    const sidecarNetworks = serverSide.filter(
+      (net) => sidecarSpecs.length > 0 && net === this.networks.get(`${spec.tier}-from-${this.scraperTier}`),
+    );
     const networks = this.byName([
       ...serverSide,
       ...this.clientSide(name, spec.tier, serverSide.length === 0 && !published),
       ...(published ? [this.network("public", { "ha-backend.tier": "public" })] : []),
-      ...(hasSidecars && !scraped ? sidecarNetworks : []),
     ]);
 
     const files = pulumi.output(spec.files ?? {});
@@ -486,7 +479,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         },
       );
       containers.push(container);
-      for (const sc of spec.sidecars ?? []) {
+      for (const sc of sidecarSpecs) {
         sidecars.push(this.sidecar(member, host, sc, sidecarNetworks, spec.tier, name, parent));
       }
     }
@@ -503,8 +496,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       resources: [...containers, ...sidecars],
       // The members' own containers: a balancer restarts with them, not with an exporter.
       membersRevision: pulumi.all(containers.map((c) => c.id)).apply((ids) => ids.join(",")),
+      // Where a scraper is admitted (nothing else reaches them on Docker).
       metrics: Object.fromEntries(
-        (spec.metricsPorts ?? []).map((m) => {
+        (scraped ? (spec.metricsPorts ?? []) : []).map((m) => {
           const owner = (spec.sidecars ?? []).find((sc) => m.port in sc.ports);
           const port = owner ? owner.ports[m.port] : spec.ports[m.port];
           return [
@@ -522,8 +516,8 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
 
   /**
    * A member's sidecar: a container of its own, `<member>-<name>` (a container sharing the
-   * member's network namespace loses it when the member restarts), on `networks` (the scraper's,
-   * or the workload's metrics network), reaching the member there by its host name (`{self}`).
+   * member's network namespace loses it when the member restarts), on `networks` (the scraper's),
+   * reaching the member there by its host name (`{self}`).
    */
   private sidecar(
     member: string,

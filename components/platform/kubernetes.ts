@@ -308,7 +308,25 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       },
       this.childOpts(parent),
     );
-    return [...monitors, rule];
+    const dashboards =
+      Object.keys(spec.dashboards ?? {}).length === 0
+        ? []
+        : [
+            new k8s.core.v1.ConfigMap(
+              `${name}-dashboards`,
+              {
+                // The label kube-prometheus-stack's Grafana sidecar loads dashboards by.
+                metadata: {
+                  name: `${name}-dashboards`,
+                  namespace: this.namespace,
+                  labels: { ...labels, grafana_dashboard: "1" },
+                },
+                data: Object.fromEntries(sortedEntries(spec.dashboards)),
+              },
+              this.childOpts(parent),
+            ),
+          ];
+    return [...monitors, rule, ...dashboards];
   }
 
   /**

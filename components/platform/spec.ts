@@ -348,6 +348,9 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): Workload
  */
 function validateSidecars(name: string, spec: WorkloadSpec): void {
   const podPorts = new Set(Object.keys(spec.ports));
+  const portNumbers = new Set(Object.values(spec.ports));
+  // Every container's secret files share the pod's Secret (Kubernetes): one path, one owner.
+  const paths = new Set([...Object.keys(spec.files ?? {}), ...Object.keys(spec.secretFiles ?? {})]);
   const names = new Set<string>();
   for (const [i, sc] of (spec.sidecars ?? []).entries()) {
     const at = `sidecars[${i}]`;
@@ -397,9 +400,32 @@ function validateSidecars(name: string, spec: WorkloadSpec): void {
           port,
           "Use a valid TCP port.",
         );
+      // One network namespace per pod: two containers cannot listen on one port.
+      if (portNumbers.has(port)) {
+        fail(
+          name,
+          `${at}.ports.${portName}`,
+          "use a port number no other container of the pod listens on",
+          port,
+          "Pick another port.",
+        );
+      }
       podPorts.add(portName);
+      portNumbers.add(port);
     }
     validateFiles("Workload", name, { secretFiles: sc.secretFiles });
+    for (const path of Object.keys(sc.secretFiles ?? {})) {
+      if (paths.has(path)) {
+        fail(
+          name,
+          `${at}.secretFiles`,
+          "use paths no other container of the workload uses",
+          path,
+          "Put the file under a directory of the sidecar's own.",
+        );
+      }
+      paths.add(path);
+    }
   }
   for (const m of spec.metricsPorts ?? []) {
     if (!podPorts.has(m.port)) {

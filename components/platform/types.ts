@@ -135,6 +135,11 @@ export interface MonitorsSpec {
   readonly scrapeIntervalSeconds: number;
   /** Labels the operator's Prometheus selects monitors and rules by (e.g. `release: prometheus`). */
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * Grafana dashboards by file name (JSON), for a Grafana that loads them from labelled
+   * ConfigMaps (kube-prometheus-stack's dashboard sidecar: `grafana_dashboard: "1"`).
+   */
+  readonly dashboards?: Readonly<Record<string, string>>;
 }
 
 /** A port that serves Prometheus metrics. */
@@ -147,10 +152,10 @@ export interface MetricsPortSpec {
 
 /**
  * A container beside each member: a metrics exporter, run from its project's own image. On
- * Kubernetes it shares the member's pod (and so its network namespace: `{self}` is 127.0.0.1); on
+ * Kubernetes it shares the member's pod (and so its network namespace: `{self}` is 127.0.0.1). On
  * Docker it is a container of its own, `<member>-<name>` (`{self}` is the member's host name), on
- * one network with the member: the scraper's (`<tier>-from-<scraper tier>`) where the platform
- * admits one, else `<tier>-metrics`; never on the client tiers' networks.
+ * one network with the member, the scraper's (`<tier>-from-<scraper tier>`), and only where the
+ * platform admits a scraper (`scraperTier`): nothing else could reach it there.
  */
 export interface SidecarSpec {
   /** Names the container (`metrics`): a DNS label. */

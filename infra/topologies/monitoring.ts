@@ -8,7 +8,7 @@ import type {
   ScrapeJob,
   ScrapeTarget,
 } from "../../components/monitoring/render/plan";
-import type { TopologyContext, TopologyOutputs } from "./web-tier";
+import { rotationTokens, type TopologyContext, type TopologyOutputs } from "./web-tier";
 import * as pulumi from "@pulumi/pulumi";
 
 /**
@@ -75,6 +75,7 @@ export function stackMonitoring(ctx: TopologyContext, stack: string): TopologyOu
           }
         : {}),
       ...(m.prometheusOperator ? { operator: { labels: m.labels } } : {}),
+      credentialRotation: rotationTokens(ctx.config),
     },
     { parent: ctx.parent },
   );

@@ -124,15 +124,14 @@ const CERT_DAYS = 90;
 const CLIENT_TIMEOUT_MS = 2000;
 
 describe("monitoring: the generated exporters with least-privilege users, Prometheus and the alert rules (live)", () => {
-  const dir = tempDir("monitoring-exporters");
+  // Short: a MariaDB socket path must stay under 108 bytes, also below the repeat runner's TMPDIR.
+  const dir = tempDir("mon-exp");
   const procs = new ProcessGroup();
   const exporterDir = join(dir, "exporters");
 
   // MariaDB: a Galera cluster and a primary/replica pair, each with the monitor user.
-  const galeraNodes = [0, 1, 2].map(
-    (i) => new MariaNode(`catalog-db-${i}`, ip(1 + i), 3306, join(dir, "galera")),
-  );
-  const replNodes = [0, 1].map((i) => new MariaNode(`orders-db-${i}`, ip(4 + i), 3306, join(dir, "repl")));
+  const galeraNodes = [0, 1, 2].map((i) => new MariaNode(`catalog-db-${i}`, ip(1 + i), 3306, join(dir, "g")));
+  const replNodes = [0, 1].map((i) => new MariaNode(`orders-db-${i}`, ip(4 + i), 3306, join(dir, "r")));
   const galeraCreds: MysqlCredentials = {
     ...testCredentials("shop"),
     monitorUser: MONITOR.user,
@@ -420,19 +419,19 @@ describe("monitoring: the generated exporters with least-privilege users, Promet
     let t0 = Date.now();
 
     // GIVEN a Galera cluster of three from the generated files (init SQL with the monitor user)
-    mkdirSync(join(dir, "galera"), { recursive: true });
+    mkdirSync(join(dir, "g"), { recursive: true });
     const joins = await bootstrapGalera(
       procs,
       galeraNodes,
-      renderTestFiles(galeraSpec, galeraCreds, join(dir, "galera")),
+      renderTestFiles(galeraSpec, galeraCreds, join(dir, "g")),
       "one by one",
     );
     timings.push(`Galera ${Date.now() - t0} ms (joins ${joins.join(", ")} ms)`);
 
     // AND a primary and a replica, the replica attached by the generated replica SQL
     t0 = Date.now();
-    mkdirSync(join(dir, "repl"), { recursive: true });
-    const replFiles = renderTestFiles(replSpec, replCreds, join(dir, "repl"));
+    mkdirSync(join(dir, "r"), { recursive: true });
+    const replFiles = renderTestFiles(replSpec, replCreds, join(dir, "r"));
     for (const n of replNodes) {
       n.prepare(replFiles, false);
       n.install();

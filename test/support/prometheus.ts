@@ -135,8 +135,13 @@ export function ruleMetrics(
   const add = (metric: string, job: string, alert: string) =>
     out.set(`${metric} ${job}`, { metric, job, alert });
   for (const rule of groups.flatMap((g) => g.rules)) {
-    for (const m of rule.expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="([^"]+)"/g))
-      add(m[1], m[2], rule.alert);
+    // `(a{job="j"} or b{job="j"})`: one of two names (a column the exporter names per server
+    // version) must exist, as `a|b`.
+    const either =
+      /\(([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="([^"]+)"\} or ([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="\2"\}\)/g;
+    for (const m of rule.expr.matchAll(either)) add(`${m[1]}|${m[3]}`, m[2], rule.alert);
+    const rest = rule.expr.replace(either, "");
+    for (const m of rest.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="([^"]+)"/g)) add(m[1], m[2], rule.alert);
     const byName = /\{__name__=~"([^"]+)",job=~"([^"]+)"\}/.exec(rule.expr);
     if (byName) {
       for (const j of plan.jobs) {
@@ -158,7 +163,10 @@ export async function missingSeries<W extends { readonly metric: string; readonl
 ): Promise<string[]> {
   const missing: string[] = [];
   for (const w of wanted) {
-    if ((await query(p, `count(${w.metric}{job="${w.job}"})`)).length === 0) {
+    const series = w.metric.includes("|")
+      ? `{__name__=~"${w.metric}",job="${w.job}"}`
+      : `${w.metric}{job="${w.job}"}`;
+    if ((await query(p, `count(${series})`)).length === 0) {
       missing.push(`${w.metric}{job="${w.job}"} (${why(w)})`);
     }
   }

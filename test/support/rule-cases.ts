@@ -91,6 +91,22 @@ const FIXTURES: Record<AlertName, (c: Ctx) => { fire: Case; quiet: Case }> = {
       quiet: { series: [s("up", l, flat(c, 1))], alerts: [] },
     };
   },
+  ScrapeTargetsMissing: (c) => {
+    // Every job's rule shares the alert's name: each job has all its targets but the one tested,
+    // which misses one (or has none).
+    const count = (j: (typeof c.plan.jobs)[number]) => j.expected ?? j.targets.length;
+    const tested = c.rule.labels.job;
+    const up = (missing: number) =>
+      c.plan.jobs.flatMap((j) =>
+        Array.from({ length: count(j) - (j.job === tested ? missing : 0) }, (_, i) =>
+          s("up", { job: j.job, instance: `${j.component}-${i}`, ha_component: j.component }, flat(c, 1)),
+        ),
+      );
+    return {
+      fire: { series: up(1), alerts: [{ labels: { job: tested ?? "" }, value: 0 }] },
+      quiet: { series: up(0), alerts: [] },
+    };
+  },
   ExporterCannotReachService: (c) => {
     const j = c.plan.jobs.find((x) => UP_METRIC[x.kind] !== undefined)!;
     const l = { job: j.job, instance: j.targets[0]?.instance ?? "m-0", ha_component: j.component };
@@ -214,12 +230,21 @@ const FIXTURES: Record<AlertName, (c: Ctx) => { fire: Case; quiet: Case }> = {
   PostgresLeaderChanged: (c) => {
     const comp = component(c);
     const l = target(c, "patroni");
+    const other = target(c, "patroni", 1);
+    // A restart reports timeline 0 while PostgreSQL is down: not a leader change.
+    const restart = `2x${c.n - c.tail - 1} 0x${Math.max(1, Math.floor(c.tail / 2) - 1)} 2x${c.tail}`;
     return {
       fire: {
         series: [s("patroni_postgres_timeline", l, step(c, 1, 2))],
-        alerts: [{ labels: { ha_component: comp }, value: 1 }],
+        alerts: [{ labels: { ha_component: comp }, value: 2 }],
       },
-      quiet: { series: [s("patroni_postgres_timeline", l, flat(c, 2))], alerts: [] },
+      quiet: {
+        series: [
+          s("patroni_postgres_timeline", l, flat(c, 2)),
+          s("patroni_postgres_timeline", other, restart),
+        ],
+        alerts: [],
+      },
     };
   },
   PostgresNoLeader: (c) => roleMoves(c, "patroni_master"),
@@ -296,7 +321,8 @@ const FIXTURES: Record<AlertName, (c: Ctx) => { fire: Case; quiet: Case }> = {
     const lag = thresholdNumber(c.rule);
     return {
       fire: {
-        series: [s("mysql_slave_status_seconds_behind_master", l, step(c, 0, lag + 10))],
+        // MySQL 8.4's name for the column: the rule reads either.
+        series: [s("mysql_slave_status_seconds_behind_source", l, step(c, 0, lag + 10))],
         alerts: [{ labels: l, value: lag + 10 }],
       },
       quiet: { series: [s("mysql_slave_status_seconds_behind_master", l, flat(c, lag))], alerts: [] },

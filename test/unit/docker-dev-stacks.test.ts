@@ -23,11 +23,18 @@ const postgres: ConfigEdit = (c) => {
   };
 };
 
+/** monitoring.enabled: the stack's own Prometheus, and the exporters beside every tier. */
+const monitoring: ConfigEdit = (c) => {
+  c["ha-backend:monitoring"] = { enabled: true };
+};
+
 const dockerStacks = stackNames().filter((s) => stackFacts(s).platform === "docker");
 const variants: [string, string, ConfigEdit | undefined][] = dockerStacks.flatMap(
   (s): [string, string, ConfigEdit | undefined][] => [
     [s, s, undefined],
     [`${s} on PostgreSQL`, s, postgres],
+    [`${s} with monitoring`, s, monitoring],
+    [`${s} on PostgreSQL with monitoring`, s, (c) => (postgres(c), monitoring(c))],
   ],
 );
 
@@ -48,11 +55,17 @@ async function runRecordingSpecs(stack: string, edit?: ConfigEdit): Promise<[Pro
   const runTask = jest.spyOn(DockerPlatform.prototype, "runTask");
   try {
     const run = await runStackVariant(stack, edit);
-    const workloads = deploy.mock.calls.map(([name, spec]: [string, WorkloadSpec, ...unknown[]]) => ({
+    const workloads = deploy.mock.calls.map(([name, spec]: [string, WorkloadSpec, ...unknown[]], i) => ({
       name,
       kind: "workload" as const,
       tier: spec.tier,
-      allowFrom: new Set(spec.allowFrom ?? []),
+      // The platform admits its scraper (monitoring.enabled) to every workload with metrics ports.
+      allowFrom: new Set([
+        ...(spec.allowFrom ?? []),
+        ...((spec.metricsPorts ?? []).length > 0 && deploy.mock.contexts[i]?.scraperTier !== undefined
+          ? [deploy.mock.contexts[i].scraperTier as string]
+          : []),
+      ]),
       published: (spec.publicPorts ?? []).length > 0,
       fileOwner: spec.fileOwner ?? spec.runAsUser ?? 0,
     }));
@@ -194,18 +207,30 @@ describe.each(variants)("Docker stack %s", (_label, stack, edit) => {
     expect(odd.map(([u, lists]) => [u, [...lists]])).toEqual([]);
   });
 
-  it("puts each exporter on one network, shared only with its workload's members", () => {
+  it("runs exporters only with the stack's own scraper, each on the scraper's network with its member alone", () => {
     const sidecars = containers.filter((x) => label(x, "ha-backend.sidecar") !== undefined);
-    // Every stack runs exporters by default: the check below is never vacuous.
-    expect(sidecars.length).toBeGreaterThan(0);
+    const scraper = units.some((u) => u.tier === "monitoring");
+    // With monitoring.enabled every tier has exporters; without, nothing could reach them.
+    expect(sidecars.length > 0).toBe(scraper);
     const odd = sidecars.flatMap((sc) => {
       const nets = networksOf(sc);
+      const member = containers.find((c) => c.name === label(sc, "ha-backend.sidecar-of"));
       const others = containers.filter(
-        (c) => c !== sc && unitOf(c) !== unitOf(sc) && networksOf(c).some((n) => nets.includes(n)),
+        (c) =>
+          c !== sc &&
+          c !== member &&
+          label(c, "ha-backend.sidecar-of") !== member?.name &&
+          unitOf(c) !== unitOf(sc) &&
+          !/^monitoring-/.test(c.name) &&
+          networksOf(c).some((n) => nets.includes(n)),
       );
-      return nets.length === 1 && nets[0].endsWith("-metrics") && others.length === 0
-        ? []
-        : [`${sc.name} on ${nets.join(",")} with ${others.map((c) => c.name).join(",")}`];
+      const ok =
+        nets.length === 1 &&
+        nets[0].endsWith("-from-monitoring") &&
+        member !== undefined &&
+        networksOf(member).includes(nets[0]) &&
+        others.length === 0;
+      return ok ? [] : [`${sc.name} on ${nets.join(",")} with ${others.map((c) => c.name).join(",")}`];
     });
     expect(odd).toEqual([]);
   });
@@ -249,7 +274,8 @@ describe.each(variants)("Docker stack %s", (_label, stack, edit) => {
         const common = [...a.allowFrom].filter((t) => b.allowFrom.has(t));
         const related = a.tier === b.tier || a.allowFrom.has(b.tier) || b.allowFrom.has(a.tier);
         if (common.length === 0 || related) continue;
-        const shared = [...netsOf(a)].filter((n) => netsOf(b).has(n));
+        // Published workloads meet on the edge network by design (the host reaches both anyway).
+        const shared = [...netsOf(a)].filter((n) => netsOf(b).has(n) && n !== `${stack}-public`);
         if (shared.length > 0) clashes.push(`${pair(a.name, b.name)} (both admit ${common}) on ${shared}`);
       }
     }

@@ -56,13 +56,7 @@ describe("LoadBalancer on Docker", () => {
   it("runs two nginx replicas on the edge, publishing HTTP and HTTPS on the first", async () => {
     const run = await runComponents(() => shopOn(new DockerPlatform("docker", { prefix: "dev" }), true));
     const lbs = ofType(run, CONTAINER).filter((c) => c.parent === "ha-backend:index:LoadBalancer::shop-lb");
-    // Each replica, and nginx-prometheus-exporter beside it.
-    expect(lbs.map((c) => c.name).sort()).toEqual([
-      "shop-lb-nginx-0",
-      "shop-lb-nginx-0-metrics",
-      "shop-lb-nginx-1",
-      "shop-lb-nginx-1-metrics",
-    ]);
+    expect(lbs.map((c) => c.name).sort()).toEqual(["shop-lb-nginx-0", "shop-lb-nginx-1"]);
     const first = plain(one(run, CONTAINER, "shop-lb-nginx-0"));
     expect(first.image).toBe(`sha256:mock-${NGINX_IMAGE}`);
     expect(first.user).toBe("101");
@@ -73,8 +67,6 @@ describe("LoadBalancer on Docker", () => {
     expect(plain(one(run, CONTAINER, "shop-lb-nginx-1")).ports).toEqual([]);
     expect(first.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
       "dev-app-from-edge",
-      // Shared with its exporter only.
-      "dev-edge-metrics",
       "dev-public",
     ]);
     // The app servers' network admits the edge tier, so only the balancer tier (and peers) reach them.

@@ -32,11 +32,7 @@ describe("Memcached", () => {
       "4",
     ]);
     expect(c.volumes).toEqual([]);
-    // The app's network, and the one it shares with its exporter only.
-    expect(c.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
-      "dev-pages-memcached-from-app",
-      "dev-pages-memcached-metrics",
-    ]);
+    expect(c.networksAdvanced.map((n: { name: string }) => n.name)).toEqual(["dev-pages-memcached-from-app"]);
     expect(run.outputs).toEqual({
       servers: ["pages-memcached-0:11211", "pages-memcached-1:11211"],
       env: { MEMCACHED_SERVERS: "pages-memcached-0:11211,pages-memcached-1:11211" },

@@ -7,6 +7,8 @@
 import { parse } from "yaml";
 import { redactSecrets, type ProgramRun } from "../../scripts/mock-engine";
 import { EXPORTER_IMAGES } from "../../components/monitoring/render/exporters";
+import { validateWorkloadSpec } from "../../components/platform/spec";
+import type { SidecarSpec, WorkloadSpec } from "../../components/platform/types";
 import { MONITORING_IMAGES } from "../../components/monitoring/monitoring";
 import { kubernetesManifests, runStackVariant } from "../support/stack-variants";
 import { ofType, plain } from "../support/engine";
@@ -124,14 +126,29 @@ describe("Kubernetes (ecommerce-prod): exporters as sidecars, the scraper admitt
     expect(alerts).toEqual(
       expect.arrayContaining(["BalancerBackendDown", "EtcdNoLeader", "VolumeNearlyFull"]),
     );
+    // The dashboard, for kube-prometheus-stack's Grafana sidecar.
+    const board = (kubernetesManifests(withOperator) as Json[]).find(
+      (m) => m.kind === "ConfigMap" && m.metadata.name === "monitoring-dashboards",
+    );
+    expect(board.metadata.labels.grafana_dashboard).toBe("1");
+    expect(JSON.parse(board.data["ecommerce.json"]).title).toContain("ecommerce");
+    // Pods that do not exist leave no `up`: each job is counted against its members.
+    const exprs = rules[0].spec.groups.flatMap((g: Json) => g.rules.map((r: Json) => r.expr));
+    expect(exprs).toContain(
+      'count by (job) (up{job="orders-0-mysqld"}) < 3 or absent(up{job="orders-0-mysqld"})',
+    );
+    expect(exprs).toContain(
+      'count by (job) (up{job="shop-lb-nginx"}) < 3 or absent(up{job="shop-lb-nginx"})',
+    );
   });
 });
 
-describe("Docker (blog-dev with PostgreSQL): exporters as containers of their own", () => {
+describe("Docker (blog-dev with PostgreSQL and monitoring.enabled): exporters as containers of their own", () => {
   let run: ProgramRun;
   beforeAll(async () => {
     run = await runStackVariant("blog-dev", (c) => {
       c["ha-backend:database"] = { engine: "postgresql", members: 3 };
+      c["ha-backend:monitoring"] = { enabled: true };
     });
   });
 
@@ -159,12 +176,31 @@ describe("Docker (blog-dev with PostgreSQL): exporters as containers of their ow
         owner: "65534",
       }),
     ]);
-    // On one network with its member (which it reaches by name there), never on the clients' ones.
+    // On the scraper's network with its member (which it reaches by name there), never on the
+    // clients' ones.
     const member = plain(
       ofType(run, "docker:index/container:Container").find((r) => r.name === "blog-pg-0")!,
     );
-    expect(c.networksAdvanced.map((n: Json) => n.name)).toEqual(["blog-dev-blog-pg-metrics"]);
-    expect(member.networksAdvanced.map((n: Json) => n.name)).toContain("blog-dev-blog-pg-metrics");
+    expect(c.networksAdvanced).toEqual([
+      { name: "blog-dev-blog-pg-from-monitoring", aliases: ["blog-pg-0-metrics"] },
+    ]);
+    expect(member.networksAdvanced.map((n: Json) => n.name)).toContain("blog-dev-blog-pg-from-monitoring");
+    // Prometheus scrapes it by that alias, and Patroni's own /metrics by the member's.
+    const prom = plain(
+      ofType(run, "docker:index/container:Container").find((r) => r.name === "monitoring-prometheus-0")!,
+    );
+    const config = parse(prom.uploads.find((u: Json) => u.file === "/etc/prometheus/prometheus.yml").content);
+    const targetsOf = (job: string) =>
+      config.scrape_configs
+        .find((j: Json) => j.job_name === job)
+        .static_configs.map((t: Json) => t.targets[0]);
+    expect(targetsOf("blog-postgres")).toEqual([
+      "blog-pg-0-metrics:9187",
+      "blog-pg-1-metrics:9187",
+      "blog-pg-2-metrics:9187",
+    ]);
+    expect(targetsOf("blog-patroni")).toEqual(["blog-pg-0:8008", "blog-pg-1:8008", "blog-pg-2:8008"]);
+    expect(prom.networksAdvanced.map((n: Json) => n.name)).toContain("blog-dev-blog-pg-from-monitoring");
   });
 
   it("admits the exporter in pg_hba from the member's network only, into the postgres database", () => {
@@ -181,9 +217,15 @@ describe("Docker (blog-dev with PostgreSQL): exporters as containers of their ow
     expect(plainSecrets(run)).toEqual([]);
   });
 
-  it("runs no Prometheus of its own unless monitoring.enabled", () => {
-    const images = ofType(run, "docker:index/remoteImage:RemoteImage").map((r) => plain(r).name);
+  it("runs neither Prometheus nor exporters without monitoring.enabled: nothing could scrape them", async () => {
+    const plainRun = await runStackVariant("blog-dev", (c) => {
+      c["ha-backend:database"] = { engine: "postgresql", members: 3 };
+    });
+    const images = ofType(plainRun, "docker:index/remoteImage:RemoteImage").map((r) => plain(r).name);
     expect(images).not.toContain(MONITORING_IMAGES.prometheus);
+    expect(
+      ofType(plainRun, "docker:index/container:Container").filter((r) => r.name.endsWith("-metrics")),
+    ).toEqual([]);
   });
 });
 
@@ -231,6 +273,28 @@ describe("Docker (ecommerce-dev with monitoring.enabled): the stack's own Promet
     expect(grafana.envs).toContain("GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/ha-backend/grafana/admin-password");
   });
 
+  it("keeps Alertmanager and Grafana off the networks of what is scraped: tiers of their own that meet Prometheus", () => {
+    const nets = (name: string) =>
+      containers()
+        .find((x) => x.name === name)!
+        .c.networksAdvanced.map((n: Json) => n.name)
+        .sort();
+    expect(nets("monitoring-grafana-0")).toEqual([
+      "ecommerce-dev-monitoring-from-monitoring-ui",
+      "ecommerce-dev-public",
+    ]);
+    expect(nets("monitoring-alertmanager-0")).toEqual([
+      "ecommerce-dev-monitoring-alerts-from-monitoring",
+      "ecommerce-dev-public",
+    ]);
+    expect(nets("monitoring-prometheus-0")).toEqual(
+      expect.arrayContaining([
+        "ecommerce-dev-monitoring-alerts-from-monitoring",
+        "ecommerce-dev-monitoring-from-monitoring-ui",
+      ]),
+    );
+  });
+
   it("puts the scraper on the networks of what it scrapes: the metrics tiers admit the monitoring tier", () => {
     const nets = ofType(run, "docker:index/network:Network").map((r) => plain(r).name as string);
     expect(nets).toEqual(
@@ -272,5 +336,59 @@ describe("monitoring settings that do nothing are refused before anything is cre
     expect(pods.flatMap((m) => podSpecOf(m).containers.filter((c: Json) => c.name === "metrics"))).toEqual(
       [],
     );
+  });
+});
+
+describe("sidecars are checked before anything is created", () => {
+  const base: WorkloadSpec = {
+    kind: "stateful",
+    replicas: 1,
+    image: "postgres:15",
+    ports: { pg: 5432 },
+    secretFiles: { "/etc/app/password": "x" },
+    tier: "db",
+  };
+  const sidecar: SidecarSpec = {
+    name: "metrics",
+    image: EXPORTER_IMAGES.postgres,
+    ports: { "pg-metrics": 9187 },
+    runAsUser: 65534,
+  };
+  it.each<[string, Partial<SidecarSpec>, string]>([
+    [
+      "a port number the member listens on",
+      { ports: { "pg-metrics": 5432 } },
+      "sidecars[0].ports.pg-metrics must use a port number no other container of the pod listens on, but 5432 was provided",
+    ],
+    [
+      "a port name the member uses",
+      { ports: { pg: 9187 } },
+      "sidecars[0].ports.pg must have a name of at most 15 characters not used by another port of the pod",
+    ],
+    [
+      "a file path the member uses",
+      { secretFiles: { "/etc/app/password": "y" } },
+      'sidecars[0].secretFiles must use paths no other container of the workload uses, but "/etc/app/password" was provided',
+    ],
+    [
+      "root",
+      { runAsUser: 0 },
+      "sidecars[0].runAsUser must be a numeric user id other than root, but 0 was provided",
+    ],
+    [
+      "an unpinned image",
+      { image: "prom/mysqld-exporter:latest" },
+      "sidecars[0].image must be pinned by a tag other than latest",
+    ],
+  ])("refuses %s", (_what, patch, message) => {
+    expect(() => validateWorkloadSpec("db", { ...base, sidecars: [{ ...sidecar, ...patch }] })).toThrow(
+      message,
+    );
+  });
+
+  it("refuses a metrics port that names no port of the pod", () => {
+    expect(() =>
+      validateWorkloadSpec("db", { ...base, sidecars: [sidecar], metricsPorts: [{ port: "metrics" }] }),
+    ).toThrow("metricsPorts must name a port of the workload or of its sidecars");
   });
 });

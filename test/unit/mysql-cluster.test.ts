@@ -30,20 +30,14 @@ describe("MysqlCluster on Docker (replication, semi-sync)", () => {
     const run = await runComponents(build);
     const members = ofType(run, CONTAINER).filter((c) => /^orders-db-\d+$/.test(c.name));
     expect(members.map((c) => c.name).sort()).toEqual(["orders-db-0", "orders-db-1", "orders-db-2"]);
-    // mysqld_exporter beside each, logged in with a [client] file of its own (secret).
-    const exporter = plain(one(run, CONTAINER, "orders-db-1-metrics"));
-    expect(exporter.uploads.map((u: { file: string }) => u.file)).toEqual(["/etc/ha-backend/metrics/my.cnf"]);
-    expect(exporter.uploads[0].content).toContain("host=orders-db-1\n");
     expect(ofType(run, "docker:index/volume:Volume").every((v) => v.protect)).toBe(true);
     const m = plain(one(run, CONTAINER, "orders-db-1"));
     expect(m.image).toBe("sha256:mock-mariadb:10.11.14");
     expect(m.entrypoints).toEqual(["/bin/bash", "/etc/ha-backend/db/start.sh"]);
     expect(m.volumes).toEqual([{ volumeName: "dev-orders-db-1-data", containerPath: "/var/lib/mysql" }]);
-    // Peers and the router reach the members, and their exporters on a network of their own;
-    // the app tier does not.
+    // Peers and the router reach the members; the app tier does not.
     expect(m.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
       "dev-orders-db-from-orders-router",
-      "dev-orders-db-metrics",
     ]);
     const router = plain(one(run, CONTAINER, "orders-router-0"));
     expect(router.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([

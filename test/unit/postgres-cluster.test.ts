@@ -69,13 +69,10 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
       .sort();
     expect(names).toEqual([
       "orders-etcd-0",
+      // No exporters: nothing on this Docker platform scrapes them (no scraperTier).
       "orders-pg-0",
-      // postgres_exporter beside each member.
-      "orders-pg-0-metrics",
       "orders-pg-1",
-      "orders-pg-1-metrics",
       "orders-pg-2",
-      "orders-pg-2-metrics",
       "orders-pg-dcs-954b11d583",
       "orders-router-0",
       "orders-router-1",
@@ -95,13 +92,11 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
     ]);
     expect(m.healthcheck.tests[0]).toBe("CMD");
     expect(m.healthcheck.tests.join(" ")).toContain("http://127.0.0.1:8008/readiness");
-    // Peers, etcd's, the router's and the settings task's networks, and the one it shares with
-    // its exporter; never the app's.
+    // Peers, etcd's, the router's and the settings task's networks; never the app's.
     expect(m.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
       "dev-orders-etcd-from-orders-pg",
       "dev-orders-pg-from-orders-pg-admin",
       "dev-orders-pg-from-orders-router",
-      "dev-orders-pg-metrics",
     ]);
     // The settings task: run once to completion, on its own network only, the REST API password
     // a secret file of its own user's, started only once every member is up and healthy.
@@ -211,14 +206,6 @@ describe("PostgresCluster on Docker (Patroni on etcd)", () => {
     expect(bootstrap).toContain(
       `CREATE ROLE "metrics" LOGIN PASSWORD 'mock-password-for-orders-metrics-password' CONNECTION LIMIT 3 IN ROLE pg_monitor;`,
     );
-    // The exporter reads its password from a secret file of its own.
-    const sidecar = one(run, CONTAINER, "orders-pg-0-metrics").inputs.uploads as {
-      file: string;
-      content: unknown;
-    }[];
-    expect(sidecar.map((u) => [u.file, isWrappedSecret(u.content)])).toEqual([
-      ["/etc/ha-backend/metrics/password", true],
-    ]);
   });
 });
 

@@ -47,21 +47,14 @@ describe("RedisCache on Docker", () => {
         .map((c) => c.name)
         .sort(),
     ).toEqual([
-      // redis_exporter beside every member and every Sentinel.
       "sessions-redis-0",
-      "sessions-redis-0-metrics",
       "sessions-redis-1",
-      "sessions-redis-1-metrics",
       "sessions-redis-2",
-      "sessions-redis-2-metrics",
       "sessions-router-0",
       "sessions-router-1",
       "sessions-sentinel-0",
-      "sessions-sentinel-0-metrics",
       "sessions-sentinel-1",
-      "sessions-sentinel-1-metrics",
       "sessions-sentinel-2",
-      "sessions-sentinel-2-metrics",
     ]);
     const m = plain(one(run, CONTAINER, "sessions-redis-1"));
     expect(m.image).toBe(`sha256:mock-${REDIS_IMAGE}`);
@@ -70,13 +63,11 @@ describe("RedisCache on Docker", () => {
     expect(m.envs).toContain("REDIS_MEMBER=sessions-redis-1");
     expect(m.envs).toContain("REDIS_HOST=sessions-redis-1");
     expect(m.volumes).toEqual([{ volumeName: "dev-sessions-redis-1-data", containerPath: "/data" }]);
-    // Sentinels, the router and the app reach the members (Sentinel clients connect to the primary);
-    // the exporters meet them on a network of their own.
+    // Sentinels, the router and the app reach the members (Sentinel clients connect to the primary).
     expect(m.networksAdvanced.map((n: { name: string }) => n.name)).toEqual([
       "dev-sessions-redis-from-app",
       "dev-sessions-redis-from-sessions-router",
       "dev-sessions-redis-from-sessions-sentinel",
-      "dev-sessions-redis-metrics",
     ]);
     expect(run.outputs).toMatchObject({
       sentinels: ["sessions-sentinel-0:26379", "sessions-sentinel-1:26379", "sessions-sentinel-2:26379"],

@@ -48,6 +48,11 @@ export interface ScrapeJob {
   readonly workload?: string;
   /** The named port it is read from (Kubernetes: the PodMonitor's endpoint). */
   readonly port?: string;
+  /**
+   * How many targets it should have (its members) where the scraper discovers them (Kubernetes).
+   * @default the number of `targets`
+   */
+  readonly expected?: number;
 }
 
 /** The name of a component's job of `kind`: what rules and dashboards select on. */

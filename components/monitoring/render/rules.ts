@@ -18,7 +18,7 @@ export interface AlertRule {
    * The severity, and the component the group watches (every series it selects carries the same
    * `ha_component` already; a rule of the stack-wide target group keeps each series' own).
    */
-  readonly labels: { readonly severity: Severity; readonly ha_component?: string };
+  readonly labels: { readonly severity: Severity; readonly ha_component?: string; readonly job?: string };
   readonly annotations: {
     readonly summary: string;
     readonly description: string;
@@ -40,6 +40,7 @@ export type Severity = "critical" | "warning" | "info";
  */
 export const ALERTS = [
   "ScrapeTargetDown",
+  "ScrapeTargetsMissing",
   "ExporterCannotReachService",
   "BalancerBackendDown",
   "BalancerNoBackendUp",
@@ -78,6 +79,11 @@ export const ALERT_DEFAULTS = {
   runbookBase: "docs/runbooks.md",
 } as const;
 
+/**
+ * How long a Kubernetes job may have fewer targets than members: a first rollout or a rolling
+ * update recreates pods one at a time, each gone for a restart.
+ */
+const MISSING_TARGETS_SECONDS = 300;
 /** How long a Galera node may be Joining/Donor (a state transfer) before it is worth a look. */
 const GALERA_NOT_SYNCED_SECONDS = 300;
 /**
@@ -191,6 +197,25 @@ function targetRules(plan: MonitoringPlan, r: RuleBuilder): AlertRule[] {
       `Prometheus could not read {{ $labels.job }} metrics from {{ $labels.instance }} for ${r.confirm} s: the member or its exporter is down or unreachable.`,
     ),
   ];
+  if (plan.platform === "kubernetes") {
+    // Pods that do not exist leave no `up` series at all (the scraper discovers pods): count the
+    // targets against the members each job should have.
+    for (const j of [...plan.jobs].sort((a, b) => a.job.localeCompare(b.job))) {
+      const members = j.expected ?? j.targets.length;
+      if (members === 0) continue;
+      rules.push({
+        ...r.rule(
+          "ScrapeTargetsMissing",
+          "warning",
+          Math.max(MISSING_TARGETS_SECONDS, r.confirm),
+          `count by (job) (up{job=${q(j.job)}}) < ${members} or absent(up{job=${q(j.job)}})`,
+          `{{ $labels.job }} has fewer than ${members} targets`,
+          `Prometheus finds fewer than the ${members} members of {{ $labels.job }} (or none): their pods are gone, pending or not ready to be scraped.`,
+        ),
+        labels: { severity: "warning", ha_component: j.component, job: j.job },
+      });
+    }
+  }
   if (upMetrics.length > 0) {
     const reachRe = q([...new Set(reach.map((j) => j.job))].sort().map(escapeRegex).join("|"));
     rules.push(
@@ -346,8 +371,10 @@ function postgresRules(pg: MonitoringPlan["postgres"][number], r: RuleBuilder): 
       "PostgresLeaderChanged",
       "info",
       0,
-      // A failover or switchover always starts a new timeline, on every member.
-      `max by (ha_component) (changes(patroni_postgres_timeline${p()}[${CHANGE_WINDOW}])) > 0`,
+      // A failover or switchover always starts a new timeline: the highest in the window is above
+      // the lowest. A member that restarts reports 0 while PostgreSQL is down (Patroni 3.0): zeros
+      // are left out, so a restart or a rolling update is not a leader change.
+      `max by (ha_component) (max_over_time(patroni_postgres_timeline${p()}[${CHANGE_WINDOW}])) > min by (ha_component) (min_over_time((patroni_postgres_timeline${p()} > 0)[${CHANGE_WINDOW}:]))`,
       "{{ $labels.ha_component }} has a new leader",
       `Patroni promoted a new leader in the last ${CHANGE_WINDOW} (a new timeline began). Check why the old one went.`,
     ),
@@ -399,6 +426,9 @@ function postgresRules(pg: MonitoringPlan["postgres"][number], r: RuleBuilder): 
 function mysqlRules(plan: MonitoringPlan, my: MonitoringPlan["mysql"][number], r: RuleBuilder): AlertRule[] {
   const c = my.component;
   const m = (extra = "") => r.sel(c, "mysqld", extra);
+  /** A replica-status column under MariaDB's (and MySQL 8.0's) name or MySQL 8.4's. */
+  const either = (old: string, renamed: string) =>
+    `mysql_slave_status_${old}${m()} or mysql_slave_status_${renamed}${m()}`;
   const rules: AlertRule[] = [];
   if (my.mode === "galera") {
     rules.push(
@@ -428,7 +458,8 @@ function mysqlRules(plan: MonitoringPlan, my: MonitoringPlan["mysql"][number], r
         "MysqlReplicationStopped",
         "critical",
         r.confirm,
-        `mysql_slave_status_slave_io_running${m()} == 0 or mysql_slave_status_slave_sql_running${m()} == 0`,
+        // MySQL 8.4 has only SHOW REPLICA STATUS, whose columns mysqld_exporter names replica_*.
+        `(${either("slave_io_running", "replica_io_running")}) == 0 or (${either("slave_sql_running", "replica_sql_running")}) == 0`,
         "Replication on {{ $labels.instance }} has stopped",
         "The replica's IO or SQL thread is not running: it falls behind and cannot take over.",
       ),
@@ -436,7 +467,7 @@ function mysqlRules(plan: MonitoringPlan, my: MonitoringPlan["mysql"][number], r
         "MysqlReplicationLagHigh",
         "warning",
         r.confirm,
-        `mysql_slave_status_seconds_behind_master${m()} > ${lag}`,
+        `(${either("seconds_behind_master", "seconds_behind_source")}) > ${lag}`,
         "Replica {{ $labels.instance }} is {{ $value }} s behind",
         `The replica applies changes more than ${lag} s after the primary: reads from it are stale.`,
       ),
