@@ -111,6 +111,7 @@ interface K8sProbe {
   initialDelaySeconds?: number;
 }
 interface K8sContainer {
+  name: string;
   image: string;
   command?: string[];
   args?: string[];
@@ -179,8 +180,10 @@ export function statefulSetOf(run: ProgramRun, name: string): StatefulSetManifes
   };
   const namespace = (sts.metadata as { namespace?: string }).namespace ?? "default";
   const pod = spec.template.spec;
-  if (pod.containers.length !== 1) throw new Error(`${name}: the model runs one container per pod`);
-  const c = pod.containers[0];
+  // The member's own container, named after the StatefulSet; the others are exporter sidecars,
+  // which have no readiness probe (a pod is ready when its member is) and never gate a boot.
+  const c = pod.containers.find((x) => x.name === name);
+  if (c === undefined) throw new Error(`${name}: no container named after the StatefulSet`);
   const ports = Object.fromEntries((c.ports ?? []).map((p) => [p.name, p.containerPort]));
   const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
   const claims = new Set((spec.volumeClaimTemplates ?? []).map((t) => t.metadata.name));
