@@ -12,6 +12,7 @@ import {
   FAST_CHECKS,
   loopbackSpec,
   markedDownWithin,
+  startBackend,
   turnAroundMs,
 } from "../support/balancer";
 import {
@@ -26,8 +27,6 @@ import {
   type WaitBound,
 } from "../support/daemons";
 import { describeLoad, get, runLoad } from "../support/load";
-
-const BACKEND = join(__dirname, "..", "support", "backend-server.js");
 
 /**
  * A cap on each load run, which only a stalled run reaches: 3000 requests took 0.9-1.2 s here,
@@ -66,14 +65,8 @@ describe.each([
   /** A load run to its cap, and its last requests in flight. */
   const loadMs = LOAD_CAP_MS + requestMs;
 
-  async function startBackend(i: number): Promise<void> {
-    const a = app(i);
-    backends.set(a.name, procs.start(process.execPath, [BACKEND, a.name, a.host, String(a.port), postLog]));
-    await waitFor(
-      `${a.name}`,
-      async () => (await httpGet(a.host, a.port, "/healthz")).status === 200,
-      BACKEND_START,
-    );
+  async function startApp(i: number): Promise<void> {
+    await startBackend(procs, app(i), postLog, backends);
   }
 
   async function killBackend(i: number): Promise<void> {
@@ -98,7 +91,7 @@ describe.each([
     async () => {
       mkdirSync(join(dir, "logs"), { recursive: true });
       writeFileSync(postLog, "");
-      await Promise.all([0, 1, 2].map(startBackend));
+      await Promise.all([0, 1, 2].map(startApp));
       procs.start(...balancerCommand(engine, spec, dir, binary(engine)));
       await waitFor(
         `${engine} stats`,
@@ -158,7 +151,7 @@ describe.each([
   it(
     "takes the killed server back into rotation once it restarts",
     async () => {
-      await startBackend(0);
+      await startApp(0);
       const ms = await servedBy("app-0", backIn);
       console.log(`${engine}: app-0 back in rotation ${ms} ms after its restart`);
       const r = await load(200, 4);
@@ -230,7 +223,7 @@ describe.each([
       expect(deliveries).toHaveLength(1);
       // The client is told it failed (no silent success from a replay elsewhere).
       expect(outcome).toMatch(/^HTTP 50[234]$/);
-      await startBackend(Number(receiver.split("-")[1]));
+      await startApp(Number(receiver.split("-")[1]));
       await servedBy(receiver, backIn);
     },
     forwarded.withinMs + KILL_MS + requestMs + BACKEND_START.withinMs + backIn.withinMs + SLACK_MS,

@@ -10,6 +10,7 @@ import {
   clientTimeoutMs,
   FAST_CHECKS,
   loopbackSpec,
+  startBackend,
 } from "../support/balancer";
 import {
   binary,
@@ -20,8 +21,6 @@ import {
   tempDir,
   waitFor,
 } from "../support/daemons";
-
-const BACKEND = join(__dirname, "..", "support", "backend-server.js");
 
 interface Reply {
   status: number;
@@ -113,14 +112,7 @@ describe.each([
   beforeAll(
     async () => {
       mkdirSync(join(dir, "logs"), { recursive: true });
-      for (const a of apps) {
-        procs.start(process.execPath, [BACKEND, a.name, a.host, String(a.port), join(dir, "posts.log")]);
-        await waitFor(
-          a.name,
-          async () => (await httpGet(a.host, a.port, "/healthz")).status === 200,
-          BACKEND_START,
-        );
-      }
+      for (const a of apps) await startBackend(procs, a, join(dir, "posts.log"));
       const spec = loopbackSpec(lb, dir, apps, {
         ...settings,
         tls: { certPath: selfSignedCert(dir), hstsMaxAgeS: 31_536_000, redirectPort: 18443 },

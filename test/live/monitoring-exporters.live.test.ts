@@ -7,13 +7,9 @@ import { createConnection, type Connection } from "mysql2/promise";
 import type { BalancerBackend } from "../../components/balancer/render/spec";
 import {
   REDIS_MONITOR_USER,
-  renderRedisConf,
-  renderRedisStartScript,
-  renderSentinelConf,
   SENTINEL_FAST_TIMINGS,
   sentinelBudgetSeconds,
   type RedisCredentials,
-  type RedisRenderSpec,
 } from "../../components/cache/render/redis";
 import { galeraFailoverBudgetSeconds, GALERA_TUNED_TIMINGS } from "../../components/database/mysql-cluster";
 import {
@@ -41,6 +37,7 @@ import {
   balancerCommand,
   FAST_CHECKS,
   loopbackSpec,
+  startBackend,
 } from "../support/balancer";
 import {
   binary,
@@ -51,7 +48,6 @@ import {
   SLOW_MACHINE_FACTOR,
   tempDir,
   waitFor,
-  withHosts,
   type WaitBound,
 } from "../support/daemons";
 import { secretFile, startExporter, startVolumeExporter } from "../support/exporters";
@@ -80,6 +76,13 @@ import {
   targets,
   type LivePrometheus,
 } from "../support/prometheus";
+import {
+  startRedisMember,
+  withRedis,
+  type RedisClientOptions,
+  type RedisMember,
+  type RedisStoreSet,
+} from "../support/redis";
 
 /**
  * The generated exporters against real daemons, each logged in as the least-privilege monitor
@@ -171,7 +174,6 @@ describe("monitoring: the generated exporters with least-privilege users, Promet
     backup: false,
   }));
   const backends = new Map<string, ChildProcess>();
-  const BACKEND = join(__dirname, "..", "support", "backend-server.js");
   const lbDir = join(dir, "lb");
   const PROBE_HOST = ip(15);
   const NODE_HOST = ip(16);
@@ -282,82 +284,36 @@ describe("monitoring: the generated exporters with least-privilege users, Promet
   const firingAlert = (alertname: AlertName, labels: Record<string, string>, bound: WaitBound) =>
     firing(prom, alertname, labels, bound);
 
-  // --- Redis helpers (as in redis-sentinel.live.test.ts) ----------------------------------------
+  // --- Redis helpers ---------------------------------------------------------------------------
 
-  const redisSpec = (m: { ip: string }, dataDir: string): RedisRenderSpec => ({
-    masterName: "cache",
+  const redisSet: RedisStoreSet = {
     primaryHost: members[0].name,
-    port: 6379,
-    sentinelPort: 26379,
-    quorum: 2,
     timings: SENTINEL_TIMINGS,
-    mode: "store",
-    maxmemory: "64mb",
-    minReplicasToWrite: 1,
-    minReplicasMaxLagSeconds: 10,
-    dataDir,
-    bind: m.ip,
-    sentinelBind: m.ip,
-  });
+    creds: redisCreds,
+    hosts,
+  };
 
   /** Renders the member's files and starts it by the generated start script, in its own mount namespace. */
-  function startRedis(kind: "redis" | "sentinel", m: { name: string; ip: string }): void {
-    const home = join(dir, "redis", m.name);
-    mkdirSync(home, { recursive: true });
-    const s = redisSpec(m, home);
-    const template = join(home, "template.conf");
-    writeFileSync(
-      template,
-      kind === "redis" ? renderRedisConf(s, redisCreds) : renderSentinelConf(s, redisCreds),
-    );
-    const paths = {
-      template,
-      config: join(home, kind === "redis" ? "redis.conf" : "sentinel.conf"),
-      binary: kind === "redis" ? "redis-server" : "redis-sentinel",
-    };
-    const script = join(home, "start.sh");
-    writeFileSync(script, renderRedisStartScript(kind, s, paths));
-    const env = { REDIS_MEMBER: m.name, REDIS_HOST: m.name };
-    redisRunning.set(m.name, procs.start("unshare", withHosts(hosts, "sh", [script], env)));
+  function startRedis(kind: "redis" | "sentinel", m: RedisMember): void {
+    redisRunning.set(m.name, startRedisMember(procs, redisSet, kind, m, join(dir, "redis", m.name)));
   }
 
-  /** A fail-fast client: one connect, no retries; errors surface on the command. */
-  function redisClient(host: string, port: number, password: string, username?: string): Redis {
-    const c = new Redis({
-      host,
-      port,
-      username,
-      password,
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      connectTimeout: CLIENT_TIMEOUT_MS,
-      commandTimeout: CLIENT_TIMEOUT_MS,
-      retryStrategy: () => null,
-    });
-    c.on("error", () => undefined);
-    return c;
-  }
-
-  /** Runs `f` on a fresh connection (members restart and die under the tests). */
-  async function withRedis<T>(
-    host: string,
-    port: number,
-    password: string,
-    f: (c: Redis) => Promise<T>,
-    username?: string,
-  ): Promise<T> {
-    const c = redisClient(host, port, password, username);
-    try {
-      await c.connect();
-      return await f(c);
-    } finally {
-      c.disconnect();
-    }
-  }
+  /** A fail-fast client's options: each connect and each command within CLIENT_TIMEOUT_MS. */
+  const redisAt = (host: string, port: number, password: string, username?: string): RedisClientOptions => ({
+    host,
+    port,
+    password,
+    ...(username !== undefined ? { username } : {}),
+    connectTimeoutMs: CLIENT_TIMEOUT_MS,
+    commandTimeoutMs: CLIENT_TIMEOUT_MS,
+  });
+  // Each on a fresh connection: members restart and die under the tests.
   const asAdmin = <T>(m: { ip: string }, f: (c: Redis) => Promise<T>) =>
-    withRedis(m.ip, 6379, redisCreds.password, f);
+    withRedis(redisAt(m.ip, 6379, redisCreds.password), f);
   const asSentinelAdmin = <T>(s: { ip: string }, f: (c: Redis) => Promise<T>) =>
-    withRedis(s.ip, 26379, redisCreds.sentinelPassword, f);
+    withRedis(redisAt(s.ip, 26379, redisCreds.sentinelPassword), f);
+  const asMonitor = <T>(x: { ip: string }, port: number, f: (c: Redis) => Promise<T>) =>
+    withRedis(redisAt(x.ip, port, MONITOR.password, REDIS_MONITOR_USER), f);
 
   /**
    * A MariaDB connection as the monitor user, from `localAddress` if given (mysql2 3.x takes a
@@ -539,17 +495,7 @@ describe("monitoring: the generated exporters with least-privilege users, Promet
 
     // AND the generated nginx balancer with TLS in front of two app servers, its exporter on stub_status
     mkdirSync(lbDir, { recursive: true });
-    for (const a of apps) {
-      backends.set(
-        a.name,
-        procs.start(process.execPath, [BACKEND, a.name, a.host, String(a.port), join(dir, "posts.log")]),
-      );
-      await waitFor(
-        a.name,
-        async () => (await httpGet(a.host, a.port, "/healthz")).status === 200,
-        BACKEND_START,
-      );
-    }
+    for (const a of apps) await startBackend(procs, a, join(dir, "posts.log"), backends);
     const lbSpec = loopbackSpec(LB_HOST, lbDir, apps, {
       ...FAST_CHECKS,
       httpsPort: HTTPS_PORT,
@@ -711,29 +657,17 @@ describe("monitoring: the generated exporters with least-privilege users, Promet
       expect(await refused(asSentinelAdmin(s, (c) => c.call("ACL", "LOG")))).toEqual([]);
 
     // WHEN the Redis monitor user tries anything else THEN it is refused
-    await withRedis(
-      members[0].ip,
-      6379,
-      MONITOR.password,
-      async (c) => {
-        expect(await c.info("server")).toContain("redis_version:");
-        await expect(c.call(redisCreds.configCommand, "GET", "requirepass")).rejects.toThrow(/NOPERM/);
-        await expect(c.call("FLUSHALL")).rejects.toThrow(/unknown command|NOPERM/);
-        await expect(c.call("SET", "k", "v")).rejects.toThrow(/NOPERM/);
-        await expect(c.call("KEYS", "*")).rejects.toThrow(/NOPERM/);
-      },
-      REDIS_MONITOR_USER,
-    );
-    await withRedis(
-      sentinels[0].ip,
-      26379,
-      MONITOR.password,
-      async (c) => {
-        await expect(c.call("SENTINEL", "FAILOVER", "cache")).rejects.toThrow(/NOPERM/);
-        await expect(c.call("SENTINEL", "SET", "cache", "quorum", "1")).rejects.toThrow(/NOPERM/);
-      },
-      REDIS_MONITOR_USER,
-    );
+    await asMonitor(members[0], 6379, async (c) => {
+      expect(await c.info("server")).toContain("redis_version:");
+      await expect(c.call(redisCreds.configCommand, "GET", "requirepass")).rejects.toThrow(/NOPERM/);
+      await expect(c.call("FLUSHALL")).rejects.toThrow(/unknown command|NOPERM/);
+      await expect(c.call("SET", "k", "v")).rejects.toThrow(/NOPERM/);
+      await expect(c.call("KEYS", "*")).rejects.toThrow(/NOPERM/);
+    });
+    await asMonitor(sentinels[0], 26379, async (c) => {
+      await expect(c.call("SENTINEL", "FAILOVER", "cache")).rejects.toThrow(/NOPERM/);
+      await expect(c.call("SENTINEL", "SET", "cache", "quorum", "1")).rejects.toThrow(/NOPERM/);
+    });
 
     // AND the MySQL monitor user reads status, but no table, and cannot write, change the schema,
     // users or settings

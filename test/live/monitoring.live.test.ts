@@ -9,12 +9,12 @@ import { jobName, type MonitoringPlan } from "../../components/monitoring/render
 import { dashboardMetrics, renderDashboard } from "../../components/monitoring/render/dashboards";
 import { renderAlertRules } from "../../components/monitoring/render/rules";
 import {
-  BACKEND_START,
   BALANCER_START,
   balancerCommand,
   FAST_CHECKS,
   loopbackSpec,
   markedDownWithin,
+  startBackend,
 } from "../support/balancer";
 import {
   binary,
@@ -80,7 +80,6 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
   }));
   const lbDir = join(dir, "lb");
   const lbSpec = loopbackSpec(LB_HOST, lbDir, apps, FAST_CHECKS);
-  const BACKEND = join(__dirname, "..", "support", "backend-server.js");
   const backends = new Map<string, ReturnType<ProcessGroup["start"]>>();
 
   const plan: MonitoringPlan = {
@@ -165,17 +164,7 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
         ]);
       }
       mkdirSync(lbDir, { recursive: true });
-      for (const a of apps) {
-        backends.set(
-          a.name,
-          procs.start(process.execPath, [BACKEND, a.name, a.host, String(a.port), join(dir, "posts.log")]),
-        );
-        await waitFor(
-          a.name,
-          async () => (await httpGet(a.host, a.port, "/healthz")).status === 200,
-          BACKEND_START,
-        );
-      }
+      for (const a of apps) await startBackend(procs, a, join(dir, "posts.log"), backends);
       procs.start(...balancerCommand("haproxy", lbSpec, lbDir, binary("haproxy")));
       await waitFor(
         "haproxy stats",

@@ -1,16 +1,13 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Redis from "ioredis";
 import {
   renderRedisConf,
   renderRedisRouter,
-  renderRedisStartScript,
-  renderSentinelConf,
   SENTINEL_DEFAULT_TIMINGS,
   SENTINEL_FAST_TIMINGS,
   sentinelBudgetSeconds,
-  type RedisRenderSpec,
 } from "../../components/cache/render/redis";
 import {
   haproxyServerStates,
@@ -20,8 +17,8 @@ import {
   startHaproxy,
   tempDir,
   waitFor,
-  withHosts,
 } from "../support/daemons";
+import { failFastRedis, startRedisMember, type RedisMember, type RedisStoreSet } from "../support/redis";
 
 /**
  * A Redis primary, two replicas and three Sentinels (Debian's redis 7.0) started by the
@@ -84,57 +81,16 @@ describe("Redis with Sentinel from the generated configs, store mode (live)", ()
   const running = new Map<string, ChildProcess>();
   const budget = sentinelBudgetSeconds(TIMINGS);
 
-  const spec = (m: { ip: string }, dataDir: string): RedisRenderSpec => ({
-    masterName: "cache",
-    primaryHost: members[0].name,
-    port: 6379,
-    sentinelPort: 26379,
-    quorum: 2,
-    timings: TIMINGS,
-    mode: "store",
-    maxmemory: "64mb",
-    minReplicasToWrite: 1,
-    minReplicasMaxLagSeconds: 10,
-    dataDir,
-    bind: m.ip,
-    sentinelBind: m.ip,
-  });
+  const redisSet: RedisStoreSet = { primaryHost: members[0].name, timings: TIMINGS, creds, hosts };
 
   /** Writes the member's files once (a restart reuses them, as a container restart does). */
-  function start(kind: "redis" | "sentinel", m: { name: string; ip: string }): void {
-    const home = join(dir, m.name);
-    const script = join(home, "start.sh");
-    try {
-      readFileSync(script);
-    } catch {
-      mkdirSync(home, { recursive: true });
-      const s = spec(m, home);
-      const template = join(home, "template.conf");
-      writeFileSync(template, kind === "redis" ? renderRedisConf(s, creds) : renderSentinelConf(s, creds));
-      const paths = {
-        template,
-        config: join(home, kind === "redis" ? "redis.conf" : "sentinel.conf"),
-        binary: kind === "redis" ? "redis-server" : "redis-sentinel",
-      };
-      writeFileSync(script, renderRedisStartScript(kind, s, paths));
-    }
-    const env = { REDIS_MEMBER: m.name, REDIS_HOST: m.name };
-    running.set(m.name, procs.start("unshare", withHosts(hosts, "sh", [script], env)));
+  function start(kind: "redis" | "sentinel", m: RedisMember): void {
+    running.set(m.name, startRedisMember(procs, redisSet, kind, m, join(dir, m.name)));
   }
 
-  const direct = (ip: string, port = 6379, password = creds.password) => {
-    const c = new Redis({
-      host: ip,
-      port,
-      password,
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      connectTimeout: CLIENT_TIMEOUT_MS,
-      retryStrategy: () => null,
-    });
-    c.on("error", () => undefined); // surfaced by the command that fails instead
-    return c;
-  };
+  /** A fail-fast client, each connect within CLIENT_TIMEOUT_MS. */
+  const direct = (ip: string, port = 6379, password = creds.password) =>
+    failFastRedis({ host: ip, port, password, connectTimeoutMs: CLIENT_TIMEOUT_MS });
 
   async function roleOf(ip: string): Promise<string> {
     const c = direct(ip);

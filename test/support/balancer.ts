@@ -3,12 +3,13 @@
  * defaults the LoadBalancer component renders with, listeners on one loopback address, every
  * file under a directory the caller owns.
  */
+import type { ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderHaproxy } from "../../components/balancer/render/haproxy";
 import { renderNginx } from "../../components/balancer/render/nginx";
 import type { BalancerBackend, BalancerRenderSpec } from "../../components/balancer/render/spec";
-import { SLOW_MACHINE_FACTOR, type WaitBound } from "./daemons";
+import { httpGet, type ProcessGroup, SLOW_MACHINE_FACTOR, waitFor, type WaitBound } from "./daemons";
 
 export type Engine = "nginx" | "haproxy";
 
@@ -69,6 +70,44 @@ export const BACKEND_START: WaitBound = {
   withinMs: 15_000,
   because: "backend-server.js start-up: no timer governs it; a cap for a loaded 2-core machine",
 };
+
+/** The app server the live tests put behind a balancer (see the file for what it answers). */
+const BACKEND_SERVER = join(__dirname, "backend-server.js");
+
+/** One app server: its name (what it answers with) and the loopback address it listens on. */
+export interface LiveBackend {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * Starts `backend-server.js` as `app` in `procs` (so the group's clean-up stops it, on failure
+ * too) and waits until it answers /healthz, within {@link BACKEND_START}. Every POST it receives
+ * is logged to `postLog`. `running`, where a test finds its app servers by name to kill them,
+ * gets the process before the wait: a kill after a start that failed its wait still reaches it.
+ */
+export async function startBackend(
+  procs: ProcessGroup,
+  app: LiveBackend,
+  postLog: string,
+  running?: Map<string, ChildProcess>,
+): Promise<ChildProcess> {
+  const child = procs.start(process.execPath, [
+    BACKEND_SERVER,
+    app.name,
+    app.host,
+    String(app.port),
+    postLog,
+  ]);
+  running?.set(app.name, child);
+  await waitFor(
+    app.name,
+    async () => (await httpGet(app.host, app.port, "/healthz")).status === 200,
+    BACKEND_START,
+  );
+  return child;
+}
 
 /** Start-up of nginx or HAProxy: listening within tens of milliseconds here. */
 export const BALANCER_START: WaitBound = {
