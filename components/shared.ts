@@ -48,7 +48,10 @@ export const ROUTER_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg";
 /**
  * The HAProxy workload in front of a data tier (databases, Redis): stateless replicas of the
  * official image, unprivileged, with the config as a file (or a secret file when its checks
- * log in), health on the stats port's `/lb-health`, reachable from `allowFrom` only.
+ * log in), health on the stats port's `/lb-health`, reachable from `allowFrom` only. With
+ * `metrics`, the platform's scraper reads the stats port's `/metrics` (HAProxy's built-in
+ * exporter): on Kubernetes it is admitted to that port alone; on Docker it joins the router's
+ * network (Docker filters by network, not by port).
  */
 export function deployRouter(
   platform: Platform,
@@ -59,6 +62,11 @@ export function deployRouter(
     readonly config: pulumi.Input<string>;
     readonly configIsSecret?: boolean;
     readonly allowFrom: readonly string[];
+    /**
+     * Admit the platform's scraper to the stats port: set it where the component's exporters
+     * are on, so its router is scraped with them. @default false
+     */
+    readonly metrics?: boolean;
   },
   parent: pulumi.Resource,
 ): Workload {
@@ -83,6 +91,8 @@ export function deployRouter(
       defaultResources: { cpu: "100m", memory: "64Mi" },
       // Stats and metrics are for the kubelet's probes (node traffic), not for client tiers.
       peerPorts: ["stats"],
+      // The scraper reads /metrics there (Kubernetes: on that port alone).
+      ...(r.metrics ? { metricsPorts: [{ port: "stats" }] } : {}),
     },
     { parent },
   );

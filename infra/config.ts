@@ -394,6 +394,22 @@ const MonitoringSchema = z.strictObject({
    */
   enabled: z.boolean().default(false),
   /**
+   * Docker (with `enabled`): where the stack's Alertmanager sends alerts, a webhook receiver (a
+   * chat bridge, an incident tool). Such URLs carry tokens: store it with
+   * `pulumi config set --secret --path ha-backend:monitoring.alertWebhookUrl <url>`. Unset: alerts
+   * stay in Alertmanager (its UI and API list them).
+   */
+  alertWebhookUrl: z
+    .string()
+    .refine(
+      ...rule(
+        isWebhookUrl,
+        "be an http:// or https:// URL with a host",
+        "Give the receiver's full URL, e.g. https://alerts.example.com/hooks/ha-backend.",
+      ),
+    )
+    .optional(),
+  /**
    * Kubernetes: a PodMonitor per job and a PrometheusRule for the cluster's Prometheus Operator.
    * Default: off (no CRD objects, so a cluster without the operator still works).
    */
@@ -441,6 +457,16 @@ const MonitoringSchema = z.strictObject({
     })
     .prefault({}),
 });
+
+/** An Alertmanager webhook receiver's URL. */
+function isWebhookUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}
 
 /** A Docker engine address as `DOCKER_HOST` takes it. */
 function isDockerHost(s: string): boolean {
@@ -735,10 +761,34 @@ function cacheIssues(
  * key that does apply.
  */
 function monitoringIssues(
-  c: { platform: "docker" | "kubernetes"; monitoring: z.infer<typeof MonitoringSchema> },
+  c: {
+    platform: "docker" | "kubernetes";
+    monitoring: z.infer<typeof MonitoringSchema>;
+    docker?: { publicPort: number; httpsPort?: number };
+    balancer: { tls: string };
+  },
   issue: AddIssue,
 ): void {
   const m = c.monitoring;
+  if (m.enabled && c.platform === "docker") {
+    // Every host port of the stack takes one listener: the balancer's, then the UIs'.
+    const taken = new Map<number, string>([[c.docker?.publicPort ?? 8080, "docker.publicPort"]]);
+    if (c.balancer.tls !== "off") taken.set(c.docker?.httpsPort ?? 8443, "docker.httpsPort");
+    for (const ui of ["prometheus", "alertmanager", "grafana"] as const) {
+      const port = m.ports[ui];
+      const holder = taken.get(port);
+      if (holder !== undefined) {
+        issue(
+          ["monitoring", "ports", ui],
+          port,
+          `differ from ${holder} (${port}): a host port takes one listener`,
+          `Set ${NAMESPACE}:monitoring.ports.${ui} to a free port (a second stack on this engine needs its own, e.g. 9091, 9094, 3001).`,
+        );
+      } else {
+        taken.set(port, `monitoring.ports.${ui}`);
+      }
+    }
+  }
   if (m.enabled && c.platform === "kubernetes") {
     issue(
       ["monitoring", "enabled"],
@@ -753,6 +803,16 @@ function monitoringIssues(
       m.prometheusOperator,
       "only be true on the kubernetes platform (Docker has no Prometheus Operator)",
       `On Docker set ${NAMESPACE}:monitoring.enabled: true (the stack's own Prometheus, on 127.0.0.1).`,
+    );
+  }
+  if (m.alertWebhookUrl !== undefined && !m.enabled) {
+    issue(
+      ["monitoring", "alertWebhookUrl"],
+      m.alertWebhookUrl,
+      "only be set when monitoring.enabled is true (it configures the stack's own Alertmanager)",
+      c.platform === "docker"
+        ? `Set ${NAMESPACE}:monitoring.enabled: true, or remove ${NAMESPACE}:monitoring.alertWebhookUrl.`
+        : `Remove ${NAMESPACE}:monitoring.alertWebhookUrl; configure your cluster's Alertmanager's receivers there.`,
     );
   }
   if (!m.exporters && (m.enabled || m.prometheusOperator)) {
@@ -1363,6 +1423,14 @@ export function parseStackConfig(
       ),
     );
     warnings.push(...check.warnings.map((w) => `${NAMESPACE}:tlsCertificate: ${w}`));
+  }
+  const webhook = (raw.monitoring as { alertWebhookUrl?: unknown } | undefined)?.alertWebhookUrl;
+  if (result.success && webhook !== undefined && !secretKeys.includes("monitoring")) {
+    // A receiver's URL carries its token: in plain text it sits in the stack file and every clone.
+    problems.push(
+      `${NAMESPACE}:monitoring.alertWebhookUrl must be stored as a secret, but a plain value was provided. ` +
+        `Run: pulumi config set --secret --path ${NAMESPACE}:monitoring.alertWebhookUrl <url>`,
+    );
   }
   if (
     result.success &&

@@ -20,6 +20,8 @@ import { componentToken, physicalName, type NamingArgs } from "../resource";
 /** Official images, pinned; the configs are checked against the same major lines (nginx 1.22+, HAProxy 2.6). */
 export const NGINX_IMAGE = "nginx:1.28.0-alpine";
 export const HAPROXY_IMAGE = "haproxy:2.6.23-alpine";
+/** The balancer's tier: the only one with public ports. */
+const EDGE_TIER = "edge";
 /** The images' unprivileged users (nginx: nginx, haproxy: haproxy). */
 const RUN_AS: Record<BalancerEngine, number> = { nginx: 101, haproxy: 99 };
 const CONFIG_PATH: Record<BalancerEngine, string> = {
@@ -396,9 +398,10 @@ export class LoadBalancer extends pulumi.ComponentResource {
   public readonly metricsJobs: readonly ScrapeJob[];
   /**
    * URLs a prober inside the platform requests through the balancer (its app servers' health
-   * path), over HTTP and, with TLS, HTTPS: the edge probes of the monitoring.
+   * path), over HTTP and, with TLS, HTTPS: the edge probes of the monitoring; and the
+   * balancer's tier, which the prober names in `probes` to be admitted to the public ports.
    */
-  public readonly probeUrls: { readonly http: string; readonly https?: string };
+  public readonly probeUrls: { readonly tier: string; readonly http: string; readonly https?: string };
 
   constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     const [token, options] = componentToken("balancer", "LoadBalancer", opts);
@@ -537,7 +540,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         : { http: PORTS.http, stats: PORTS.stats },
       healthCheck: { httpGet: { path: "/lb-health", port: "stats" }, intervalSeconds: 5 },
       resources: r.resources,
-      tier: "edge",
+      tier: EDGE_TIER,
       publicPorts: [
         { target: "http", port: r.httpPort },
         ...(tls ? [{ target: "https", port: r.httpsPort }] : []),
@@ -569,6 +572,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
       : [];
     // Inside the platform, through the balancer to an app server's health path.
     this.probeUrls = {
+      tier: EDGE_TIER,
       http: `http://${workload.serviceHost}:${PORTS.http}${args.healthCheckPath}`,
       ...(tls ? { https: `https://${workload.serviceHost}:${PORTS.https}${args.healthCheckPath}` } : {}),
     };

@@ -43,6 +43,8 @@ export const REDIS_IMAGE = "redis:7.0.15-alpine";
 const REDIS_UID = 999;
 const PORTS = { redis: 6379, sentinel: 26379 } as const;
 const ROUTER_PORTS = { redis: 6379, stats: 8404 } as const;
+/** The router's one section (renderRedisRouter's `listen redis`), as HAProxy's metrics label it. */
+export const REDIS_ROUTER_WRITE_PROXY = "redis";
 const ROUTER_CHECK = { intervalMs: 500, timeoutMs: 400, fall: 2, rise: 2 } as const;
 const PATHS = {
   data: "/data",
@@ -242,7 +244,7 @@ export class RedisCache extends pulumi.ComponentResource {
   public readonly members: pulumi.Output<MemberAddress[]>;
   /** Worst-case seconds from the primary's death to writes through Sentinel: down-after + 4. */
   public readonly failoverBudgetSeconds: pulumi.Output<number>;
-  /** The scrape jobs of its exporters (none with `metrics.exporters: false`). */
+  /** The scrape jobs of its exporters and its router (none with `metrics.exporters: false`). */
   public readonly metricsJobs: readonly ScrapeJob[];
   /** What its alert rules follow (plain data). */
   public readonly alertPlan: RedisPlan;
@@ -383,18 +385,14 @@ export class RedisCache extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.metricsJobs = metricsPassword
-      ? [
-          scrapeJob(name, "redis", redis, EXPORTER_PORT_NAMES.redis, members),
-          scrapeJob(name, "sentinel", sentinel, EXPORTER_PORT_NAMES.sentinel, r.sentinels),
-        ]
-      : [];
     this.alertPlan = {
       component: name,
       mode: r.mode,
       replicas: r.replicas,
       sentinels: r.sentinels,
       failoverBudgetSeconds: sentinelBudgetSeconds(r.timings),
+      // renderRedisRouter's `listen redis`: the member that answers role:master.
+      router: { writeProxy: REDIS_ROUTER_WRITE_PROXY },
     };
 
     const routerConfig = password.apply((p) =>
@@ -420,9 +418,17 @@ export class RedisCache extends pulumi.ComponentResource {
         config: routerConfig,
         configIsSecret: true,
         allowFrom: clients,
+        metrics: metricsPassword !== undefined,
       },
       this,
     );
+    this.metricsJobs = metricsPassword
+      ? [
+          scrapeJob(name, "redis", redis, EXPORTER_PORT_NAMES.redis, members),
+          scrapeJob(name, "sentinel", sentinel, EXPORTER_PORT_NAMES.sentinel, r.sentinels),
+          scrapeJob(name, "router", router, "stats", r.routerReplicas),
+        ]
+      : [];
 
     this.sentinelEndpoints = pulumi.output(sentinel.members.map((m) => `${m.host}:${PORTS.sentinel}`));
     this.masterName = pulumi.output(name);

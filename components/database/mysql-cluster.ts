@@ -62,6 +62,8 @@ export function galeraFailoverBudgetSeconds(
 
 const PORT = 3306;
 const ROUTER_PORTS = { rw: 3306, ro: 3307, stats: 8404 } as const;
+/** The router's read-write section (renderDbRouter's `listen rw`), as HAProxy's metrics label it. */
+export const MYSQL_ROUTER_WRITE_PROXY = "rw";
 /** The exporter's user (PROCESS, REPLICATION CLIENT and, on MariaDB, SLAVE MONITOR). */
 export const MYSQL_MONITOR_USER = "metrics";
 
@@ -277,7 +279,7 @@ export class MysqlCluster extends pulumi.ComponentResource {
    * Undefined in replication mode, whose failover is manual.
    */
   public readonly failoverBudgetSeconds: pulumi.Output<number> | undefined;
-  /** The scrape job of its exporters (none with `metrics.exporters: false`). */
+  /** The scrape jobs of its exporters and its router (none with `metrics.exporters: false`). */
   public readonly metricsJobs: readonly ScrapeJob[];
   /** What its alert rules follow (plain data). */
   public readonly alertPlan: MysqlPlan;
@@ -405,14 +407,13 @@ export class MysqlCluster extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.metricsJobs = metricsPassword
-      ? [scrapeJob(name, "mysqld", db, EXPORTER_PORT_NAMES.mysqld, r.members)]
-      : [];
     this.alertPlan = {
       component: name,
       members: r.members,
       mode: r.mode,
       failoverBudgetSeconds: r.mode === "galera" ? galeraFailoverBudgetSeconds(r.galera, ROUTER_CHECK) : 0,
+      // renderDbRouter's `listen rw`: the writer (Galera: one Synced node, the others its backups).
+      router: { writeProxy: MYSQL_ROUTER_WRITE_PROXY },
     };
 
     this.routerConfig = pulumi.output(
@@ -435,9 +436,16 @@ export class MysqlCluster extends pulumi.ComponentResource {
         ports: ROUTER_PORTS,
         config: this.routerConfig,
         allowFrom: args.allowFrom ?? ["app"],
+        metrics: metricsPassword !== undefined,
       },
       this,
     );
+    this.metricsJobs = metricsPassword
+      ? [
+          scrapeJob(name, "mysqld", db, EXPORTER_PORT_NAMES.mysqld, r.members),
+          scrapeJob(name, "router", router, "stats", r.routerReplicas),
+        ]
+      : [];
 
     this.rwEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.rw}`);
     this.roEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.ro}`);

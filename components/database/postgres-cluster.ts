@@ -66,6 +66,8 @@ export const PATRONI_API_RULES: readonly ApiRule[] = [
 
 const PORTS = { postgresql: 5432, patroni: 8008 } as const;
 const ROUTER_PORTS = { rw: 5432, ro: 5433, stats: 8404 } as const;
+/** The router's backend behind its read-write port (renderPgRouter), as HAProxy's metrics label it. */
+export const PG_ROUTER_WRITE_PROXY = "primary";
 /** The REST API user for changes (Patroni's own default name). */
 const PATRONI_RESTAPI_USER = "patroni";
 /** The exporter's role (pg_monitor). */
@@ -367,7 +369,10 @@ export class PostgresCluster extends pulumi.ComponentResource {
    * synchronous mode, …) to the args, once it succeeded.
    */
   public readonly settingsApplied: pulumi.Output<string>;
-  /** The scrape jobs of its exporters and its DCS (none with `metrics.exporters: false`). */
+  /**
+   * The scrape jobs of its exporters, its router's stats port and its DCS (none with
+   * `metrics.exporters: false`).
+   */
   public readonly metricsJobs: readonly ScrapeJob[];
   /** What its alert rules follow (plain data): the cluster's, and its own etcd's on Docker. */
   public readonly alertPlan: { readonly postgres: PostgresPlan; readonly etcd?: EtcdPlan };
@@ -531,16 +536,11 @@ export class PostgresCluster extends pulumi.ComponentResource {
         loopWaitSeconds: r.timings.loopWait,
         maximumLagOnFailoverBytes: r.maximumLagOnFailover,
         failoverBudgetSeconds: failoverBudgetSeconds(r.timings, PG_ROUTER_CHECK),
+        // renderPgRouter's `frontend rw` sends to `backend primary`.
+        router: { writeProxy: PG_ROUTER_WRITE_PROXY },
       },
       ...(etcd ? { etcd: { component: name, members: r.etcdMembers } } : {}),
     };
-    this.metricsJobs = metricsPassword
-      ? [
-          scrapeJob(name, "patroni", db, "patroni", r.members),
-          scrapeJob(name, "postgres", db, EXPORTER_PORT_NAMES.postgres, r.members),
-          ...(etcd?.metricsJobs ?? []),
-        ]
-      : [];
 
     // Patroni reads bootstrap.dcs only when the cluster is first created: every later change of
     // the dynamic settings reaches the running cluster through this task (PATCH /config), named
@@ -601,9 +601,18 @@ export class PostgresCluster extends pulumi.ComponentResource {
         ports: ROUTER_PORTS,
         config: this.routerConfig,
         allowFrom: args.allowFrom ?? ["app"],
+        metrics: metricsPassword !== undefined,
       },
       this,
     );
+    this.metricsJobs = metricsPassword
+      ? [
+          scrapeJob(name, "patroni", db, "patroni", r.members),
+          scrapeJob(name, "postgres", db, EXPORTER_PORT_NAMES.postgres, r.members),
+          scrapeJob(name, "router", router, "stats", r.routerReplicas),
+          ...(etcd?.metricsJobs ?? []),
+        ]
+      : [];
 
     this.rwEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.rw}`);
     this.roEndpoint = pulumi.output(`${router.serviceHost}:${ROUTER_PORTS.ro}`);

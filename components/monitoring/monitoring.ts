@@ -3,11 +3,16 @@ import { invalidArg } from "../errors";
 import type { Platform, Workload } from "../platform/types";
 import { componentToken } from "../resource";
 import { generatedSecret } from "../shared";
-import { EXPORTER_IMAGES, EXPORTER_PORTS, renderBlackboxExporter } from "./render/exporters";
+import {
+  EXPORTER_IMAGES,
+  EXPORTER_PORTS,
+  renderBlackboxExporter,
+  renderVolumeExporter,
+} from "./render/exporters";
 import { jobName, type MonitoringPlan, type ScrapeJob, type ScrapeTarget } from "./render/plan";
 import { renderAlertmanagerConfig, renderBlackboxConfig, renderPrometheusConfig } from "./render/prometheus";
 import { renderDashboardJson } from "./render/dashboards";
-import { renderAlertRules, renderRuleFile } from "./render/rules";
+import { renderAlertRules, renderRuleFile, VOLUME_MOUNT_ROOT } from "./render/rules";
 
 /** Pinned images of the stack's own monitoring (Docker). */
 export const MONITORING_IMAGES = {
@@ -34,18 +39,29 @@ export interface MonitoringArgs {
    */
   readonly plan: MonitoringPlan;
   /**
+   * The edge's URLs inside the platform and its tier (LoadBalancer.probeUrls), probed by the
+   * stack's blackbox prober: availability, nginx's 5xx (sampled) and the TLS certificate's expiry.
+   * The prober runs with `stack` (Docker) or `operator` (Kubernetes, a Deployment the operator's
+   * Probe object scrapes). Unset: no prober.
+   */
+  readonly edge?: { readonly tier: string; readonly http: string; readonly https?: string };
+  /**
+   * The app servers' health URLs (ServerCluster.healthTargets), probed behind an nginx balancer
+   * (which counts no backend state) with `stack`. On Kubernetes kube-state-metrics reports them.
+   */
+  readonly backends?: readonly ScrapeTarget[];
+  /**
    * Run the stack's own Prometheus, Alertmanager, Grafana and blackbox prober as workloads
    * (Docker dev stacks), their UIs published on 127.0.0.1 only. Needs the platform's
    * `scraperTier`. Unset: none.
    */
   readonly stack?: {
     readonly ports?: MonitoringPorts;
-    /** Where Alertmanager sends alerts (a webhook receiver). @default kept in Alertmanager */
+    /**
+     * Where Alertmanager sends alerts (a webhook receiver: Slack, PagerDuty, a chat bridge); kept
+     * secret (a secret file), since such URLs carry tokens. @default kept in Alertmanager
+     */
     readonly alertWebhookUrl?: pulumi.Input<string>;
-    /** The edge's URLs inside the platform, for the probes (LoadBalancer.probeUrls). */
-    readonly edge?: { readonly http: string; readonly https?: string };
-    /** The app servers' health URLs (ServerCluster.healthTargets), probed behind nginx. */
-    readonly backends?: readonly ScrapeTarget[];
   };
   /**
    * Declare the Prometheus Operator's objects (a PodMonitor per job, a PrometheusRule) on the
@@ -106,7 +122,8 @@ export class Monitoring extends pulumi.ComponentResource {
       );
     }
     const s = args.stack;
-    const probeJobs: ScrapeJob[] = [];
+    /** The jobs of what Monitoring runs itself: the probes and the volume watcher. */
+    const ownJobs: ScrapeJob[] = [];
     let prober: Workload | undefined;
     let alertmanager: Workload | undefined;
     if (s !== undefined) {
@@ -144,6 +161,41 @@ export class Monitoring extends pulumi.ComponentResource {
         },
         { parent: this },
       );
+    }
+    // Docker: node_exporter over every data volume declared so far, mounted read-only (the
+    // kubelet reports volume use on Kubernetes). A named volume lives on the engine's disk, so
+    // this watches that disk's room for each volume.
+    if (s !== undefined && args.plan.volumes && platform.kind === "docker") {
+      const volumes = platform.deploy(
+        `${name}-volumes`,
+        {
+          kind: "stateless",
+          replicas: 1,
+          image: EXPORTER_IMAGES.node,
+          args: [...renderVolumeExporter({ rootfs: "/" }).args],
+          ports: { http: EXPORTER_PORTS.node },
+          healthCheck: { httpGet: { path: "/metrics", port: "http" } },
+          // A tier of its own that only Prometheus reaches: it reaches nothing itself.
+          tier: `${platform.scraperTier as string}-volumes`,
+          allowFrom: [platform.scraperTier as string],
+          mountsVolumesAt: VOLUME_MOUNT_ROOT,
+          runAsUser: NOBODY,
+          writablePaths: [],
+        },
+        { parent: this },
+      );
+      ownJobs.push({
+        job: jobName(args.plan.name, "volumes"),
+        component: args.plan.name,
+        kind: "volumes",
+        targets: [{ instance: volumes.name, address: `${volumes.serviceHost}:${EXPORTER_PORTS.node}` }],
+      });
+    }
+    // The prober: beside the stack's own Prometheus (Docker), or for the operator's Probe
+    // objects (Kubernetes); it reaches the edge's public ports as an outside client would.
+    if (args.edge !== undefined && (s !== undefined || args.operator !== undefined)) {
+      const edge = args.edge;
+      const tier = platform.scraperTier ?? `${name}-prober`;
       prober = platform.deploy(
         `${name}-prober`,
         {
@@ -154,40 +206,42 @@ export class Monitoring extends pulumi.ComponentResource {
           files: { [PATHS.blackboxConfig]: renderBlackboxConfig() },
           ports: { http: EXPORTER_PORTS.blackbox },
           healthCheck: { httpGet: { path: "/-/healthy", port: "http" } },
-          tier: platform.scraperTier as string,
-          allowFrom: [platform.scraperTier as string],
+          tier,
+          allowFrom: platform.scraperTier !== undefined ? [platform.scraperTier] : [],
+          // Kubernetes: the scraper is admitted to the prober's port (the operator's Probe scrapes
+          // /probe there); Docker's scraper tier is the prober's own.
+          ...(platform.scraperTier === undefined ? { metricsPorts: [{ port: "http" }] } : {}),
+          probes: [edge.tier],
           runAsUser: NOBODY,
           writablePaths: [],
+          defaultResources: { cpu: "50m", memory: "64Mi" },
         },
         { parent: this },
       );
       const proberAddress = `${prober.serviceHost}:${EXPORTER_PORTS.blackbox}`;
       const component = args.plan.balancer.component;
-      if (s.edge !== undefined) {
-        const edge = s.edge;
-        probeJobs.push({
-          job: jobName(component, "edge-probe"),
-          component,
-          kind: "edge-probe",
-          probeModule: edge.https !== undefined ? "https_edge" : "http_2xx",
-          prober: proberAddress,
-          targets: [{ instance: component, address: edge.https ?? edge.http }],
-        });
-      }
-      if (args.plan.balancer.engine === "nginx" && (s.backends ?? []).length > 0) {
-        probeJobs.push({
+      ownJobs.push({
+        job: jobName(component, "edge-probe"),
+        component,
+        kind: "edge-probe",
+        probeModule: edge.https !== undefined ? "https_edge" : "http_2xx",
+        prober: proberAddress,
+        targets: [{ instance: component, address: edge.https ?? edge.http }],
+      });
+      if (s !== undefined && args.plan.balancer.engine === "nginx" && (args.backends ?? []).length > 0) {
+        ownJobs.push({
           job: jobName(component, "backend-probe"),
           component,
           kind: "backend-probe",
           probeModule: "http_2xx",
           prober: proberAddress,
-          targets: [...(s.backends ?? [])],
+          targets: [...(args.backends ?? [])],
         });
       }
     }
-    const plan: MonitoringPlan = { ...args.plan, jobs: [...args.plan.jobs, ...probeJobs] };
+    const plan: MonitoringPlan = { ...args.plan, jobs: [...args.plan.jobs, ...ownJobs] };
     const groups = renderAlertRules(plan);
-    this.rules = pulumi.output(renderRuleFile(plan));
+    this.rules = pulumi.output(renderRuleFile(groups));
 
     if (args.operator !== undefined) {
       platform.monitors(
@@ -202,6 +256,19 @@ export class Monitoring extends pulumi.ComponentResource {
                     workload: j.workload,
                     port: j.port,
                     path: j.path ?? "/metrics",
+                  },
+                ]
+              : [],
+          ),
+          probes: plan.jobs.flatMap((j) =>
+            j.probeModule !== undefined && j.prober !== undefined
+              ? [
+                  {
+                    job: j.job,
+                    component: j.component,
+                    module: j.probeModule,
+                    prober: j.prober,
+                    targets: j.targets.map((t) => ({ instance: t.instance, url: t.address })),
                   },
                 ]
               : [],

@@ -9,6 +9,8 @@ import {
   healthWaitSeconds,
   resolveHealthCheck,
   sidecarValues,
+  checkProbes,
+  compareStrings,
   sortedEntries,
   statefulMemberNames,
   validateTaskSpec,
@@ -101,6 +103,10 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   private readonly clientNetworks = new Map<string, docker.Network[]>();
   /** Tiers with members already declared (their networks are fixed), with the first one's name. */
   private readonly deployedTiers = new Map<string, string>();
+  /** Tiers whose members publish ports (on the `public` network), for `probes`. */
+  private readonly publishedTiers = new Set<string>();
+  /** Every data volume declared so far, by member, for `mountsVolumesAt`. */
+  private readonly dataVolumes: { readonly member: string; readonly volume: docker.Volume }[] = [];
   private readonly images = new Map<string, pulumi.Output<string>>();
 
   constructor(name: string, args: DockerPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -203,7 +209,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   /** Networks without repeats (a tier that admits itself is its own client), sorted by name. */
   private byName(nets: readonly docker.Network[]): docker.Network[] {
     const named = new Map([...this.networks].map(([suffix, net]) => [net, suffix]));
-    return [...new Set(nets)].sort((a, b) => compare(named.get(a) ?? "", named.get(b) ?? ""));
+    return [...new Set(nets)].sort((a, b) => compareStrings(named.get(a) ?? "", named.get(b) ?? ""));
   }
 
   /**
@@ -354,9 +360,28 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         );
       }
     }
+    checkProbes(name, spec, this.publishedTiers);
+    for (const t of spec.probes ?? []) {
+      // Not over the public network, which would put it beside every published container (the
+      // UIs): over the one the probed tier admits it on (a scraper's tier is admitted by every
+      // scraped workload). Networks are fixed when a container is created, so it must exist now.
+      if (!this.networks.has(`${t}-from-${spec.tier}`)) {
+        invalidArg(
+          "Workload",
+          name,
+          "probes",
+          `name tiers that already admit tier ${spec.tier} on Docker (a container's networks are fixed when it is created)`,
+          t,
+          `Deploy ${name} in a tier the workloads of tier ${t} admit (allowFrom, or the scraper's tier when they export metrics).`,
+        );
+      }
+    }
+    // Known now: the volumes are those declared before this workload (a prober of volumes comes last).
+    const watched = spec.mountsVolumesAt === undefined ? [] : [...this.dataVolumes];
     const parent = opts?.parent ?? this;
     const image = this.image(spec.image, spec.build, name);
     const published = (spec.publicPorts ?? []).length > 0;
+    if (published) this.publishedTiers.add(spec.tier);
     const serverSide = allowFrom.map((client) => {
       const suffix = `${spec.tier}-from-${client}`;
       const known = this.networks.has(suffix);
@@ -368,9 +393,8 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     // scraper's network alone: never on the client tiers' networks. Without a scraper nothing on
     // Docker could reach them.
     const sidecarSpecs = scraped ? (spec.sidecars ?? []) : [];
-    const sidecarNetworks = serverSide.filter(
-      (net) => sidecarSpecs.length > 0 && net === this.networks.get(`${spec.tier}-from-${this.scraperTier}`),
-    );
+    const scraperNetwork = scraped ? this.networks.get(`${spec.tier}-from-${this.scraperTier}`) : undefined;
+    const sidecarNetworks = sidecarSpecs.length > 0 && scraperNetwork !== undefined ? [scraperNetwork] : [];
     const networks = this.byName([
       ...serverSide,
       ...this.clientSide(name, spec.tier, serverSide.length === 0 && !published),
@@ -411,6 +435,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
                 retainOnDelete: spec.volume.protect ?? false,
               },
             );
+      if (volume !== undefined) this.dataVolumes.push({ member, volume });
 
       const envs = dockerEnv(spec, memberValues(spec.memberEnv, member, host));
       const container = new docker.Container(
@@ -431,8 +456,17 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             aliases: [member, name],
           })),
           uploads: dockerUploads(spec.files, spec.secretFiles, spec.fileOwner ?? spec.runAsUser ?? 0),
-          volumes:
-            volume && spec.volume ? [{ volumeName: volume.name, containerPath: spec.volume.mountPath }] : [],
+          volumes: [
+            ...(volume && spec.volume
+              ? [{ volumeName: volume.name, containerPath: spec.volume.mountPath }]
+              : []),
+            // Another workload's data, read-only: only its file system's size and use are read.
+            ...watched.map((w) => ({
+              volumeName: w.volume.name,
+              containerPath: `${spec.mountsVolumesAt}/${w.member}`,
+              readOnly: true,
+            })),
+          ],
           // Directories an unprivileged member writes that the image owns as root (see writablePaths).
           tmpfs:
             (spec.writablePaths ?? []).length > 0
@@ -572,10 +606,6 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       },
     );
   }
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

@@ -10,6 +10,8 @@ import {
   healthWaitSeconds,
   resolveHealthCheck,
   sidecarValues,
+  checkProbes,
+  compareStrings,
   sortedEntries,
   statefulMemberNames,
   validateTaskSpec,
@@ -120,6 +122,11 @@ export const PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"
 const PART_OF = "app.kubernetes.io/part-of";
 const NAME = "app.kubernetes.io/name";
 const TIER = "ha-backend/tier";
+/**
+ * On the pods of a workload that probes others' public ports from inside (`probes`): published
+ * workloads admit it there whatever the Service type (an `ipBlock` may not match pod addresses).
+ */
+const PROBER = "ha-backend/prober";
 const DIGEST = "ha-backend/config-digest";
 /** Annotation on a workload's ConfigMap: JSON map from data key to the file's path in the container. */
 export const PATHS = "ha-backend/file-paths";
@@ -203,6 +210,8 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   private readonly k8sProvider: pulumi.ProviderResource | undefined;
   private readonly dockerProvider: pulumi.ProviderResource | undefined;
   private readonly builtImages = new Map<string, pulumi.Output<string>>();
+  /** Tiers deployed with public ports, for `probes`. */
+  private readonly publishedTiers = new Set<string>();
 
   /**
    * The labels that make a pod a member of `tier` for the NetworkPolicies: a pod in
@@ -298,6 +307,41 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
             this.childOpts(parent),
           ),
       );
+    const probes = [...(spec.probes ?? [])]
+      .sort((a, b) => compareStrings(a.job, b.job))
+      .map(
+        (p) =>
+          new k8s.apiextensions.CustomResource(
+            `${p.job}-probe`,
+            {
+              apiVersion: "monitoring.coreos.com/v1",
+              kind: "Probe",
+              metadata: { name: p.job, namespace: this.namespace, labels },
+              spec: {
+                jobName: p.job,
+                interval,
+                module: p.module,
+                prober: { url: p.prober, path: "/probe" },
+                targets: {
+                  staticConfig: {
+                    static: p.targets.map((t) => t.url),
+                    labels: { ha_component: p.component },
+                    // The operator sets `instance` to the URL probed: the member's name instead,
+                    // as on Docker, so alerts name what they are about.
+                    relabelingConfigs: p.targets.map((t) => ({
+                      action: "replace",
+                      sourceLabels: ["__param_target"],
+                      regex: escapeRegex(t.url),
+                      targetLabel: "instance",
+                      replacement: t.instance,
+                    })),
+                  },
+                },
+              },
+            },
+            this.childOpts(parent),
+          ),
+      );
     const rule = new k8s.apiextensions.CustomResource(
       `${name}-rules`,
       {
@@ -326,7 +370,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
               this.childOpts(parent),
             ),
           ];
-    return [...monitors, rule, ...dashboards];
+    return [...monitors, ...probes, rule, ...dashboards];
   }
 
   /**
@@ -592,13 +636,30 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   deploy(name: string, given: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
     // An Output image comes back carrying its check: every use below is of this spec.
     const spec = validateWorkloadSpec(name, given);
+    if (spec.mountsVolumesAt !== undefined) {
+      invalidArg(
+        "Workload",
+        name,
+        "mountsVolumesAt",
+        "be used only on Docker (a pod cannot mount another pod's claim)",
+        spec.mountsVolumesAt,
+        "Read volume use from the kubelet (kubelet_volume_stats_*) on Kubernetes.",
+      );
+    }
+    checkProbes(name, spec, this.publishedTiers);
+    if ((spec.publicPorts ?? []).length > 0) this.publishedTiers.add(spec.tier);
     const parent = opts?.parent ?? this;
     const image = spec.build
       ? this.builtImage(name, { image: builtImageTag(name, spec.image), build: spec.build }, parent)
       : spec.image;
     const ns = this.args.namespace;
     const selector = { [NAME]: name, [PART_OF]: "ha-backend" };
-    const labels = { ...selector, ...this.labelsOf(spec.tier), "app.kubernetes.io/managed-by": "pulumi" };
+    const labels = {
+      ...selector,
+      ...this.labelsOf(spec.tier),
+      ...((spec.probes ?? []).length > 0 ? { [PROBER]: "true" } : {}),
+      "app.kubernetes.io/managed-by": "pulumi",
+    };
     const meta = (suffix: string) => ({ name: `${name}${suffix}`, namespace: this.namespace, labels });
     const ports = sortedEntries(spec.ports);
     const headless = `${name}-headless`;
@@ -997,8 +1058,9 @@ function sidecarContainer(sc: SidecarSpec): Inputs.Container {
   };
 }
 
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/** A string matched literally by a Prometheus (RE2) relabelling regex. */
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** The port numbers of a workload's metrics ports (its own or its sidecars'), sorted. */
@@ -1088,8 +1150,10 @@ export function networkPolicySpec(
   if ((spec.publicPorts ?? []).length > 0) {
     ingress.push({
       // ClusterIP: only what runs in the cluster (an ingress controller, a port-forward) gets here.
+      // The stack's prober (in its namespace) always: an ipBlock may not match a pod's address.
       from: [
         edge.serviceType === "ClusterIP" ? { namespaceSelector: {} } : { ipBlock: { cidr: "0.0.0.0/0" } },
+        { podSelector: { matchLabels: { [PROBER]: "true" } } },
       ],
       ports: (spec.publicPorts ?? []).map((p) => ({ port: spec.ports[p.target], protocol: "TCP" })),
     });
@@ -1123,6 +1187,13 @@ export function networkPolicySpec(
     { to: [{ podSelector: { matchLabels: selector } }] },
     { to: [{ podSelector: { matchLabels: { [allowFromLabel(spec.tier)]: "true" } } }] },
   ];
+  const probed = [...new Set(spec.probes ?? [])].sort();
+  if (probed.length > 0) {
+    // A prober: the published tiers' pods (their own policy admits it on the public ports only).
+    egress.push({
+      to: [{ podSelector: { matchExpressions: [{ key: TIER, operator: "In", values: probed }] } }],
+    });
+  }
   if (spec.apiAccess !== undefined) {
     // The API server is not a pod and its address differs per cluster: anywhere unless given.
     egress.push({

@@ -307,6 +307,25 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): Workload
       );
     }
   }
+  for (const t of spec.probes ?? []) {
+    if (!DNS_LABEL.test(t)) {
+      fail(name, "probes", "list tier names that are DNS labels", t, "Use the tier of a published workload.");
+    }
+  }
+  if (
+    spec.mountsVolumesAt !== undefined &&
+    (!spec.mountsVolumesAt.startsWith("/") ||
+      spec.mountsVolumesAt === "/" ||
+      /\/\.\.?(\/|$)/.test(spec.mountsVolumesAt))
+  ) {
+    fail(
+      name,
+      "mountsVolumesAt",
+      "be an absolute directory other than / (no . or .. segments)",
+      spec.mountsVolumesAt,
+      "Use e.g. /volumes.",
+    );
+  }
   if (spec.runAsUser !== undefined && (!Number.isInteger(spec.runAsUser) || spec.runAsUser < 1)) {
     fail(
       name,
@@ -601,11 +620,34 @@ export function statefulMemberNames(name: string, replicas: number): string[] {
 }
 
 /** Entries of a record sorted by key, so generated lists never depend on insertion order. */
+/** Code-unit order (never the locale's): generated files and manifests sort the same everywhere. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 export function sortedEntries<T>(record: Readonly<Record<string, T>> | undefined): [string, T][] {
-  return Object.entries(record ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return Object.entries(record ?? {}).sort(([a], [b]) => compareStrings(a, b));
 }
 
 /** The Docker provider's build arguments for an {@link ImageBuild}: the Dockerfile as a path. */
 export function dockerBuild(build: ImageBuild): { context: string; dockerfile: string } {
   return { context: build.context, dockerfile: `${build.context}/${build.dockerfile ?? "Dockerfile"}` };
+}
+
+/**
+ * A workload's `probes` name tiers already deployed with public ports on this platform (the
+ * prober is admitted there, so what it probes must exist first). Throws before anything is made.
+ */
+export function checkProbes(name: string, spec: WorkloadSpec, publishedTiers: ReadonlySet<string>): void {
+  for (const t of spec.probes ?? []) {
+    if (!publishedTiers.has(t)) {
+      fail(
+        name,
+        "probes",
+        "name tiers already deployed with publicPorts",
+        t,
+        `Deploy ${name} after the published workload of tier ${t}, or drop it from probes.`,
+      );
+    }
+  }
 }

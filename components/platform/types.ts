@@ -118,6 +118,24 @@ export interface WorkloadSpec {
    * networks) and reports their addresses in {@link Workload.metrics}.
    */
   readonly metricsPorts?: readonly MetricsPortSpec[];
+  /**
+   * Tiers whose public ports this workload connects to from inside the platform, as a client
+   * outside would (a blackbox prober probing the edge); each must have been deployed with
+   * `publicPorts`. Kubernetes: an egress rule to those tiers' pods, and the pods carry the label
+   * published workloads admit on their public ports (whatever the Service type). Docker: the
+   * probed tier must already admit this workload's tier (a scraper's tier is admitted by every
+   * scraped workload), whose network it reaches them on: never the `public` network, which would
+   * put it beside every published container.
+   */
+  readonly probes?: readonly string[];
+  /**
+   * Mount every data volume this platform has created so far read-only under this directory, one
+   * per member at `<dir>/<member>`: node_exporter reads their fullness. Docker only (a named
+   * volume is a directory on the engine's disk, so it fills when that disk fills); Kubernetes
+   * refuses it: the kubelet reports each claim's use (`kubelet_volume_stats_*`), and a pod cannot
+   * mount another pod's claim.
+   */
+  readonly mountsVolumesAt?: string;
 }
 
 /** What {@link Platform.monitors} declares. */
@@ -129,6 +147,17 @@ export interface MonitorsSpec {
     readonly workload: string;
     readonly port: string;
     readonly path: string;
+  }[];
+  /**
+   * Blackbox probes (the operator's Probe objects): `prober` (`host:port` of a blackbox exporter)
+   * requests each target URL with `module`; each target's series carry `instance`.
+   */
+  readonly probes?: readonly {
+    readonly job: string;
+    readonly component: string;
+    readonly module: string;
+    readonly prober: string;
+    readonly targets: readonly { readonly instance: string; readonly url: string }[];
   }[];
   /** Rule groups in Prometheus's rule-file shape. */
   readonly ruleGroups: readonly unknown[];

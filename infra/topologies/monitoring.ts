@@ -26,7 +26,7 @@ export class MonitoringCollector {
   web?: {
     readonly balancer: MonitoringPlan["balancer"];
     readonly app: MonitoringPlan["app"];
-    readonly edge: { readonly http: string; readonly https?: string };
+    readonly edge: { readonly tier: string; readonly http: string; readonly https?: string };
     readonly backends: readonly ScrapeTarget[];
   };
 
@@ -65,12 +65,16 @@ export function stackMonitoring(ctx: TopologyContext, stack: string): TopologyOu
     {
       platform: ctx.platform,
       plan,
+      edge: c.web.edge,
+      backends: c.web.backends,
       ...(m.enabled
         ? {
             stack: {
               ports: m.ports,
-              edge: c.web.edge,
-              backends: c.web.backends,
+              // Stored with --secret (the config refuses it otherwise): it stays secret here too.
+              ...(m.alertWebhookUrl !== undefined
+                ? { alertWebhookUrl: pulumi.secret(m.alertWebhookUrl) }
+                : {}),
             },
           }
         : {}),

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join } from "node:path";
 import type { Client } from "pg";
 import type { BalancerBackend } from "../../components/balancer/render/spec";
+import { PG_ROUTER_WRITE_PROXY } from "../../components/database/postgres-cluster";
 import { failoverBudgetSeconds, PATRONI_FAST_TIMINGS } from "../../components/database/render/patroni";
 import { renderPostgresExporter } from "../../components/monitoring/render/exporters";
 import { jobName, type MonitoringPlan } from "../../components/monitoring/render/plan";
@@ -101,6 +102,12 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
         targets: cluster.members.map((m) => ({ instance: m.name, address: `${m.host}:9187` })),
       },
       {
+        job: jobName("orders", "router"),
+        component: "orders",
+        kind: "router",
+        targets: [{ instance: "orders-router-0", address: `${cluster.router.host}:${cluster.router.stats}` }],
+      },
+      {
         job: jobName("orders-etcd", "etcd"),
         component: "orders-etcd",
         kind: "etcd",
@@ -123,6 +130,7 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
         loopWaitSeconds: TIMINGS.loopWait,
         maximumLagOnFailoverBytes: 1_048_576,
         failoverBudgetSeconds: BUDGET_S,
+        router: { writeProxy: PG_ROUTER_WRITE_PROXY },
       },
     ],
     mysql: [],
@@ -305,6 +313,21 @@ describe("monitoring: exporters, Prometheus and the generated alert rules (live)
     expect(existsSync(png)).toBe(true);
     expect(readFileSync(png).subarray(1, 4).toString()).toBe("PNG");
     console.log(`monitoring: chart of ${points.length} points written to ${png}`);
+    // The router's write proxy was empty from the kill until the new leader passed its checks,
+    // within the budget: RouterNoWriter (for: the budget + 3 scrapes) must not have fired. Wait
+    // out its `for:` after the kill, then it must be quiet and the proxy must have its server.
+    const routerRule = groups.flatMap((g) => g.rules).find((r) => r.alert === "RouterNoWriter")!;
+    const quietUntil = run.killedAt + Number(routerRule.for.replace("s", "")) * 1000 + 2 * PIPELINE_MS;
+    await new Promise((r) => setTimeout(r, Math.max(0, quietUntil - Date.now())));
+    const routerAlerts = (await alerts(prom)).filter(
+      (a) => a.labels.alertname === "RouterNoWriter" && a.state === "firing",
+    );
+    expect(routerAlerts).toEqual([]);
+    const writers = await query(
+      prom,
+      `haproxy_backend_active_servers{job="orders-router",proxy="${PG_ROUTER_WRITE_PROXY}"}`,
+    );
+    expect(writers.map((w) => w.value)).toEqual([1]);
   }, 240_000);
 
   it("kill -9 of an app server fires BalancerBackendDown for it", async () => {

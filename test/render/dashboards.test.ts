@@ -63,8 +63,13 @@ const plans = Object.entries(PLANS);
  * nginx-prometheus-exporter 0.11.0, blackbox_exporter (http_2xx and https_edge probes),
  * postgres_exporter 0.11.1 on PostgreSQL 15, mysqld_exporter 0.14.0 on MariaDB 10.11 (a replica
  * and a Galera node), redis_exporter 1.45.0 on Redis 7.0 and a Sentinel, Patroni 3.0.2 and etcd
- * 3.4.23; memcached_exporter 0.15 (not packaged) from its source, pkg/exporter/exporter.go. Only
- * the names the dashboard reads are listed: a new panel's metric must be checked and added here.
+ * 3.4.23; memcached_exporter 0.15 (not packaged) from its source, pkg/exporter/exporter.go. The
+ * routers' (`router`): the same HAProxy exporter under the PostgreSQL, MySQL (replication and
+ * Galera) and Redis routers' rendered configs, with health-check fakes up and then down (proxy
+ * labels `primary`, `rw`, `redis`). MySQL 8.4's replica_* column names (read with `or`, beside
+ * MariaDB's) from mysqld_exporter's source (collector/slave_status.go: `slave_status_` and the
+ * column in lower case), MySQL 8.4 not being packaged here. Only the names the dashboard reads
+ * are listed: a new panel's metric must be checked and added here.
  */
 const EMITTED: Record<ExporterKind, readonly string[]> = {
   haproxy: [
@@ -76,6 +81,11 @@ const EMITTED: Record<ExporterKind, readonly string[]> = {
     "haproxy_server_sessions_total",
     "haproxy_server_response_time_average_seconds",
     "haproxy_server_http_responses_total",
+  ],
+  router: [
+    "haproxy_backend_active_servers",
+    "haproxy_backend_backup_servers",
+    "haproxy_frontend_current_sessions",
   ],
   nginx: ["nginx_up", "nginx_http_requests_total", "nginx_connections_active"],
   "edge-probe": ["probe_success", "probe_ssl_earliest_cert_expiry"],
@@ -99,6 +109,9 @@ const EMITTED: Record<ExporterKind, readonly string[]> = {
     "mysql_slave_status_seconds_behind_master",
     "mysql_slave_status_slave_io_running",
     "mysql_slave_status_slave_sql_running",
+    "mysql_slave_status_seconds_behind_source",
+    "mysql_slave_status_replica_io_running",
+    "mysql_slave_status_replica_sql_running",
   ],
   redis: [
     "redis_up",
@@ -345,8 +358,11 @@ describe("renderDashboard: queries", () => {
   it.each(plans)("%s: every metric is one the exporter behind its job really emits", (_, plan) => {
     const d = renderDashboard(plan);
     const kinds = new Map(plan.jobs.map((j) => [j.job, j.kind]));
+    // `a|b`: a metric read under either name; each must be one the exporter emits.
     const wrong = dashboardMetrics(plan, d).filter((m) =>
-      m.job === "" ? !KUBERNETES_SERIES.includes(m.metric) : !EMITTED[kinds.get(m.job)!].includes(m.metric),
+      m.job === ""
+        ? !KUBERNETES_SERIES.includes(m.metric)
+        : !m.metric.split("|").every((name) => EMITTED[kinds.get(m.job)!].includes(name)),
     );
     expect(wrong).toEqual([]);
     // Series only a cluster has are read on Kubernetes only.
@@ -356,7 +372,7 @@ describe("renderDashboard: queries", () => {
 
   it("every verified metric is read by some sample dashboard (the list holds no stale names)", () => {
     const read = new Set(
-      plans.flatMap(([, p]) => dashboardMetrics(p, renderDashboard(p)).map((m) => m.metric)),
+      plans.flatMap(([, p]) => dashboardMetrics(p, renderDashboard(p)).flatMap((m) => m.metric.split("|"))),
     );
     const listed = [...Object.values(EMITTED).flat(), ...KUBERNETES_SERIES];
     expect(listed.filter((m) => !read.has(m))).toEqual([]);
@@ -377,12 +393,26 @@ describe("renderDashboard: what each topology shows", () => {
         'haproxy_server_status{job="shop-lb-haproxy",proxy="app",state="UP"}',
         'patroni_sync_standby{job="catalog-patroni"}',
         'pg_stat_database_xact_commit{job="catalog-postgres"}',
-        'mysql_slave_status_seconds_behind_master{job="orders-0-mysqld"}',
+        // MariaDB's column names or MySQL 8.4's, as the rules read them.
+        '(mysql_slave_status_seconds_behind_master{job="orders-0-mysqld"} or mysql_slave_status_seconds_behind_source{job="orders-0-mysqld"})',
+        '(mysql_slave_status_slave_io_running{job="orders-0-mysqld"} or mysql_slave_status_replica_io_running{job="orders-0-mysqld"})',
         'redis_sentinel_master_status{job="cache-sentinel"}',
         'probe_ssl_earliest_cert_expiry{job="shop-lb-edge-probe"}',
         'etcd_server_has_leader{job="locks-etcd"}',
+        // Each router's write proxy, and its client sessions without the stats listener's.
+        'haproxy_backend_active_servers{job="catalog-router",proxy="primary"} + haproxy_backend_backup_servers{job="catalog-router",proxy="primary"}',
+        'haproxy_backend_backup_servers{job="orders-0-router",proxy="rw"}',
+        'haproxy_backend_active_servers{job="cache-router",proxy="redis"}',
+        'haproxy_frontend_current_sessions{job="cache-router",proxy!="stats"}',
       ],
-      ["nginx_", "wsrep", "memcached_", "kube_", "backend-probe", "haproxy_backend_backup_servers"],
+      [
+        "nginx_",
+        "wsrep",
+        "memcached_",
+        "kube_",
+        "backend-probe",
+        'haproxy_backend_backup_servers{job="shop-lb-haproxy"',
+      ],
     ],
     [
       "kubernetes-nginx",
@@ -392,8 +422,18 @@ describe("renderDashboard: what each topology shows", () => {
         'mysql_global_status_wsrep_cluster_size{job="orders-0-mysqld"}',
         'mysql_global_status_wsrep_local_state{job="orders-1-mysqld"}',
         'probe_success{job="shop-lb-edge-probe"}',
+        'haproxy_backend_active_servers{job="orders-1-router",proxy="rw"}',
       ],
-      ["haproxy_", "patroni_", "pg_", "mysql_slave_status", "memcached_", "backend-probe"],
+      // Redis's router is in the plan but not scraped.
+      [
+        'job="shop-lb-haproxy"',
+        'job="cache-router"',
+        "patroni_",
+        "pg_",
+        "mysql_slave_status",
+        "memcached_",
+        "backend-probe",
+      ],
     ],
     [
       "docker-nginx",
@@ -402,8 +442,16 @@ describe("renderDashboard: what each topology shows", () => {
         'probe_duration_seconds{job="blog-lb-backend-probe"}',
         'memcached_commands_total{job="pages-memcached",command="get",status="hit"}',
         'patroni_xlog_replayed_location{job="blog-patroni"}',
+        'haproxy_backend_active_servers{job="blog-router",proxy="primary"}',
       ],
-      ["kube_", "patroni_sync_standby", "probe_ssl_earliest_cert_expiry", "redis_", "mysql_", "haproxy_"],
+      [
+        "kube_",
+        "patroni_sync_standby",
+        "probe_ssl_earliest_cert_expiry",
+        "redis_",
+        "mysql_",
+        'job="blog-lb-haproxy"',
+      ],
     ],
     [
       "docker-haproxy-memcached",
@@ -542,6 +590,20 @@ describe("dashboardMetrics", () => {
     ]);
   });
 
+  it("lists a metric read under either of two names once, as a|b (one of them must exist)", () => {
+    const d = withQueries([
+      'max by (instance) (mysql_slave_status_seconds_behind_master{job="orders-0-mysqld"} or mysql_slave_status_seconds_behind_source{job="orders-0-mysqld"}) > on () group_left () mysql_up{job="orders-0-mysqld"}',
+    ]);
+    expect(dashboardMetrics(haproxyDocker, d)).toEqual([
+      {
+        metric: "mysql_slave_status_seconds_behind_master|mysql_slave_status_seconds_behind_source",
+        job: "orders-0-mysqld",
+        panel: " / Probe",
+      },
+      { metric: "mysql_up", job: "orders-0-mysqld", panel: " / Probe" },
+    ]);
+  });
+
   it("refuses a metric read without a job (it would mix stacks)", () => {
     expect(() => dashboardMetrics(haproxyDocker, withQueries(['sum(redis_up{instance="x"})']))).toThrow(
       'dashboardMetrics (shop-dev): panel " / Probe" reads redis_up without a job selector',
@@ -588,6 +650,13 @@ describe("golden", () => {
     expect(panel(d, "Database: catalog", "Role").fieldConfig.defaults.mappings[0].options["1"].text).toBe(
       "leader",
     );
+    expect(panel(d, "Database: catalog", "Router: write servers up").targets[0].expr).toBe(
+      'max by (instance) (haproxy_backend_active_servers{job="catalog-router",proxy="primary"} + haproxy_backend_backup_servers{job="catalog-router",proxy="primary"})',
+    );
+    expect(panel(d, "Database: catalog", "Router: write servers up").description).toContain("(13 s)");
+    expect(panel(d, "Database: orders-0", "Replica lag").targets[0].expr).toBe(
+      'max by (instance) (mysql_slave_status_seconds_behind_master{job="orders-0-mysqld"} or mysql_slave_status_seconds_behind_source{job="orders-0-mysqld"})',
+    );
     expect(panel(d, "App", "App servers up").type).toBe("stat");
     expect(panel(d, "App", "Sessions per second per server").fieldConfig.defaults.unit).toBe("ops");
     expect(panelTitles(d)).toEqual({
@@ -612,6 +681,8 @@ describe("golden", () => {
         "Synchronous standby",
         "Commits per second",
         "Connections",
+        "Router: write servers up",
+        "Router: client sessions",
       ],
       "Database: orders-0 (MySQL, replication)": [
         "Servers up",
@@ -619,6 +690,8 @@ describe("golden", () => {
         "Replica lag",
         "Queries per second",
         "Connections",
+        "Router: write servers up",
+        "Router: client sessions",
       ],
       "Cache: cache (Redis, Sentinel)": [
         "Members up",
@@ -629,6 +702,8 @@ describe("golden", () => {
         "Sentinels: primary OK",
         "Sentinels: replicas and Sentinels OK",
         "Primary address (Sentinels)",
+        "Router: write servers up",
+        "Router: client sessions",
       ],
       "Locks: locks (etcd)": [
         "Members up",

@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { parse } from "yaml";
 import {
   renderAlertmanagerConfig,
   renderBlackboxConfig,
@@ -23,8 +24,9 @@ function writeRules(name: string): { dir: string; rules: string; tests: string }
   const dir = tempDir("promtool");
   const rules = join(dir, "rules.yml");
   const tests = join(dir, "rules.test.yml");
-  writeFileSync(rules, renderRuleFile(plan));
-  writeFileSync(tests, ruleTests(plan, renderAlertRules(plan), "rules.yml"));
+  const groups = renderAlertRules(plan);
+  writeFileSync(rules, renderRuleFile(groups));
+  writeFileSync(tests, ruleTests(plan, groups, "rules.yml"));
   return { dir, rules, tests };
 }
 
@@ -69,6 +71,22 @@ describe("alert rules (promtool)", () => {
     expect(r.output).toContain("catalog.postgres PostgresReplicationLagHigh fires");
   });
 
+  it("RouterNoWriter without the failover budget in its for: fires in a normal failover (its quiet case fails)", () => {
+    // GIVEN the blog stack (budget 41 s, scrapes every 5 s), WHEN the rule waits 3 scrapes only
+    const { rules, tests } = writeRules("docker-nginx");
+    const text = readFileSync(rules, "utf8");
+    const rule = /(- alert: RouterNoWriter\n\s+expr: [^\n]+\n\s+for: )56s/;
+    expect(text).toMatch(rule);
+    writeFileSync(
+      rules,
+      text.replace(rule, (_, head: string) => `${head}15s`),
+    );
+    // THEN the router emptied by a failover shorter than the budget fires, and the case says so
+    const r = check(binary("promtool"), ["test", "rules", tests]);
+    expect(r.code).not.toBe(0);
+    expect(r.output).toContain("blog.postgres RouterNoWriter stays quiet");
+  });
+
   it("thresholds follow the stack's settings", () => {
     const groups = renderAlertRules(SAMPLE_PLANS["docker-haproxy"]);
     const rule = (alert: string) => groups.flatMap((g) => g.rules).find((r) => r.alert === alert)!;
@@ -78,10 +96,56 @@ describe("alert rules (promtool)", () => {
     expect(rule("PostgresSyncStandbyMissing").for).toBe("49s");
     expect(rule("PostgresReplicationLagHigh").expr).toMatch(/> 1048576$/);
     expect(rule("RedisPrimaryWithoutReplicas").for).toBe("54s");
+    // A router without a writer: the tier's failover budget plus three scrapes, on its write proxy.
+    const routers = groups
+      .flatMap((g) => g.rules)
+      .filter((r) => r.alert === "RouterNoWriter")
+      .map((r) => [r.labels.ha_component, r.for, r.expr]);
+    expect(routers).toEqual([
+      [
+        "catalog",
+        "58s",
+        'haproxy_backend_active_servers{job="catalog-router",proxy="primary"} + haproxy_backend_backup_servers{job="catalog-router",proxy="primary"} == 0',
+      ],
+      ["orders-0", "65s", expect.stringContaining('{job="orders-0-router",proxy="rw"}')],
+      ["cache", "54s", expect.stringContaining('{job="cache-router",proxy="redis"}')],
+    ]);
     const blog = renderAlertRules(SAMPLE_PLANS["docker-nginx"]).flatMap((g) => g.rules);
     expect(blog.find((r) => r.alert === "PostgresSyncStandbyMissing")).toBeUndefined();
     expect(blog.find((r) => r.alert === "EdgeCertificateExpiring")).toBeUndefined();
     expect(blog.find((r) => r.alert === "EtcdMemberDown")!.expr).toMatch(/< 3$/);
+  });
+});
+
+describe("routers", () => {
+  it("a router that does not answer is ScrapeTargetDown's (and on Kubernetes, ScrapeTargetsMissing's)", () => {
+    // GIVEN the routers' jobs in the plan, THEN the target rules watch them like every other job
+    const docker = renderAlertRules(SAMPLE_PLANS["docker-haproxy"]).flatMap((g) => g.rules);
+    const down = docker.find((r) => r.alert === "ScrapeTargetDown")!;
+    for (const job of ["catalog-router", "orders-0-router", "cache-router"]) {
+      expect(down.expr).toMatch(new RegExp(`["|]${job}[|"]`));
+    }
+    const k8s = renderAlertRules(SAMPLE_PLANS["kubernetes-nginx"]).flatMap((g) => g.rules);
+    expect(k8s.map((r) => r.expr)).toContain(
+      'count by (job) (up{job="orders-0-router"}) < 2 or absent(up{job="orders-0-router"})',
+    );
+  });
+
+  it("no rule for a router the plan does not scrape", () => {
+    // kubernetes-nginx: Redis's router is in the plan, its job is not.
+    const groups = renderAlertRules(SAMPLE_PLANS["kubernetes-nginx"]);
+    const routers = groups.flatMap((g) => g.rules).filter((r) => r.alert === "RouterNoWriter");
+    expect(routers.map((r) => r.labels.ha_component)).toEqual(["orders-0", "orders-1"]);
+    expect(routers.map((r) => r.for)).toEqual(["98s", "98s"]);
+  });
+
+  it("renderRuleFile writes the groups it is given (rendered once by the caller)", () => {
+    const plan = SAMPLE_PLANS["docker-haproxy"];
+    const groups = renderAlertRules(plan);
+    const text = renderRuleFile(groups);
+    expect(text).toContain("alert: RouterNoWriter");
+    expect(parse(text).groups.map((g: { name: string }) => g.name)).toEqual(groups.map((g) => g.name));
+    expect(renderRuleFile([])).toBe("groups: []\n");
   });
 });
 

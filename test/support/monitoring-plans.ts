@@ -1,7 +1,8 @@
 /**
  * Monitoring plans that between them take every branch of the rule renderer: both balancers on
  * both platforms, TLS on and off, PostgreSQL in synchronous and asynchronous mode, MySQL
- * replication and Galera, Redis as a store and as a cache, memcached, one and three etcd members.
+ * replication and Galera, Redis as a store and as a cache, memcached, one and three etcd members,
+ * the data tiers' routers (scraped, and one of Redis's that is not).
  */
 import {
   jobName,
@@ -33,9 +34,12 @@ export const SAMPLE_PLANS: Record<string, MonitoringPlan> = {
       sampleJob("shop-lb", "haproxy", 2, 8404),
       sampleJob("catalog", "patroni", 3, 8008),
       sampleJob("catalog", "postgres", 3, 9187),
+      sampleJob("catalog", "router", 2, 8404),
       sampleJob("orders-0", "mysqld", 2, 9104),
+      sampleJob("orders-0", "router", 2, 8404),
       sampleJob("cache", "redis", 3, 9121),
       sampleJob("cache", "sentinel", 3, 9121),
+      sampleJob("cache", "router", 2, 8404),
       sampleJob("locks", "etcd", 1, 2379),
       sampleJob("shop-dev", "volumes", 1, 9100),
       { ...sampleJob("shop-lb", "edge-probe", 1, 443), probeModule: "https_edge", prober: "probe:9115" },
@@ -50,10 +54,26 @@ export const SAMPLE_PLANS: Record<string, MonitoringPlan> = {
         loopWaitSeconds: 2,
         maximumLagOnFailoverBytes: 1_048_576,
         failoverBudgetSeconds: 13,
+        router: { writeProxy: "primary" },
       },
     ],
-    mysql: [{ component: "orders-0", members: 2, mode: "replication", failoverBudgetSeconds: 20 }],
-    redis: { component: "cache", mode: "store", replicas: 2, sentinels: 3, failoverBudgetSeconds: 9 },
+    mysql: [
+      {
+        component: "orders-0",
+        members: 2,
+        mode: "replication",
+        failoverBudgetSeconds: 20,
+        router: { writeProxy: "rw" },
+      },
+    ],
+    redis: {
+      component: "cache",
+      mode: "store",
+      replicas: 2,
+      sentinels: 3,
+      failoverBudgetSeconds: 9,
+      router: { writeProxy: "redis" },
+    },
     etcd: [{ component: "locks", members: 1 }],
     volumes: true,
   },
@@ -67,6 +87,9 @@ export const SAMPLE_PLANS: Record<string, MonitoringPlan> = {
       sampleJob("shop-lb", "nginx", 3, 9113),
       sampleJob("orders-0", "mysqld", 3, 9104),
       sampleJob("orders-1", "mysqld", 3, 9104),
+      // The scraper discovers the pods: no static targets, two routers expected.
+      { ...sampleJob("orders-0", "router", 0, 8404), expected: 2 },
+      { ...sampleJob("orders-1", "router", 0, 8404), expected: 2 },
       sampleJob("cache", "redis", 3, 9121),
       sampleJob("cache", "sentinel", 3, 9121),
       sampleJob("locks", "etcd", 3, 2379),
@@ -76,10 +99,30 @@ export const SAMPLE_PLANS: Record<string, MonitoringPlan> = {
     app: { component: "shop", replicas: 4, deployment: "shop-app" },
     postgres: [],
     mysql: [
-      { component: "orders-0", members: 3, mode: "galera", failoverBudgetSeconds: 8 },
-      { component: "orders-1", members: 3, mode: "galera", failoverBudgetSeconds: 8 },
+      {
+        component: "orders-0",
+        members: 3,
+        mode: "galera",
+        failoverBudgetSeconds: 8,
+        router: { writeProxy: "rw" },
+      },
+      {
+        component: "orders-1",
+        members: 3,
+        mode: "galera",
+        failoverBudgetSeconds: 8,
+        router: { writeProxy: "rw" },
+      },
     ],
-    redis: { component: "cache", mode: "cache", replicas: 2, sentinels: 3, failoverBudgetSeconds: 9 },
+    // Its router is in the plan but not scraped: no router rule, no router panel.
+    redis: {
+      component: "cache",
+      mode: "cache",
+      replicas: 2,
+      sentinels: 3,
+      failoverBudgetSeconds: 9,
+      router: { writeProxy: "redis" },
+    },
     etcd: [{ component: "locks", members: 3 }],
     volumes: true,
     certificateDays: 21,
@@ -95,6 +138,7 @@ export const SAMPLE_PLANS: Record<string, MonitoringPlan> = {
       { ...sampleJob("blog-lb", "edge-probe", 1, 80), probeModule: "http_2xx", prober: "probe:9115" },
       sampleJob("blog", "patroni", 2, 8008),
       sampleJob("blog", "postgres", 2, 9187),
+      sampleJob("blog", "router", 1, 8404),
       sampleJob("blog-etcd", "etcd", 3, 2379),
       sampleJob("pages", "memcached", 2, 9150),
     ],
@@ -108,6 +152,7 @@ export const SAMPLE_PLANS: Record<string, MonitoringPlan> = {
         loopWaitSeconds: 10,
         maximumLagOnFailoverBytes: 4_194_304,
         failoverBudgetSeconds: 41,
+        router: { writeProxy: "primary" },
       },
     ],
     mysql: [],

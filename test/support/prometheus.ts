@@ -8,7 +8,12 @@ import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import type { MonitoringPlan } from "../../components/monitoring/render/plan";
 import { renderPrometheusConfig } from "../../components/monitoring/render/prometheus";
-import { renderRuleFile, UP_METRIC, type RuleGroup } from "../../components/monitoring/render/rules";
+import {
+  renderAlertRules,
+  renderRuleFile,
+  UP_METRIC,
+  type RuleGroup,
+} from "../../components/monitoring/render/rules";
 import { binary, httpGet, waitFor, type ProcessGroup, type WaitBound } from "./daemons";
 
 export interface LivePrometheus {
@@ -32,7 +37,7 @@ export async function startPrometheus(
   const dir = join(parent, "prometheus");
   mkdirSync(dir, { recursive: true });
   const rules = join(dir, "rules.yml");
-  writeFileSync(rules, renderRuleFile(plan));
+  writeFileSync(rules, renderRuleFile(renderAlertRules(plan)));
   const config = join(dir, "prometheus.yml");
   writeFileSync(
     config,

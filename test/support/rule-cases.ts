@@ -378,6 +378,30 @@ const FIXTURES: Record<AlertName, (c: Ctx) => { fire: Case; quiet: Case }> = {
       quiet: { series: series(flat(c, 2)), alerts: [] },
     };
   },
+  RouterNoWriter: (c) => {
+    const proxy = writeProxy(c);
+    const l = (member: number) => ({ ...target(c, "router", member), proxy });
+    const servers = (member: number, active: string, backup: string) => [
+      s("haproxy_backend_active_servers", l(member), active),
+      s("haproxy_backend_backup_servers", l(member), backup),
+    ];
+    // A failover empties the write proxy for a while within the budget (at least one scrape):
+    // the last samples, so that at the evaluation it has been empty for less than the budget.
+    const empty = Math.max(1, Math.floor(budgetSeconds(c) / c.plan.scrapeIntervalSeconds));
+    const failover = `1x${c.n - empty - 1} 0x${empty}`;
+    return {
+      // Router 0 loses its writer for good; router 1 still has one.
+      fire: {
+        series: [...servers(0, step(c, 1, 0), flat(c, 0)), ...servers(1, flat(c, 1), flat(c, 0))],
+        alerts: [{ labels: l(0), value: 0 }],
+      },
+      // Router 0 in a failover; router 1 on a standing-by writer (Galera's backups) alone.
+      quiet: {
+        series: [...servers(0, failover, flat(c, 0)), ...servers(1, flat(c, 0), flat(c, 1))],
+        alerts: [],
+      },
+    };
+  },
   EtcdNoLeader: (c) => {
     const l = target(c, "etcd");
     return {
@@ -434,6 +458,30 @@ const FIXTURES: Record<AlertName, (c: Ctx) => { fire: Case; quiet: Case }> = {
     };
   },
 };
+
+/** The data tier the alert's component is (its router's write proxy and failover budget). */
+function dataTier(c: Ctx): {
+  readonly router?: { readonly writeProxy: string };
+  readonly failoverBudgetSeconds: number;
+} {
+  const comp = component(c);
+  const tier = [...c.plan.postgres, ...c.plan.mysql, ...(c.plan.redis ? [c.plan.redis] : [])].find(
+    (t) => t.component === comp,
+  );
+  if (tier === undefined) throw new Error(`${c.rule.alert}: ${comp} is no data tier of ${c.plan.name}`);
+  return tier;
+}
+
+/** The proxy the plan says carries the component's writes: a rule that reads another fails. */
+function writeProxy(c: Ctx): string {
+  const proxy = dataTier(c).router?.writeProxy;
+  if (proxy === undefined) throw new Error(`${c.rule.alert}: ${component(c)} has no router in the plan`);
+  return proxy;
+}
+
+function budgetSeconds(c: Ctx): number {
+  return dataTier(c).failoverBudgetSeconds;
+}
 
 /** The number a rule compares with (`… > 1048576`, `… < 3`). */
 function thresholdNumber(rule: AlertRule): number {

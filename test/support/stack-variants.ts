@@ -41,3 +41,22 @@ export function kubernetesManifests(run: ProgramRun): Manifest[] {
     .filter((r) => r.type.startsWith("kubernetes:"))
     .map((r) => unwrapSecrets(r.inputs) as Manifest);
 }
+
+/**
+ * The scraper the stacks admit by default: the Prometheus Operator's pods (labelled
+ * `app.kubernetes.io/name: prometheus`) in namespace `monitoring`, outside the stack's namespace.
+ */
+export const SCRAPER: Manifest[] = [
+  { apiVersion: "v1", kind: "Namespace", metadata: { name: "monitoring" } },
+  {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name: "prometheus", namespace: "monitoring" },
+    spec: {
+      template: {
+        metadata: { labels: { "app.kubernetes.io/name": "prometheus" } },
+        spec: { containers: [{ name: "prometheus", ports: [{ name: "web", containerPort: 9090 }] }] },
+      },
+    },
+  },
+];

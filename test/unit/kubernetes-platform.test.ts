@@ -276,8 +276,12 @@ describe("KubernetesPlatform", () => {
       },
     ]);
     const webPolicy = plain(one(run, T.netpol, "web-netpol")).spec;
+    // Anyone outside, and the stack's prober inside (an ipBlock may not match a pod's address).
     expect(webPolicy.ingress[2]).toEqual({
-      from: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+      from: [
+        { ipBlock: { cidr: "0.0.0.0/0" } },
+        { podSelector: { matchLabels: { "ha-backend/prober": "true" } } },
+      ],
       ports: [{ port: 8080, protocol: "TCP" }],
     });
   });

@@ -15,7 +15,7 @@ import {
   renderReachabilityTable,
 } from "../support/network-reachability";
 import { checkPodSecurity, extractPodTemplates, type Manifest } from "../support/pod-security";
-import { kubernetesManifests, runStackVariant, type ConfigEdit } from "../support/stack-variants";
+import { kubernetesManifests, runStackVariant, SCRAPER, type ConfigEdit } from "../support/stack-variants";
 
 type Config = Parameters<ConfigEdit>[0];
 const section = (c: Config, key: string): Record<string, unknown> =>
@@ -241,7 +241,8 @@ const router = (name: string, db: string) => [
  * The intended connections, source → destination:port. A workload reaches its own members (any
  * port, their exporters' too) and the cluster DNS; beyond that only what its clients need. Peer
  * ports (etcd 2380, Galera 4444/4567/4568) and the stats port 8404 are for members only; the
- * scraper reaches the metrics ports and nothing else; only the balancer's public ports are open
+ * scraper reaches the metrics ports (HAProxy's, balancer's and routers': the stats port) and
+ * nothing else; only the balancer's public ports are open
  * to the internet.
  */
 const intended: Record<string, Record<string, string[]>> = {
@@ -283,11 +284,15 @@ const intended: Record<string, Record<string, string[]>> = {
     // The scraper: the metrics ports, and nothing else.
     "monitoring/prometheus": [
       "cache-redis:9121",
+      "cache-router:8404",
       "cache-sentinel:9122",
       "catalog-db:9104",
+      "catalog-router:8404",
       "locks-etcd:2381",
       "orders-0-db:9104",
+      "orders-0-router:8404",
       "orders-1-db:9104",
+      "orders-1-router:8404",
       "shop-lb-nginx:9113",
     ],
   },
@@ -312,29 +317,15 @@ const intended: Record<string, Record<string, string[]>> = {
     ],
     "pages-memcached": ["pages-memcached:11211", "pages-memcached:9150", ...DNS],
     internet: ["blog-lb-haproxy:8080", "blog-lb-haproxy:8443"],
-    // HAProxy serves its metrics on the stats port.
-    "monitoring/prometheus": ["blog-db:9104", "blog-lb-haproxy:8404", "pages-memcached:9150"],
+    // HAProxy (the balancer and the database's router) serves its metrics on the stats port.
+    "monitoring/prometheus": [
+      "blog-db:9104",
+      "blog-lb-haproxy:8404",
+      "blog-router:8404",
+      "pages-memcached:9150",
+    ],
   },
 };
-
-/**
- * The scraper the stacks admit by default: the Prometheus Operator's pods (labelled
- * `app.kubernetes.io/name: prometheus`) in namespace `monitoring`, outside the stack's namespace.
- */
-const SCRAPER: Manifest[] = [
-  { apiVersion: "v1", kind: "Namespace", metadata: { name: "monitoring" } },
-  {
-    apiVersion: "apps/v1",
-    kind: "StatefulSet",
-    metadata: { name: "prometheus", namespace: "monitoring" },
-    spec: {
-      template: {
-        metadata: { labels: { "app.kubernetes.io/name": "prometheus" } },
-        spec: { containers: [{ name: "prometheus", ports: [{ name: "web", containerPort: 9090 }] }] },
-      },
-    },
-  },
-];
 
 describe.each(Object.keys(intended))("the network of %s", (stack) => {
   it("allows exactly the intended connections, in and out", async () => {

@@ -100,13 +100,21 @@ describe("Kubernetes (ecommerce-prod): exporters as sidecars, the scraper admitt
     const monitors = objs.filter((m) => m.kind === "PodMonitor");
     expect(monitors.map((m) => m.metadata.name).sort()).toEqual([
       "cache-redis",
+      "cache-router",
       "cache-sentinel",
       "catalog-mysqld",
+      "catalog-router",
       "locks-etcd",
       "orders-0-mysqld",
+      "orders-0-router",
       "orders-1-mysqld",
+      "orders-1-router",
       "shop-lb-nginx",
     ]);
+    // The routers' own exporter, on their stats port.
+    expect(
+      monitors.find((m) => m.metadata.name === "orders-0-router").spec.podMetricsEndpoints[0],
+    ).toMatchObject({ port: "stats", path: "/metrics" });
     const nginx = monitors.find((m) => m.metadata.name === "shop-lb-nginx");
     expect(nginx.metadata.labels.release).toBe("kube-prometheus-stack");
     expect(nginx.spec.selector.matchLabels["app.kubernetes.io/name"]).toBe("shop-lb-nginx");
@@ -124,7 +132,7 @@ describe("Kubernetes (ecommerce-prod): exporters as sidecars, the scraper admitt
     expect(rules).toHaveLength(1);
     const alerts = rules[0].spec.groups.flatMap((g: Json) => g.rules.map((r: Json) => r.alert));
     expect(alerts).toEqual(
-      expect.arrayContaining(["BalancerBackendDown", "EtcdNoLeader", "VolumeNearlyFull"]),
+      expect.arrayContaining(["BalancerBackendDown", "EtcdNoLeader", "VolumeNearlyFull", "RouterNoWriter"]),
     );
     // The dashboard, for kube-prometheus-stack's Grafana sidecar.
     const board = (kubernetesManifests(withOperator) as Json[]).find(

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import * as g from "../../render-guard";
-import { jobName, type ExporterKind, type MonitoringPlan } from "./plan";
+import { jobName, type ExporterKind, type MonitoringPlan, type RouterPlan } from "./plan";
 import { ALERT_DEFAULTS } from "./rules";
 
 /**
@@ -237,7 +237,8 @@ const KUBERNETES_ONLY = /^(kube|kubelet)_/;
 
 /**
  * The metrics the dashboard reads, each with the job it selects: `job="x"` as is, `job=~"a|b"`
- * once per alternative; `up` is left out (Prometheus's own), and the Kubernetes-only series
+ * once per alternative, a metric read under either of two names (`(a{job="x"} or b{job="x"})`)
+ * as `a|b`; `up` is left out (Prometheus's own), and the Kubernetes-only series
  * (`kube_*`, `kubelet_*`) come with job `""`, so a live test without a cluster can skip them.
  * `plan` is the one the dashboard was rendered from (the signature matches `ruleMetrics`).
  * Throws on any other metric read without a job: a panel must never mix two stacks' series.
@@ -251,7 +252,9 @@ export function dashboardMetrics(
     if (!out.has(`${metric} ${job}`)) out.set(`${metric} ${job}`, { metric, job, panel });
   };
   for (const { panel, expr } of dashboardQueries(d)) {
-    for (const s of selectors(expr)) {
+    // One of two names (a column the exporter names per server version) must exist: `a|b`.
+    for (const m of expr.matchAll(EITHER)) add(`${m[1]}|${m[3]}`, m[2], panel);
+    for (const s of selectors(expr.replace(EITHER, ""))) {
       if (s.metric === "up") continue;
       if (KUBERNETES_ONLY.test(s.metric)) {
         add(s.metric, "", panel);
@@ -267,6 +270,12 @@ export function dashboardMetrics(
   }
   return [...out.values()].sort((a, b) => `${a.metric} ${a.job}`.localeCompare(`${b.metric} ${b.job}`));
 }
+
+/**
+ * `(a{job="j"} or b{job="j"})`: a metric under either of two names, as {@link PanelBuilder.either}
+ * writes it (and the live tests' `ruleMetrics` reads the rules' own).
+ */
+const EITHER = /\(([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="([^"]+)"\} or ([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="\2"\}\)/g;
 
 /** Every `metric{...}` in a PromQL expression with the jobs its `job=` or `job=~` matcher names. */
 function selectors(expr: string): { metric: string; jobs: string[] }[] {
@@ -333,6 +342,14 @@ class PanelBuilder {
   /** `rate(metric{...}[window])`. */
   rate(metric: string, component: string, kind: ExporterKind, extra = ""): string {
     return `rate(${this.m(metric, component, kind, extra)}[${this.window}])`;
+  }
+
+  /**
+   * `(a{job=…} or b{job=…})`: a metric the exporter names after the server's column, which
+   * one server version renamed (MySQL 8.4's replica_* for MariaDB's slave_*), as the rules read it.
+   */
+  either(metric: string, renamed: string, component: string, kind: ExporterKind): string {
+    return `(${this.m(metric, component, kind)} or ${this.m(renamed, component, kind)})`;
   }
 }
 
@@ -825,13 +842,15 @@ function postgresRow(b: PanelBuilder, pg: MonitoringPlan["postgres"][number]): R
       },
     );
   }
+  panels.push(...routerPanels(b, c, pg.router, pg.failoverBudgetSeconds));
   return { title: `Database: ${c} (PostgreSQL, Patroni)`, panels };
 }
 
 function mysqlRow(b: PanelBuilder, my: MonitoringPlan["mysql"][number]): RowSpec {
   const c = my.component;
   const title = `Database: ${c} (MySQL, ${my.mode === "galera" ? "Galera" : "replication"})`;
-  if (!b.has(c, "mysqld")) return { title, panels: [] };
+  const router = routerPanels(b, c, my.router, my.failoverBudgetSeconds);
+  if (!b.has(c, "mysqld")) return { title, panels: router };
   const m = (metric: string) => b.m(metric, c, "mysqld");
   const panels: PanelSpec[] = [
     {
@@ -880,6 +899,9 @@ function mysqlRow(b: PanelBuilder, my: MonitoringPlan["mysql"][number]): RowSpec
     }
     case "replication": {
       const lag = b.plan.mysqlLagSeconds ?? ALERT_DEFAULTS.mysqlLagSeconds;
+      /** A replica-status column under MariaDB's (and MySQL 8.0's) name or MySQL 8.4's. */
+      const replica = (old: string, renamed: string) =>
+        b.either(`mysql_slave_status_${old}`, `mysql_slave_status_${renamed}`, c, "mysqld");
       panels.push(
         {
           kind: "stat",
@@ -890,11 +912,11 @@ function mysqlRow(b: PanelBuilder, my: MonitoringPlan["mysql"][number]): RowSpec
           mappings: states([1, "running", "green"], [0, "stopped", "red"]),
           targets: [
             {
-              expr: `min by (instance) (${m("mysql_slave_status_slave_io_running")})`,
+              expr: `min by (instance) ${replica("slave_io_running", "replica_io_running")}`,
               legend: "{{instance}} IO",
             },
             {
-              expr: `min by (instance) (${m("mysql_slave_status_slave_sql_running")})`,
+              expr: `min by (instance) ${replica("slave_sql_running", "replica_sql_running")}`,
               legend: "{{instance}} SQL",
             },
           ],
@@ -908,7 +930,7 @@ function mysqlRow(b: PanelBuilder, my: MonitoringPlan["mysql"][number]): RowSpec
           steps: below(lag),
           targets: [
             {
-              expr: `max by (instance) (${m("mysql_slave_status_seconds_behind_master")})`,
+              expr: `max by (instance) ${replica("seconds_behind_master", "seconds_behind_source")}`,
               legend: "{{instance}}",
             },
           ],
@@ -946,6 +968,7 @@ function mysqlRow(b: PanelBuilder, my: MonitoringPlan["mysql"][number]): RowSpec
         { expr: `max(${m("mysql_global_variables_max_connections")})`, legend: "max_connections" },
       ],
     },
+    ...router,
   );
   return { title, panels };
 }
@@ -1060,7 +1083,53 @@ function redisRow(b: PanelBuilder, redis: NonNullable<MonitoringPlan["redis"]>):
       },
     );
   }
+  panels.push(...routerPanels(b, c, redis.router, redis.failoverBudgetSeconds));
   return { title: `Cache: ${c} (Redis${sentinel ? ", Sentinel" : ""})`, panels };
+}
+
+/**
+ * A data tier's HAProxy router (the stats port's exporter): whether each router replica has a
+ * server for the writes, and the client sessions it holds per port. Only with the router's job.
+ */
+function routerPanels(
+  b: PanelBuilder,
+  c: string,
+  router: RouterPlan | undefined,
+  failoverBudgetSeconds: number,
+): PanelSpec[] {
+  if (router === undefined || !b.has(c, "router")) return [];
+  const w = `proxy=${q(router.writeProxy)}`;
+  return [
+    {
+      kind: "stat",
+      title: "Router: write servers up",
+      description: `Servers each router replica may send writes to (its ${router.writeProxy} proxy's UP servers, standing-by backups included). None for longer than the failover budget (${failoverBudgetSeconds} s) fires RouterNoWriter.`,
+      unit: "none",
+      decimals: 0,
+      steps: atLeast(1, 1),
+      targets: [
+        {
+          expr: `max by (instance) (${b.m("haproxy_backend_active_servers", c, "router", w)} + ${b.m("haproxy_backend_backup_servers", c, "router", w)})`,
+          legend: "{{instance}}",
+        },
+      ],
+    },
+    {
+      kind: "timeseries",
+      title: "Router: client sessions",
+      description:
+        "Client connections open on each router replica, per port (HAProxy frontend); a failover cuts the old writer's sessions and clients reconnect.",
+      unit: "short",
+      min: 0,
+      decimals: 0,
+      targets: [
+        {
+          expr: `sum by (instance, proxy) (${b.m("haproxy_frontend_current_sessions", c, "router", `proxy!="stats"`)})`,
+          legend: "{{instance}} {{proxy}}",
+        },
+      ],
+    },
+  ];
 }
 
 function memcachedRow(b: PanelBuilder, mc: NonNullable<MonitoringPlan["memcached"]>): RowSpec {

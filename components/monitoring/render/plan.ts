@@ -10,6 +10,7 @@
  */
 export type ExporterKind =
   | "haproxy" // HAProxy's built-in Prometheus exporter (the stats listener's /metrics)
+  | "router" // the same exporter on a database's or Redis's HAProxy router (its stats port)
   | "nginx" // nginx-prometheus-exporter reading stub_status
   | "patroni" // Patroni's REST API /metrics
   | "postgres" // postgres_exporter, logged in as a pg_monitor user
@@ -71,6 +72,19 @@ export interface BalancerPlan {
   readonly tls: boolean;
 }
 
+/**
+ * The HAProxy router in front of a data tier (PostgresCluster, MysqlCluster, RedisCache): what
+ * RouterNoWriter and the router panels read from its job (`<component>-router`).
+ */
+export interface RouterPlan {
+  /**
+   * The proxy that carries the writes, as HAProxy's exporter labels it (`proxy`): the backend or
+   * `listen` section the write port sends to — `primary` (Patroni), `rw` (MySQL), `redis`.
+   * Its active and backup servers that are UP are where a write can go: none, and writes fail.
+   */
+  readonly writeProxy: string;
+}
+
 export interface PostgresPlan {
   readonly component: string;
   readonly members: number;
@@ -81,14 +95,21 @@ export interface PostgresPlan {
   readonly maximumLagOnFailoverBytes: number;
   /** Worst case from a leader's death to a new leader (the stack's failover budget, s). */
   readonly failoverBudgetSeconds: number;
+  /** Its router; unset: no router rules or panels. */
+  readonly router?: RouterPlan;
 }
 
 export interface MysqlPlan {
   readonly component: string;
   readonly members: number;
   readonly mode: "replication" | "galera";
-  /** Worst case from a writer's death to writes resuming (the stack's failover budget, s). */
+  /**
+   * Worst case from a writer's death to writes resuming (the stack's failover budget, s); 0 for
+   * replication, whose failover is a person running the promotion script.
+   */
   readonly failoverBudgetSeconds: number;
+  /** Its router; unset: no router rules or panels. */
+  readonly router?: RouterPlan;
 }
 
 export interface RedisPlan {
@@ -98,6 +119,8 @@ export interface RedisPlan {
   readonly sentinels: number;
   /** Worst case from a primary's death to a promoted replica (the Sentinel budget, s). */
   readonly failoverBudgetSeconds: number;
+  /** Its router; unset: no router rules or panels. */
+  readonly router?: RouterPlan;
 }
 
 export interface EtcdPlan {

@@ -1,5 +1,5 @@
 import { stringify } from "yaml";
-import { jobName, type ExporterKind, type MonitoringPlan } from "./plan";
+import { jobName, type ExporterKind, type MonitoringPlan, type RouterPlan } from "./plan";
 
 /**
  * Prometheus alert rules generated from the stack's settings: the same timings the configs are
@@ -58,6 +58,7 @@ export const ALERTS = [
   "MysqlConnectionsHigh",
   "RedisSentinelFailover",
   "RedisPrimaryWithoutReplicas",
+  "RouterNoWriter",
   "EtcdNoLeader",
   "EtcdMemberDown",
   "VolumeNearlyFull",
@@ -121,9 +122,12 @@ export function renderAlertRules(plan: MonitoringPlan): RuleGroup[] {
   return groups.filter((g) => g.rules.length > 0);
 }
 
-/** The rule file Prometheus loads (`rule_files`), as YAML. */
-export function renderRuleFile(plan: MonitoringPlan): string {
-  return stringify({ groups: renderAlertRules(plan) }, { lineWidth: 0, sortMapEntries: false });
+/**
+ * The rule file Prometheus loads (`rule_files`), as YAML, of the groups {@link renderAlertRules}
+ * returned: a caller that also needs the groups (a PrometheusRule, tests) renders them once.
+ */
+export function renderRuleFile(groups: readonly RuleGroup[]): string {
+  return stringify({ groups }, { lineWidth: 0, sortMapEntries: false });
 }
 
 /**
@@ -419,6 +423,7 @@ function postgresRules(pg: MonitoringPlan["postgres"][number], r: RuleBuilder): 
       "{{ $labels.instance }} uses {{ $value | humanizePercentage }} of max_connections",
       "Connections are near max_connections: new clients will be refused.",
     ),
+    ...routerRules(c, pg.router, pg.failoverBudgetSeconds, r),
   );
   return rules;
 }
@@ -482,6 +487,8 @@ function mysqlRules(plan: MonitoringPlan, my: MonitoringPlan["mysql"][number], r
       "{{ $labels.instance }} uses {{ $value | humanizePercentage }} of max_connections",
       "Connections are near max_connections: new clients will be refused.",
     ),
+    // Replication's failover is manual (budget 0): a router without a writer is news at once.
+    ...routerRules(c, my.router, my.failoverBudgetSeconds, r),
   );
   return rules;
 }
@@ -512,7 +519,36 @@ function redisRules(redis: NonNullable<MonitoringPlan["redis"]>, r: RuleBuilder)
       ),
     );
   }
+  // The router takes the promoted replica in (rise × interval) within the Sentinel budget's last
+  // second, the one it leaves for clients to ask Sentinel again.
+  rules.push(...routerRules(c, redis.router, redis.failoverBudgetSeconds, r));
   return rules;
+}
+
+/**
+ * A data tier's router without a server to send writes to: none of the write proxy's servers,
+ * active or backup (Galera's standing-by writers are backups), is UP on that router replica. A
+ * failover empties it from the old writer's `fall` to the new one's `rise`, within the failover
+ * budget: only longer is wrong. A router that does not answer at all is ScrapeTargetDown's.
+ */
+function routerRules(
+  component: string,
+  router: RouterPlan | undefined,
+  failoverBudgetSeconds: number,
+  r: RuleBuilder,
+): AlertRule[] {
+  if (router === undefined || !scrapes(r.plan, component, "router")) return [];
+  const w = r.sel(component, "router", `proxy=${q(router.writeProxy)}`);
+  return [
+    r.rule(
+      "RouterNoWriter",
+      "critical",
+      failoverBudgetSeconds + r.confirm,
+      `haproxy_backend_active_servers${w} + haproxy_backend_backup_servers${w} == 0`,
+      "Router {{ $labels.instance }} has no server for {{ $labels.ha_component }}'s writes",
+      `No server of the router's ${router.writeProxy} proxy has passed its health checks for longer than the failover budget (${failoverBudgetSeconds} s): writes through this router fail.`,
+    ),
+  ];
 }
 
 function etcdRules(e: MonitoringPlan["etcd"][number], r: RuleBuilder): AlertRule[] {
