@@ -152,3 +152,13 @@ function canonicalCidr(value: bigint, prefix: number, v4: boolean): string {
   for (let s = 112n; s >= 0n; s -= 16n) groups.push(((value >> s) & 0xffffn).toString(16));
   return `${groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::")}/${prefix}`;
 }
+
+/** Code-unit order (never the locale's): generated files and manifests sort the same everywhere. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A string matched literally by a regular expression (JavaScript's, and RE2's in Prometheus). */
+export function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -394,22 +394,6 @@ const MonitoringSchema = z.strictObject({
    */
   enabled: z.boolean().default(false),
   /**
-   * Docker (with `enabled`): where the stack's Alertmanager sends alerts, a webhook receiver (a
-   * chat bridge, an incident tool). Such URLs carry tokens: store it with
-   * `pulumi config set --secret --path ha-backend:monitoring.alertWebhookUrl <url>`. Unset: alerts
-   * stay in Alertmanager (its UI and API list them).
-   */
-  alertWebhookUrl: z
-    .string()
-    .refine(
-      ...rule(
-        isWebhookUrl,
-        "be an http:// or https:// URL with a host",
-        "Give the receiver's full URL, e.g. https://alerts.example.com/hooks/ha-backend.",
-      ),
-    )
-    .optional(),
-  /**
    * Kubernetes: a PodMonitor per job and a PrometheusRule for the cluster's Prometheus Operator.
    * Default: off (no CRD objects, so a cluster without the operator still works).
    */
@@ -458,8 +442,12 @@ const MonitoringSchema = z.strictObject({
     .prefault({}),
 });
 
-/** An Alertmanager webhook receiver's URL. */
+/**
+ * An Alertmanager webhook receiver's URL, as Go's url.Parse takes it: WHATWG's parser would
+ * silently drop spaces, tabs and newlines that Alertmanager refuses to start on.
+ */
 function isWebhookUrl(s: string): boolean {
+  if (/\s/.test(s) || hasControlCharacter(s)) return false;
   try {
     const u = new URL(s);
     return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
@@ -764,6 +752,7 @@ function monitoringIssues(
   c: {
     platform: "docker" | "kubernetes";
     monitoring: z.infer<typeof MonitoringSchema>;
+    alertWebhookUrl?: string;
     docker?: { publicPort: number; httpsPort?: number };
     balancer: { tls: string };
   },
@@ -805,14 +794,14 @@ function monitoringIssues(
       `On Docker set ${NAMESPACE}:monitoring.enabled: true (the stack's own Prometheus, on 127.0.0.1).`,
     );
   }
-  if (m.alertWebhookUrl !== undefined && !m.enabled) {
+  if (c.alertWebhookUrl !== undefined && !m.enabled) {
     issue(
-      ["monitoring", "alertWebhookUrl"],
-      m.alertWebhookUrl,
+      ["alertWebhookUrl"],
+      c.alertWebhookUrl,
       "only be set when monitoring.enabled is true (it configures the stack's own Alertmanager)",
       c.platform === "docker"
-        ? `Set ${NAMESPACE}:monitoring.enabled: true, or remove ${NAMESPACE}:monitoring.alertWebhookUrl.`
-        : `Remove ${NAMESPACE}:monitoring.alertWebhookUrl; configure your cluster's Alertmanager's receivers there.`,
+        ? `Set ${NAMESPACE}:monitoring.enabled: true, or remove ${NAMESPACE}:alertWebhookUrl.`
+        : `Remove ${NAMESPACE}:alertWebhookUrl; configure your cluster's Alertmanager's receivers there.`,
     );
   }
   if (!m.exporters && (m.enabled || m.prometheusOperator)) {
@@ -988,6 +977,22 @@ export const StackConfigSchema = z
     tlsCertificate: z.string().optional(),
     /** PEM private key for balancer.tls: provided; must be a secret (`pulumi config set --secret`). */
     tlsKey: z.string().optional(),
+    /**
+     * Docker (with `monitoring.enabled`): where the stack's Alertmanager sends alerts, a webhook
+     * receiver (a chat bridge, an incident tool). Such URLs carry tokens: it must be stored with
+     * `pulumi config set --secret ha-backend:alertWebhookUrl <url>`, and no message ever shows it.
+     * Unset: alerts stay in Alertmanager (its UI and API list them).
+     */
+    alertWebhookUrl: z
+      .string()
+      .refine(
+        ...rule(
+          isWebhookUrl,
+          "be an http:// or https:// URL with a host, without spaces or control characters",
+          "Give the receiver's full URL, e.g. https://alerts.example.com/hooks/ha-backend.",
+        ),
+      )
+      .optional(),
     docker: DockerSchema.optional(),
     kubernetes: KubernetesSchema.optional(),
     /**
@@ -1281,6 +1286,9 @@ const TYPE_WORDS: Record<string, string> = {
   array: "a list",
 };
 
+/** Keys whose values no message shows, stored with `--secret` or not. */
+const ALWAYS_HIDDEN = ["alertWebhookUrl"] as const;
+
 /** Shown instead of any value under a key stored with `--secret`. */
 export const REDACTED = "[secret]";
 
@@ -1389,8 +1397,10 @@ export function parseStackConfig(
   const opts = typeof from === "string" ? { source: from, secretKeys: legacySecretKeys } : from;
   const source = opts.source ?? "stack config";
   const secretKeys = opts.secretKeys ?? [];
+  // Never shown in a message, even stored in plain text (which is refused): it carries a token.
+  const hidden = [...secretKeys, ...ALWAYS_HIDDEN];
   const pending = opts.pendingKeys ?? [];
-  parsingSecretKeys = secretKeys;
+  parsingSecretKeys = hidden;
   let result: ReturnType<typeof StackConfigSchema.safeParse>;
   try {
     const present = Object.fromEntries(pending.map((k) => [k, "(pending)"]));
@@ -1398,7 +1408,7 @@ export function parseStackConfig(
   } finally {
     parsingSecretKeys = [];
   }
-  const problems = result.success ? [] : result.error.issues.flatMap((i) => describe(i, secretKeys));
+  const problems = result.success ? [] : result.error.issues.flatMap((i) => describe(i, hidden));
   problems.push(...stackNameProblems(raw, opts.stack));
   const warnings: string[] = [];
   // The PEM checks need only the two strings: run them even when another key is wrong, so every
@@ -1424,12 +1434,11 @@ export function parseStackConfig(
     );
     warnings.push(...check.warnings.map((w) => `${NAMESPACE}:tlsCertificate: ${w}`));
   }
-  const webhook = (raw.monitoring as { alertWebhookUrl?: unknown } | undefined)?.alertWebhookUrl;
-  if (result.success && webhook !== undefined && !secretKeys.includes("monitoring")) {
+  if (raw.alertWebhookUrl !== undefined && !secretKeys.includes("alertWebhookUrl")) {
     // A receiver's URL carries its token: in plain text it sits in the stack file and every clone.
     problems.push(
-      `${NAMESPACE}:monitoring.alertWebhookUrl must be stored as a secret, but a plain value was provided. ` +
-        `Run: pulumi config set --secret --path ${NAMESPACE}:monitoring.alertWebhookUrl <url>`,
+      `${NAMESPACE}:alertWebhookUrl must be stored as a secret, but a plain value was provided. ` +
+        `Run: pulumi config set --secret ${NAMESPACE}:alertWebhookUrl <url>`,
     );
   }
   if (

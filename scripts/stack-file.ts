@@ -169,5 +169,16 @@ export function readStackFile(
       placeholders.push(name);
     }
   }
+  // A secret webhook URL offline: a URL still (the config checks it is one), under the reserved
+  // .invalid domain, named by the placeholder so a new ciphertext is still a new value.
+  const hook = "ha-backend:alertWebhookUrl";
+  const stored = file.config[hook];
+  if (stored !== undefined && stored.startsWith(OFFLINE_SECRET_PLACEHOLDER)) {
+    const url = `https://alerts.invalid/${stored}`;
+    file.config[hook] = url;
+    const i = file.secretSources.findIndex((x) => x.label === `config ${hook}`);
+    if (i >= 0) file.secretSources[i] = { ...file.secretSources[i], value: url };
+    placeholders.push(hook);
+  }
   return { ...file, placeholders };
 }

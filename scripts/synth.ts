@@ -355,7 +355,7 @@ export async function synthStack(
   // Imported here, after the stack file parsed, so a bad stack name fails before Pulumi loads.
   const { defineStack } = (await import(join(root, "infra", "program"))) as typeof import("../infra/program");
   for (const key of file.placeholders) {
-    console.error(`synth ${stack}: ${key} is not in the stack file; using an offline placeholder (secret)`);
+    console.error(`synth ${stack}: ${key} is secret or not in the stack file; using an offline placeholder`);
   }
   const options = {
     ...file,

@@ -88,6 +88,8 @@ const PATHS = {
 } as const;
 const PORTS = { prometheus: 9090, alertmanager: 9093, grafana: 3000 } as const;
 const NOBODY = 65534;
+/** Docker: the watched volume's name under /volumes (the engine's disk, where named volumes live). */
+const DOCKER_DISK = "docker-volumes";
 /** The official Grafana image's user. */
 const GRAFANA_UID = 472;
 
@@ -162,23 +164,24 @@ export class Monitoring extends pulumi.ComponentResource {
         { parent: this },
       );
     }
-    // Docker: node_exporter over every data volume declared so far, mounted read-only (the
-    // kubelet reports volume use on Kubernetes). A named volume lives on the engine's disk, so
-    // this watches that disk's room for each volume.
+    // Docker: node_exporter on a volume of its own. Every named volume of the stack is a
+    // directory on the engine's one disk (the local driver), so an empty one reports the room the
+    // data volumes share, without mounting their data into another container (Redis's files are
+    // world-readable). The kubelet reports each claim's use on Kubernetes.
     if (s !== undefined && args.plan.volumes && platform.kind === "docker") {
       const volumes = platform.deploy(
         `${name}-volumes`,
         {
-          kind: "stateless",
+          kind: "stateful",
           replicas: 1,
           image: EXPORTER_IMAGES.node,
           args: [...renderVolumeExporter({ rootfs: "/" }).args],
           ports: { http: EXPORTER_PORTS.node },
           healthCheck: { httpGet: { path: "/metrics", port: "http" } },
-          // A tier of its own that only Prometheus reaches: it reaches nothing itself.
+          volume: { mountPath: `${VOLUME_MOUNT_ROOT}/${DOCKER_DISK}`, sizeGi: 1 },
+          // A tier of its own, on one network with the monitoring tier (Prometheus, the prober).
           tier: `${platform.scraperTier as string}-volumes`,
           allowFrom: [platform.scraperTier as string],
-          mountsVolumesAt: VOLUME_MOUNT_ROOT,
           runAsUser: NOBODY,
           writablePaths: [],
         },

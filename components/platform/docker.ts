@@ -3,14 +3,14 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { cpuCores, dockerMemoryMb } from "./quantity";
 import {
+  checkProbes,
+  compareStrings,
   dockerBuild,
   dockerHealthCommand,
   filesDigest,
   healthWaitSeconds,
   resolveHealthCheck,
   sidecarValues,
-  checkProbes,
-  compareStrings,
   sortedEntries,
   statefulMemberNames,
   validateTaskSpec,
@@ -105,8 +105,6 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   private readonly deployedTiers = new Map<string, string>();
   /** Tiers whose members publish ports (on the `public` network), for `probes`. */
   private readonly publishedTiers = new Set<string>();
-  /** Every data volume declared so far, by member, for `mountsVolumesAt`. */
-  private readonly dataVolumes: { readonly member: string; readonly volume: docker.Volume }[] = [];
   private readonly images = new Map<string, pulumi.Output<string>>();
 
   constructor(name: string, args: DockerPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -376,8 +374,6 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         );
       }
     }
-    // Known now: the volumes are those declared before this workload (a prober of volumes comes last).
-    const watched = spec.mountsVolumesAt === undefined ? [] : [...this.dataVolumes];
     const parent = opts?.parent ?? this;
     const image = this.image(spec.image, spec.build, name);
     const published = (spec.publicPorts ?? []).length > 0;
@@ -435,7 +431,6 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
                 retainOnDelete: spec.volume.protect ?? false,
               },
             );
-      if (volume !== undefined) this.dataVolumes.push({ member, volume });
 
       const envs = dockerEnv(spec, memberValues(spec.memberEnv, member, host));
       const container = new docker.Container(
@@ -456,17 +451,8 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             aliases: [member, name],
           })),
           uploads: dockerUploads(spec.files, spec.secretFiles, spec.fileOwner ?? spec.runAsUser ?? 0),
-          volumes: [
-            ...(volume && spec.volume
-              ? [{ volumeName: volume.name, containerPath: spec.volume.mountPath }]
-              : []),
-            // Another workload's data, read-only: only its file system's size and use are read.
-            ...watched.map((w) => ({
-              volumeName: w.volume.name,
-              containerPath: `${spec.mountsVolumesAt}/${w.member}`,
-              readOnly: true,
-            })),
-          ],
+          volumes:
+            volume && spec.volume ? [{ volumeName: volume.name, containerPath: spec.volume.mountPath }] : [],
           // Directories an unprivileged member writes that the image owns as root (see writablePaths).
           tmpfs:
             (spec.writablePaths ?? []).length > 0

@@ -33,7 +33,7 @@ import type {
 import Inputs = k8s.types.input.core.v1;
 import { componentToken } from "../resource";
 import { invalidArg } from "../errors";
-import { cidrProblem, isDnsLabel, SYSTEM_NAMESPACES } from "../validation";
+import { cidrProblem, escapeRegex, isDnsLabel, SYSTEM_NAMESPACES } from "../validation";
 
 export interface KubernetesPlatformArgs {
   /** Namespace every workload goes into; created by the platform. */
@@ -636,16 +636,6 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   deploy(name: string, given: WorkloadSpec, opts?: pulumi.ComponentResourceOptions): Workload {
     // An Output image comes back carrying its check: every use below is of this spec.
     const spec = validateWorkloadSpec(name, given);
-    if (spec.mountsVolumesAt !== undefined) {
-      invalidArg(
-        "Workload",
-        name,
-        "mountsVolumesAt",
-        "be used only on Docker (a pod cannot mount another pod's claim)",
-        spec.mountsVolumesAt,
-        "Read volume use from the kubelet (kubelet_volume_stats_*) on Kubernetes.",
-      );
-    }
     checkProbes(name, spec, this.publishedTiers);
     if ((spec.publicPorts ?? []).length > 0) this.publishedTiers.add(spec.tier);
     const parent = opts?.parent ?? this;
@@ -1056,11 +1046,6 @@ function sidecarContainer(sc: SidecarSpec): Inputs.Container {
       readOnlyRootFilesystem: true,
     },
   };
-}
-
-/** A string matched literally by a Prometheus (RE2) relabelling regex. */
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** The port numbers of a workload's metrics ports (its own or its sidecars'), sorted. */

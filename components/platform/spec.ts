@@ -2,6 +2,7 @@ import { createHash, createHmac } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { HealthCheck, ImageBuild, TaskSpec, WorkloadSpec } from "./types";
 import { checkInput, invalidArg } from "../errors";
+import { compareStrings } from "../validation";
 
 /** Kubernetes object names and port names double as DNS labels: keep both platforms to that rule. */
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -312,20 +313,6 @@ export function validateWorkloadSpec(name: string, spec: WorkloadSpec): Workload
       fail(name, "probes", "list tier names that are DNS labels", t, "Use the tier of a published workload.");
     }
   }
-  if (
-    spec.mountsVolumesAt !== undefined &&
-    (!spec.mountsVolumesAt.startsWith("/") ||
-      spec.mountsVolumesAt === "/" ||
-      /\/\.\.?(\/|$)/.test(spec.mountsVolumesAt))
-  ) {
-    fail(
-      name,
-      "mountsVolumesAt",
-      "be an absolute directory other than / (no . or .. segments)",
-      spec.mountsVolumesAt,
-      "Use e.g. /volumes.",
-    );
-  }
   if (spec.runAsUser !== undefined && (!Number.isInteger(spec.runAsUser) || spec.runAsUser < 1)) {
     fail(
       name,
@@ -619,12 +606,12 @@ export function statefulMemberNames(name: string, replicas: number): string[] {
   return Array.from({ length: replicas }, (_, i) => `${name}-${i}`);
 }
 
-/** Entries of a record sorted by key, so generated lists never depend on insertion order. */
-/** Code-unit order (never the locale's): generated files and manifests sort the same everywhere. */
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+export { compareStrings };
 
+/**
+ * Entries of a record sorted by key ({@link compareStrings}), so generated lists never depend on
+ * insertion order.
+ */
 export function sortedEntries<T>(record: Readonly<Record<string, T>> | undefined): [string, T][] {
   return Object.entries(record ?? {}).sort(([a], [b]) => compareStrings(a, b));
 }

@@ -128,14 +128,6 @@ export interface WorkloadSpec {
    * put it beside every published container.
    */
   readonly probes?: readonly string[];
-  /**
-   * Mount every data volume this platform has created so far read-only under this directory, one
-   * per member at `<dir>/<member>`: node_exporter reads their fullness. Docker only (a named
-   * volume is a directory on the engine's disk, so it fills when that disk fills); Kubernetes
-   * refuses it: the kubelet reports each claim's use (`kubelet_volume_stats_*`), and a pod cannot
-   * mount another pod's claim.
-   */
-  readonly mountsVolumesAt?: string;
 }
 
 /** What {@link Platform.monitors} declares. */

@@ -72,8 +72,8 @@ export function stackMonitoring(ctx: TopologyContext, stack: string): TopologyOu
             stack: {
               ports: m.ports,
               // Stored with --secret (the config refuses it otherwise): it stays secret here too.
-              ...(m.alertWebhookUrl !== undefined
-                ? { alertWebhookUrl: pulumi.secret(m.alertWebhookUrl) }
+              ...(ctx.config.alertWebhookUrl !== undefined
+                ? { alertWebhookUrl: pulumi.secret(ctx.config.alertWebhookUrl) }
                 : {}),
             },
           }

@@ -62,7 +62,8 @@ export const SAMPLE_PLANS: Record<string, MonitoringPlan> = {
         component: "orders-0",
         members: 2,
         mode: "replication",
-        failoverBudgetSeconds: 20,
+        // As MysqlCluster says: no automatic failover, so an empty write proxy is wrong at once.
+        failoverBudgetSeconds: 0,
         router: { writeProxy: "rw" },
       },
     ],

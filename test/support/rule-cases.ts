@@ -385,9 +385,10 @@ const FIXTURES: Record<AlertName, (c: Ctx) => { fire: Case; quiet: Case }> = {
       s("haproxy_backend_active_servers", l(member), active),
       s("haproxy_backend_backup_servers", l(member), backup),
     ];
-    // A failover empties the write proxy for a while within the budget (at least one scrape):
-    // the last samples, so that at the evaluation it has been empty for less than the budget.
-    const empty = Math.max(1, Math.floor(budgetSeconds(c) / c.plan.scrapeIntervalSeconds));
+    // A failover empties the write proxy for a while: the last samples, empty for the whole
+    // budget and two scrapes more, just under the rule's `for:` (the budget + 3 scrapes). A `for:`
+    // without the budget fires on it wherever the budget is a scrape or more.
+    const empty = Math.floor(budgetSeconds(c) / c.plan.scrapeIntervalSeconds) + 2;
     const failover = `1x${c.n - empty - 1} 0x${empty}`;
     return {
       // Router 0 loses its writer for good; router 1 still has one.

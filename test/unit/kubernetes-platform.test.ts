@@ -546,6 +546,19 @@ describe("KubernetesPlatform", () => {
       const run = await runComponents(() => void platformWith({ serviceType: type }).deploy("web", web));
       const spec = plain(one(run, T.service, "web-public")).spec;
       expect([spec.type, spec.externalTrafficPolicy]).toEqual([expected, policy]);
+      // The stack's prober (pods labelled ha-backend/prober) is admitted to the public port
+      // whatever the Service type: an ipBlock may not match a pod's address.
+      const ingress = plain(one(run, T.netpol, "web-netpol")).spec.ingress;
+      // The public rule: anyone outside (an ipBlock), or anyone in the cluster (ClusterIP).
+      const publicRule = ingress.find((r: { from: { ipBlock?: unknown; namespaceSelector?: object }[] }) =>
+        r.from.some(
+          (f) =>
+            f.ipBlock !== undefined || (f.namespaceSelector && Object.keys(f.namespaceSelector).length === 0),
+        ),
+      );
+      expect(publicRule.from).toContainEqual({
+        podSelector: { matchLabels: { "ha-backend/prober": "true" } },
+      });
       const pod = plain(one(run, T.deployment, "web-deployment")).spec.template.spec;
       expect(pod.topologySpreadConstraints[1]).toMatchObject({
         topologyKey: "kubernetes.io/hostname",

@@ -4,7 +4,11 @@
  * the edge's public ports and nothing else), Docker's watcher of the data volumes, and the
  * Alertmanager webhook as a secret stack key.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parse } from "yaml";
+import { parseStackConfig } from "../../infra/config";
 import {
   redactSecrets,
   runProgramWithMocks,
@@ -91,7 +95,7 @@ describe("Kubernetes (ecommerce-prod with monitoring.prometheusOperator): the ed
     expect(allowed["monitoring/prometheus"]).toContain("monitoring-prober:9115");
     // Nobody else in the stack reaches the prober.
     for (const [src, dsts] of Object.entries(allowed)) {
-      if (src !== "monitoring-prober" && src !== "monitoring/prometheus" && src !== "internet") {
+      if (src !== "monitoring-prober" && src !== "monitoring/prometheus") {
         expect([src, dsts.filter((d) => d.startsWith("monitoring-prober"))]).toEqual([src, []]);
       }
     }
@@ -113,11 +117,10 @@ describe("Docker (ecommerce-dev with monitoring.enabled): the data volumes watch
     });
   });
 
-  it("mounts every data volume read-only into node_exporter, one directory per member", () => {
+  it("watches the engine's disk through an empty volume of its own, never mounting the data", () => {
     const volumes = ofType(run, "docker:index/volume:Volume").map((r) => plain(r).name as string);
-    expect(volumes.length).toBeGreaterThan(5);
+    expect(volumes).toContain("ecommerce-dev-monitoring-volumes-0-data");
     const watcher = containers().find((c) => c.name === "ecommerce-dev-monitoring-volumes-0");
-    expect(watcher.image).toBeDefined();
     expect(watcher.command).toEqual([
       "--collector.disable-defaults",
       "--collector.filesystem",
@@ -125,18 +128,15 @@ describe("Docker (ecommerce-dev with monitoring.enabled): the data volumes watch
       "--web.listen-address=:9100",
     ]);
     expect(watcher.user).toBe("65534");
-    // Every volume declared before it: the stack's data. (Prometheus's own comes after it, on the
-    // same engine disk, whose room every watched volume reports.)
-    expect([...watcher.volumes].map((v: Json) => v.volumeName).sort()).toEqual(
-      volumes.filter((v) => !v.includes("-monitoring-")).sort(),
-    );
-    for (const v of watcher.volumes) {
-      expect(v.readOnly).toBe(true);
-      expect(v.containerPath).toBe(
-        `/volumes/${v.volumeName.replace(/^ecommerce-dev-/, "").replace(/-data$/, "")}`,
-      );
+    // Its own volume only: no other workload's data is mounted into it.
+    expect(watcher.volumes).toEqual([
+      { volumeName: "ecommerce-dev-monitoring-volumes-0-data", containerPath: "/volumes/docker-volumes" },
+    ]);
+    // The data volumes are on the same local driver (the engine's disk) as the watched one.
+    for (const v of ofType(run, "docker:index/volume:Volume").map((r) => plain(r))) {
+      expect([v.name, v.driver ?? "local"]).toEqual([v.name, "local"]);
     }
-    // Only on the scraper's network: it publishes nothing and nothing else reaches it.
+    // Only on its own network with the monitoring tier: it publishes nothing.
     expect(watcher.networksAdvanced.map((n: Json) => n.name)).toEqual([
       "ecommerce-dev-monitoring-volumes-from-monitoring",
     ]);
@@ -172,23 +172,29 @@ describe("Docker (ecommerce-dev with monitoring.enabled): the data volumes watch
   });
 });
 
-describe("monitoring.alertWebhookUrl: Alertmanager's receiver, a secret stack key", () => {
-  /** ecommerce-dev with `monitoring` set, stored with --secret when `secret`. */
+describe("alertWebhookUrl: Alertmanager's receiver, a secret stack key", () => {
+  const TOKEN = "XXXXTOKENXXXX";
+  const URL = `https://hooks.example.com/services/T000/B000/${TOKEN}`;
+  /** ecommerce-dev with `monitoring` and `alertWebhookUrl` set, the URL stored with --secret when `secret`. */
   async function runDev(
     monitoring: Record<string, unknown>,
+    hook: string | undefined,
     secret: boolean,
-    stack = "ecommerce-dev",
   ): Promise<{ run?: ProgramRun; error?: unknown; recorded: RecordedResource[] }> {
-    const file = readStackFile(stack);
-    const config = { ...file.config, "ha-backend:monitoring": JSON.stringify(monitoring) };
+    const file = readStackFile("ecommerce-dev");
+    const config: Record<string, string> = {
+      ...file.config,
+      "ha-backend:monitoring": JSON.stringify(monitoring),
+      ...(hook !== undefined ? { "ha-backend:alertWebhookUrl": hook } : {}),
+    };
     const { defineStack } = await import("../../infra/program");
     const recorded: RecordedResource[] = [];
     try {
       const run = await runProgramWithMocks(
         {
           config,
-          secretKeys: [...file.secretKeys, ...(secret ? ["ha-backend:monitoring"] : [])],
-          stack,
+          secretKeys: [...file.secretKeys, ...(secret ? ["ha-backend:alertWebhookUrl"] : [])],
+          stack: "ecommerce-dev",
           program: defineStack,
         },
         recorded,
@@ -198,10 +204,9 @@ describe("monitoring.alertWebhookUrl: Alertmanager's receiver, a secret stack ke
       return { error, recorded };
     }
   }
-  const URL = "https://hooks.example.com/services/T000/B000/XXXXXXXXXXXXXXXX";
 
   it("goes into Alertmanager's config as a secret file, never plain", async () => {
-    const { run, error } = await runDev({ enabled: true, alertWebhookUrl: URL }, true);
+    const { run, error } = await runDev({ enabled: true }, URL, true);
     expect(error).toBeUndefined();
     const am = ofType(run!, "docker:index/container:Container").find(
       (r) => r.name === "monitoring-alertmanager-0",
@@ -225,32 +230,107 @@ describe("monitoring.alertWebhookUrl: Alertmanager's receiver, a secret stack ke
   it.each([
     [
       "stored in plain text",
-      { enabled: true, alertWebhookUrl: URL },
+      { enabled: true },
+      URL,
       false,
-      "monitoring.alertWebhookUrl must be stored as a secret, but a plain value was provided. Run: pulumi config set --secret --path ha-backend:monitoring.alertWebhookUrl <url>",
+      [
+        "alertWebhookUrl must be stored as a secret, but a plain value was provided. Run: pulumi config set --secret ha-backend:alertWebhookUrl <url>",
+      ],
     ],
     [
-      "without the stack's own Alertmanager",
-      { alertWebhookUrl: URL },
-      true,
-      "monitoring.alertWebhookUrl must only be set when monitoring.enabled is true",
+      "without the stack's own Alertmanager, and in plain text (both said at once)",
+      {},
+      URL,
+      false,
+      [
+        "alertWebhookUrl must only be set when monitoring.enabled is true",
+        "alertWebhookUrl must be stored as a secret",
+      ],
     ],
     [
-      "not a URL",
-      { enabled: true, alertWebhookUrl: "hooks.example.com/x" },
-      true,
-      "monitoring.alertWebhookUrl must be an http:// or https:// URL with a host",
+      "not a URL, even in plain text",
+      { enabled: true },
+      `hooks.example.com/${TOKEN}`,
+      false,
+      [
+        "alertWebhookUrl must be an http:// or https:// URL with a host",
+        "alertWebhookUrl must be stored as a secret",
+      ],
     ],
-  ])("is refused %s, before anything is created", async (_what, monitoring, secret, message) => {
-    const { error, recorded } = await runDev(monitoring, secret);
-    expect(String(error)).toContain(message);
-    // The value itself is never repeated in the message.
-    expect(String(error)).not.toContain("XXXXXXXXXXXXXXXX");
+    [
+      "with a newline that Alertmanager would refuse",
+      { enabled: true },
+      `${URL}\n`,
+      true,
+      [
+        "alertWebhookUrl must be an http:// or https:// URL with a host, without spaces or control characters",
+      ],
+    ],
+    [
+      "with a leading space",
+      { enabled: true },
+      ` ${URL}`,
+      true,
+      [
+        "alertWebhookUrl must be an http:// or https:// URL with a host, without spaces or control characters",
+      ],
+    ],
+  ])("is refused %s, before anything is created", async (_what, monitoring, hook, secret, messages) => {
+    const { error, recorded } = await runDev(monitoring, hook, secret);
+    for (const m of messages) expect(String(error)).toContain(m);
+    // The value itself is never repeated in a message, stored in plain text or not.
+    expect(String(error)).not.toContain(TOKEN);
     expect(recorded.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+  });
+
+  it("keeps the other monitoring values visible in messages (the secret is a key of its own)", async () => {
+    const { error } = await runDev({ enabled: true, ports: { prometheus: 8080 } }, URL, true);
+    expect(String(error)).toContain(
+      "monitoring.ports.prometheus must differ from docker.publicPort (8080): a host port takes one listener, but 8080 was provided.",
+    );
+  });
+
+  it("offline (synth, tests), a secure value stands in as a URL under .invalid, still secret", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ha-hook-"));
+    try {
+      writeFileSync(
+        join(dir, "Pulumi.hook-dev.yaml"),
+        [
+          "config:",
+          "  ha-backend:topology: ecommerce",
+          "  ha-backend:platform: docker",
+          "  ha-backend:monitoring:",
+          "    enabled: true",
+          "  ha-backend:alertWebhookUrl:",
+          "    secure: v1:AAAABBBB",
+          "",
+        ].join("\n"),
+      );
+      const file = readStackFile("hook-dev", dir);
+      expect(file.placeholders).toEqual(["ha-backend:alertWebhookUrl"]);
+      expect(file.config["ha-backend:alertWebhookUrl"]).toMatch(
+        /^https:\/\/alerts\.invalid\/offline-placeholder-secret-[0-9a-f]{12}$/,
+      );
+      expect(file.secretKeys).toContain("ha-backend:alertWebhookUrl");
+      expect(file.secretSources.map((x) => x.value)).toContain(file.config["ha-backend:alertWebhookUrl"]);
+      expect(() =>
+        parseStackConfig(
+          Object.fromEntries(
+            Object.entries(file.config).map(([k, v]) => [
+              k.replace("ha-backend:", ""),
+              /^[{[]/.test(v) ? JSON.parse(v) : v,
+            ]),
+          ),
+          { secretKeys: file.secretKeys.map((k) => k.replace("ha-backend:", "")), stack: "hook-dev" },
+        ),
+      ).not.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
-describe("probes and mountsVolumesAt are checked before anything is created", () => {
+describe("probes are checked before anything is created", () => {
   const prober = (extra: Partial<WorkloadSpec>): WorkloadSpec => ({
     kind: "stateless",
     replicas: 1,
@@ -303,30 +383,6 @@ describe("probes and mountsVolumesAt are checked before anything is created", ()
     expect(String(caught)).toContain(
       'probes must name tiers that already admit tier probe on Docker (a container\'s networks are fixed when it is created), but "edge" was provided.',
     );
-  });
-
-  it("kubernetes: mountsVolumesAt is refused (the kubelet reports volume use)", async () => {
-    let caught: unknown;
-    await runBuild(() => {
-      try {
-        new KubernetesPlatform("p", { namespace: "t" }).deploy("w", prober({ mountsVolumesAt: "/volumes" }));
-      } catch (e) {
-        caught = e;
-      }
-    });
-    expect(String(caught)).toContain("mountsVolumesAt must be used only on Docker");
-  });
-
-  it.each(["volumes", "/", "/a/../b"])("docker: mountsVolumesAt %j is refused", async (dir) => {
-    let caught: unknown;
-    await runBuild(() => {
-      try {
-        new DockerPlatform("p", { prefix: "t" }).deploy("w", prober({ mountsVolumesAt: dir }));
-      } catch (e) {
-        caught = e;
-      }
-    });
-    expect(String(caught)).toContain("mountsVolumesAt must be an absolute directory other than /");
   });
 });
 

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { compareStrings } from "../../validation";
 import * as g from "../../render-guard";
 import { jobName, type ExporterKind, type MonitoringPlan, type RouterPlan } from "./plan";
 import { ALERT_DEFAULTS } from "./rules";
@@ -268,7 +269,7 @@ export function dashboardMetrics(
       for (const job of s.jobs) add(s.metric, job, panel);
     }
   }
-  return [...out.values()].sort((a, b) => `${a.metric} ${a.job}`.localeCompare(`${b.metric} ${b.job}`));
+  return [...out.values()].sort((a, b) => compareStrings(`${a.metric} ${a.job}`, `${b.metric} ${b.job}`));
 }
 
 /**

@@ -1,4 +1,5 @@
 import { stringify } from "yaml";
+import { compareStrings, escapeRegex } from "../../validation";
 import { jobName, type ExporterKind, type MonitoringPlan, type RouterPlan } from "./plan";
 
 /**
@@ -204,7 +205,7 @@ function targetRules(plan: MonitoringPlan, r: RuleBuilder): AlertRule[] {
   if (plan.platform === "kubernetes") {
     // Pods that do not exist leave no `up` series at all (the scraper discovers pods): count the
     // targets against the members each job should have.
-    for (const j of [...plan.jobs].sort((a, b) => a.job.localeCompare(b.job))) {
+    for (const j of [...plan.jobs].sort((a, b) => compareStrings(a.job, b.job))) {
       const members = j.expected ?? j.targets.length;
       if (members === 0) continue;
       rules.push({
@@ -245,10 +246,6 @@ export const UP_METRIC: Partial<Record<ExporterKind, string>> = {
   sentinel: "redis_up",
   memcached: "memcached_up",
 };
-
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
 
 /** Whether the plan scrapes a job of `kind` for `component` (probe-based rules need their prober). */
 function scrapes(plan: MonitoringPlan, component: string, kind: ExporterKind): boolean {
